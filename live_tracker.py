@@ -1,0 +1,71 @@
+"""Decides, from one observation of Twitch, which streams started, continued or ended.
+
+Pure logic over dataclasses (no I/O), shared by every event source: the poll loop today, EventSub later.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from database import LiveStream
+from twitch_api import StreamsSnapshot, TwitchStream
+
+
+def live_stream_from(stream: TwitchStream) -> LiveStream:
+    return LiveStream(
+        twitch_user_id=stream.user_id,
+        stream_id=stream.id,
+        title=stream.title,
+        game_name=stream.game_name,
+        viewer_count=stream.viewer_count,
+        started_at=stream.started_at,
+        thumbnail_url=stream.thumbnail_url,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class PollOutcome:
+    live: list[LiveStream] = field(default_factory=list)
+    """Every stream seen live in this observation, to store (new, updated or unchanged)."""
+    started: list[LiveStream] = field(default_factory=list)
+    """Streams whose id was not live before: candidates for an announcement."""
+    ended: list[LiveStream] = field(default_factory=list)
+    """Streams that are over: absent long enough, or replaced by a new stream of the same streamer."""
+    offline: list[str] = field(default_factory=list)
+    """User ids that are no longer live at all (their live state is removed)."""
+    missed: dict[str, int] = field(default_factory=dict)
+    """User ids absent from this observation but not yet considered offline, with their new miss count."""
+
+
+def reconcile(
+    previous: Mapping[str, LiveStream], snapshot: StreamsSnapshot, offline_after_polls: int = 2
+) -> PollOutcome:
+    """Compare what was live with what Twitch reports now.
+
+    A streamer Twitch did not answer for (`snapshot.failed`, or simply not checked) is unknown and left
+    exactly as it was: an outage must never look like the end of a stream. A streamer checked and absent
+    is counted as missed; after `offline_after_polls` consecutive misses its stream has ended. This absorbs
+    Twitch's habit of dropping a live stream from one listing and returning it, same id, in the next.
+    """
+    if offline_after_polls < 1:
+        raise ValueError("offline_after_polls must be at least 1")
+    outcome = PollOutcome()
+    for user_id, stream in snapshot.streams.items():
+        current = live_stream_from(stream)
+        outcome.live.append(current)
+        before = previous.get(user_id)
+        if before is None or before.stream_id != current.stream_id:
+            outcome.started.append(current)
+            if before is not None:
+                outcome.ended.append(before)
+    for user_id, before in previous.items():
+        if user_id in snapshot.streams or user_id not in snapshot.checked or user_id in snapshot.failed:
+            continue
+        misses = before.missed_polls + 1
+        if misses >= offline_after_polls:
+            outcome.ended.append(before)
+            outcome.offline.append(user_id)
+        else:
+            outcome.missed[user_id] = misses
+    return outcome

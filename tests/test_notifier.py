@@ -1,0 +1,170 @@
+"""Unit tests for notifier.Notifier with a recording announcer: exactly-once announcements per subscription."""
+
+import asyncio
+from datetime import UTC, datetime
+
+import pytest
+
+from database import Database, LiveStream, Streamer
+from notifier import AnnounceError, Notifier, announcement_nonce
+from twitch_api import StreamsSnapshot, TwitchStream
+
+T0 = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+ALICE = Streamer("1", "alice", "Alice")
+BOB = Streamer("2", "bob", "Bob")
+
+
+def stream(user: Streamer, stream_id: str, title: str = "hi", login: str | None = None) -> TwitchStream:
+    return TwitchStream(
+        id=stream_id,
+        user_id=user.twitch_user_id,
+        user_login=login or user.login,
+        user_name=(login or user.display_name),
+        game_id="1",
+        game_name="Game",
+        title=title,
+        viewer_count=1,
+        started_at=T0,
+        thumbnail_url="https://x/{width}x{height}.jpg",
+    )
+
+
+def poll(*live: TwitchStream, checked=("1", "2"), failed=()) -> StreamsSnapshot:
+    return StreamsSnapshot(
+        streams={s.user_id: s for s in live}, checked=frozenset(checked), failed=frozenset(failed), requests=1
+    )
+
+
+class RecordingAnnouncer:
+    def __init__(self) -> None:
+        self.sent: list[tuple[int, str, str]] = []
+        self.failures: dict[int, AnnounceError | Exception] = {}
+        self.nonces: list[tuple[int, str]] = []
+        self._next_id = 1000
+
+    async def announce(self, channel_id: int, stream: LiveStream, streamer: Streamer, *, nonce: str) -> int:
+        await asyncio.sleep(0)
+        self.nonces.append((channel_id, nonce))
+        if channel_id in self.failures:
+            raise self.failures[channel_id]
+        self.sent.append((channel_id, stream.stream_id, streamer.login))
+        self._next_id += 1
+        return self._next_id
+
+
+@pytest.fixture
+async def db(tmp_path):
+    database = await Database.open(str(tmp_path / "bot.db"))
+    await database.add_subscription(1, 10, ALICE)
+    await database.add_subscription(2, 20, ALICE)
+    await database.add_subscription(2, 20, BOB)
+    yield database
+    await database.close()
+
+
+@pytest.fixture
+def announcer():
+    return RecordingAnnouncer()
+
+
+@pytest.fixture
+def notifier(db, announcer):
+    return Notifier(db, announcer, offline_after_polls=2)
+
+
+async def test_went_live_is_announced_once_in_every_following_guild(notifier, announcer):
+    report = await notifier.apply(poll(stream(ALICE, "a1")))
+    assert sorted(announcer.sent) == [(10, "a1", "alice"), (20, "a1", "alice")]
+    assert (report.started, report.announced) == (1, 2)
+    await notifier.apply(poll(stream(ALICE, "a1", title="changed")))
+    assert len(announcer.sent) == 2
+
+
+async def test_restart_does_not_announce_again(db, announcer):
+    await Notifier(db, announcer).apply(poll(stream(ALICE, "a1")))
+    again = RecordingAnnouncer()
+    await Notifier(db, again).apply(poll(stream(ALICE, "a1")))
+    assert again.sent == []
+
+
+async def test_blink_and_same_stream_id_never_repeat(notifier, announcer):
+    await notifier.apply(poll(stream(ALICE, "a1")))
+    await notifier.apply(poll())  # absent once: still live
+    await notifier.apply(poll(stream(ALICE, "a1")))
+    await notifier.apply(poll())
+    report = await notifier.apply(poll())  # absent twice: ended
+    assert report.ended == 1
+    await notifier.apply(poll(stream(ALICE, "a1")))  # Twitch lists the old stream again
+    assert len(announcer.sent) == 2
+
+
+async def test_new_stream_id_is_announced_again(notifier, announcer):
+    await notifier.apply(poll(stream(ALICE, "a1")))
+    await notifier.apply(poll())
+    await notifier.apply(poll())
+    await notifier.apply(poll(stream(ALICE, "a2")))
+    assert sorted(s[1] for s in announcer.sent) == ["a1", "a1", "a2", "a2"]
+
+
+async def test_failed_batch_is_unknown_not_offline(db, notifier, announcer):
+    await notifier.apply(poll(stream(ALICE, "a1")))
+    for _ in range(5):
+        await notifier.apply(poll(checked=(), failed=("1", "2")))
+    assert "1" in await db.live_streams()
+    await notifier.apply(poll(stream(ALICE, "a1")))
+    assert len(announcer.sent) == 2
+
+
+async def test_permanent_failure_is_marked_others_still_posted_and_cleared_later(db, notifier, announcer):
+    announcer.failures[10] = AnnounceError("can't post in #alerts: missing Send Messages", permanent=True)
+    report = await notifier.apply(poll(stream(ALICE, "a1")))
+    assert announcer.sent == [(20, "a1", "alice")]
+    assert report.announce_failed == 1
+    sub = await db.find_subscription(1, "alice")
+    assert sub.last_error == "can't post in #alerts: missing Send Messages"
+    del announcer.failures[10]
+    await notifier.apply(poll(stream(ALICE, "a1")))
+    assert (10, "a1", "alice") in announcer.sent
+    assert (await db.find_subscription(1, "alice")).last_error is None
+
+
+async def test_transient_failure_is_retried_next_cycle(notifier, announcer):
+    announcer.failures[20] = AnnounceError("Discord answered 503", permanent=False)
+    await notifier.apply(poll(stream(BOB, "b1")))
+    assert announcer.sent == []
+    del announcer.failures[20]
+    await notifier.apply(poll(stream(BOB, "b1")))
+    assert announcer.sent == [(20, "b1", "bob")]
+
+
+async def test_unexpected_error_does_not_stop_the_others(notifier, announcer, caplog):
+    announcer.failures[10] = RuntimeError("boom")
+    report = await notifier.apply(poll(stream(ALICE, "a1")))
+    assert announcer.sent == [(20, "a1", "alice")]
+    assert report.errors and "boom" in report.errors[0]
+    assert "Unexpected error" in caplog.text
+
+
+async def test_renames_are_stored(db, notifier):
+    await notifier.apply(poll(stream(ALICE, "a1", login="alice_new")))
+    assert (await db.find_subscription(1, "alice_new")).streamer.twitch_user_id == "1"
+
+
+async def test_retries_reuse_the_same_nonce_so_discord_can_deduplicate(notifier, announcer):
+    announcer.failures[10] = AnnounceError("503", permanent=False)
+    await notifier.apply(poll(stream(ALICE, "a1")))
+    del announcer.failures[10]
+    await notifier.apply(poll(stream(ALICE, "a1")))
+    to_10 = [nonce for channel, nonce in announcer.nonces if channel == 10]
+    to_20 = [nonce for channel, nonce in announcer.nonces if channel == 20]
+    assert len(to_10) == 2 and to_10[0] == to_10[1]
+    assert to_20 and to_20[0] != to_10[0]
+
+
+async def test_nonce_function():
+    from database import PendingAnnouncement
+
+    a = announcement_nonce(PendingAnnouncement(1, 1, 10, "1", "stream"))
+    assert a == announcement_nonce(PendingAnnouncement(1, 2, 20, "1", "stream"))
+    assert a != announcement_nonce(PendingAnnouncement(2, 1, 10, "1", "stream"))
+    assert len(a) <= 25
