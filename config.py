@@ -54,6 +54,12 @@ class Settings:
     twitch_api_base: str = "https://api.twitch.tv/helix"
     twitch_auth_base: str = "https://id.twitch.tv/oauth2"
     max_streamers_per_guild: int = 100
+    offline_after_polls: int = 2
+    http_host: str = "0.0.0.0"  # noqa: S104 - the health endpoint must be reachable by the platform's checks
+    http_port: int = 8080
+    # Only for running against a local mock of Discord (as the test suite does); empty means the real Discord.
+    discord_api_base: str = ""
+    discord_gateway_url: str = ""
 
     def __repr__(self) -> str:
         # Secrets must never reach a log line, even through a debug print of the settings.
@@ -61,7 +67,9 @@ class Settings:
             f"Settings(check_interval_seconds={self.check_interval_seconds}, "
             f"database_path={self.database_path!r}, log_level={self.log_level!r}, "
             f"twitch_api_base={self.twitch_api_base!r}, twitch_auth_base={self.twitch_auth_base!r}, "
-            f"max_streamers_per_guild={self.max_streamers_per_guild}, secrets=<hidden>)"
+            f"max_streamers_per_guild={self.max_streamers_per_guild}, "
+            f"offline_after_polls={self.offline_after_polls}, http={self.http_host}:{self.http_port}, "
+            "secrets=<hidden>)"
         )
 
     __str__ = __repr__
@@ -78,6 +86,19 @@ def _env_source(environ: Mapping[str, str] | None, env_file: str | Path | None) 
         values.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
     values.update(os.environ if environ is None else environ)
     return values
+
+
+def _whole_number(env: Mapping[str, str], name: str, default: int, low: int, high: int, problems: list[str]) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = low - 1
+    if not low <= value <= high:
+        problems.append(f"{name} must be a whole number from {low} to {high} (default {default}), got {raw!r}")
+    return value
 
 
 def _base_url(name: str, raw: str, problems: list[str]) -> str:
@@ -111,15 +132,10 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: str | Path
                 f"CHECK_INTERVAL_SECONDS must be a positive number of seconds (default 90), got {raw_interval!r}"
             )
 
-    max_streamers = 100
-    raw_max = env.get("MAX_STREAMERS_PER_GUILD", "").strip()
-    if raw_max:
-        try:
-            max_streamers = int(raw_max)
-        except ValueError:
-            max_streamers = 0
-        if max_streamers <= 0:
-            problems.append(f"MAX_STREAMERS_PER_GUILD must be a positive whole number (default 100), got {raw_max!r}")
+    max_streamers = _whole_number(env, "MAX_STREAMERS_PER_GUILD", 100, 1, 100_000, problems)
+    offline_after_polls = _whole_number(env, "OFFLINE_AFTER_POLLS", 2, 1, 100, problems)
+    http_port = _whole_number(env, "HTTP_PORT", 8080, 0, 65535, problems)
+    http_host = env.get("HTTP_HOST", "").strip() or "0.0.0.0"  # noqa: S104 - see Settings.http_host
 
     log_level = (env.get("LOG_LEVEL", "").strip() or "INFO").upper()
     if log_level not in LOG_LEVELS:
@@ -132,6 +148,13 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: str | Path
     auth_base = _base_url(
         "TWITCH_AUTH_BASE", env.get("TWITCH_AUTH_BASE", "").strip() or "https://id.twitch.tv/oauth2", problems
     )
+
+    discord_api_base = env.get("DISCORD_API_BASE", "").strip()
+    if discord_api_base:
+        discord_api_base = _base_url("DISCORD_API_BASE", discord_api_base, problems)
+    discord_gateway_url = env.get("DISCORD_GATEWAY_URL", "").strip()
+    if discord_gateway_url and not discord_gateway_url.startswith(("ws://", "wss://")):
+        problems.append(f"DISCORD_GATEWAY_URL must be a ws(s):// URL, got {discord_gateway_url!r}")
 
     if problems:
         raise ConfigError(problems)
@@ -154,4 +177,9 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: str | Path
         twitch_api_base=api_base,
         twitch_auth_base=auth_base,
         max_streamers_per_guild=max_streamers,
+        offline_after_polls=offline_after_polls,
+        http_host=http_host,
+        http_port=http_port,
+        discord_api_base=discord_api_base,
+        discord_gateway_url=discord_gateway_url,
     )

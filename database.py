@@ -43,6 +43,8 @@ class Subscription:
     channel_id: int
     streamer: Streamer
     last_error: str | None = None
+    missing_since: str | None = None
+    """When Twitch stopped returning this streamer (banned or deleted), if it did."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,13 +140,18 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX ix_announcements_stream ON announcements (stream_id);
     """,
+    # 2: remember when Twitch stopped returning a user (banned or deleted) so /streamers can say so.
+    """
+    ALTER TABLE streamers ADD COLUMN missing_since TEXT;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
 _SUBSCRIPTION_COLUMNS = """
     s.id, s.guild_id, s.channel_id, s.last_error,
-    st.twitch_user_id, st.login, st.display_name, st.profile_image_url
+    st.twitch_user_id, st.login, st.display_name, st.profile_image_url, st.missing_since
 """
+_SUBSCRIPTION_WIDTH = 9
 _LIVE_COLUMNS = """
     l.twitch_user_id, l.stream_id, l.title, l.game_name, l.viewer_count, l.started_at,
     l.thumbnail_url, l.missed_polls
@@ -158,6 +165,7 @@ def _subscription(row: Sequence) -> Subscription:
         channel_id=row[2],
         last_error=row[3],
         streamer=Streamer(twitch_user_id=row[4], login=row[5], display_name=row[6], profile_image_url=row[7]),
+        missing_since=row[8],
     )
 
 
@@ -371,7 +379,11 @@ class Database:
             (guild_id,),
         )
         return [
-            GuildStreamer(subscription=_subscription(row[:8]), live=_live(row[8:]) if row[8] else None) for row in rows
+            GuildStreamer(
+                subscription=_subscription(row[:_SUBSCRIPTION_WIDTH]),
+                live=_live(row[_SUBSCRIPTION_WIDTH:]) if row[_SUBSCRIPTION_WIDTH] else None,
+            )
+            for row in rows
         ]
 
     async def search_guild_streamers(self, guild_id: int, prefix: str, limit: int = 25) -> list[Streamer]:
@@ -430,8 +442,70 @@ class Database:
                 rows,
             )
 
+    async def refresh_streamers(self, found: Iterable[Streamer], missing: Iterable[str]) -> None:
+        """Apply a periodic /users lookup: names and avatars refreshed; users Twitch no longer returns marked."""
+        found = list(found)
+        await self.update_streamer_names(found)
+        now = _now()
+        self.query_count += 1
+        async with self.transaction() as conn:
+            await conn.executemany(
+                "UPDATE streamers SET missing_since = NULL WHERE twitch_user_id = ? AND missing_since IS NOT NULL",
+                [(s.twitch_user_id,) for s in found],
+            )
+            await conn.executemany(
+                "UPDATE streamers SET missing_since = ? WHERE twitch_user_id = ? AND missing_since IS NULL",
+                [(now, user_id) for user_id in missing],
+            )
+
     async def set_subscription_error(self, subscription_id: int, error: str | None) -> None:
         await self._execute("UPDATE subscriptions SET last_error = ? WHERE id = ?", (error, subscription_id))
+
+    async def set_subscription_channel(self, subscription_id: int, channel_id: int) -> None:
+        """Point a subscription at another channel; whatever was wrong with the old one no longer applies."""
+        await self._execute(
+            "UPDATE subscriptions SET channel_id = ?, last_error = NULL WHERE id = ?", (channel_id, subscription_id)
+        )
+
+    async def channel_deleted(self, guild_id: int, channel_id: int, error: str) -> tuple[int, int]:
+        """A channel is gone: its subscriptions move to the guild's default channel when that is another,
+        live channel, otherwise they are marked with `error`. Returns (moved, marked)."""
+        default = await self.get_announce_channel(guild_id)
+        self.query_count += 1
+        async with self.transaction() as conn:
+            if default is not None and default != channel_id:
+                cursor = await conn.execute(
+                    "UPDATE subscriptions SET channel_id = ?, last_error = NULL WHERE guild_id = ? AND channel_id = ?",
+                    (default, guild_id, channel_id),
+                )
+                return cursor.rowcount, 0
+            cursor = await conn.execute(
+                "UPDATE subscriptions SET last_error = ? WHERE guild_id = ? AND channel_id = ?",
+                (error, guild_id, channel_id),
+            )
+            return 0, cursor.rowcount
+
+    async def move_guild_subscriptions(self, guild_id: int, from_channels: Iterable[int], to_channel: int) -> int:
+        """Move a guild's subscriptions from (deleted) channels to `to_channel`, clearing their marks."""
+        rows = [(to_channel, guild_id, channel_id) for channel_id in from_channels]
+        if not rows:
+            return 0
+        self.query_count += 1
+        async with self.transaction() as conn:
+            cursor = await conn.executemany(
+                "UPDATE subscriptions SET channel_id = ?, last_error = NULL WHERE guild_id = ? AND channel_id = ?",
+                rows,
+            )
+            return cursor.rowcount
+
+    async def clear_channel_errors(self, guild_id: int, channel_id: int) -> int:
+        return await self._execute(
+            """
+            UPDATE subscriptions SET last_error = NULL
+            WHERE guild_id = ? AND channel_id = ? AND last_error IS NOT NULL
+            """,
+            (guild_id, channel_id),
+        )
 
     @staticmethod
     async def _upsert_streamer(conn: aiosqlite.Connection, streamer: Streamer) -> None:

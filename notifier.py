@@ -177,6 +177,7 @@ class Poller:
         self._notifier = notifier
         self.last_report: CycleReport | None = None
         self.last_success: float | None = None
+        self.cycles = 0
 
     async def run_cycle(self) -> CycleReport:
         started = time.monotonic()
@@ -189,5 +190,6 @@ class Poller:
         report.duration = time.monotonic() - started
         self.last_report = report
         self.last_success = time.time()
+        self.cycles += 1
         _log.debug("Poll cycle: %s", report)
         return report

@@ -236,3 +236,66 @@ async def test_concurrent_writers_take_turns(db):
     pending = await db.pending_announcements()
     await asyncio.gather(*(db.record_announcement(p, i) for i, p in enumerate(pending)))
     assert await db.pending_announcements() == []
+
+
+async def test_migrates_a_version_1_database_without_loss(tmp_path):
+    from database import MIGRATIONS
+
+    path = tmp_path / "v1.db"
+    conn = sqlite3.connect(path)
+    conn.executescript(f"BEGIN; {MIGRATIONS[0]}; PRAGMA user_version = 1; COMMIT;")
+    conn.execute("INSERT INTO guild_settings VALUES (1, 10, '2026-01-01T00:00:00+00:00')")
+    conn.execute("INSERT INTO streamers VALUES ('37402112', 'shroud', 'shroud', '', '2026-01-01T00:00:00+00:00')")
+    conn.execute(
+        "INSERT INTO subscriptions (guild_id, twitch_user_id, channel_id, created_at) "
+        "VALUES (1, '37402112', 10, '2026-01-01T00:00:00+00:00')"
+    )
+    conn.commit()
+    conn.close()
+    db = await Database.open(str(path))
+    try:
+        async with db._conn.execute("PRAGMA user_version") as cur:
+            assert (await cur.fetchone())[0] == SCHEMA_VERSION
+        [sub] = await db.guild_subscriptions(1)
+        assert (sub.streamer.login, sub.channel_id, sub.missing_since) == ("shroud", 10, None)
+        assert await db.get_announce_channel(1) == 10
+    finally:
+        await db.close()
+
+
+async def test_refresh_marks_and_clears_missing_streamers(db):
+    await db.add_subscription(1, 10, SHROUD)
+    await db.add_subscription(1, 10, POKI)
+    await db.refresh_streamers(
+        [Streamer(SHROUD.twitch_user_id, "shroud", "SHROUD", "https://new.png")], [POKI.twitch_user_id]
+    )
+    subs = {s.streamer.login: s for s in await db.guild_subscriptions(1)}
+    assert subs["pokimane"].missing_since is not None
+    assert subs["shroud"].missing_since is None
+    assert subs["shroud"].streamer.display_name == "SHROUD"
+    assert subs["shroud"].streamer.profile_image_url == "https://new.png"
+    await db.refresh_streamers([POKI], [])
+    assert (await db.find_subscription(1, "pokimane")).missing_since is None
+
+
+async def test_deleted_channel_falls_back_to_default_or_is_marked(db):
+    await db.add_subscription(1, 11, SHROUD)
+    await db.add_subscription(2, 21, POKI)
+    await db.set_announce_channel(1, 10)
+    assert await db.channel_deleted(1, 11, "gone") == (1, 0)
+    assert (await db.find_subscription(1, "shroud")).channel_id == 10
+    assert await db.channel_deleted(2, 21, "gone") == (0, 1)
+    assert (await db.find_subscription(2, "pokimane")).last_error == "gone"
+    assert await db.move_guild_subscriptions(2, [21], 22) == 1
+    moved = await db.find_subscription(2, "pokimane")
+    assert (moved.channel_id, moved.last_error) == (22, None)
+
+
+async def test_set_channel_and_clear_errors(db):
+    sub = await db.add_subscription(1, 10, SHROUD)
+    await db.set_subscription_error(sub.id, "missing Send Messages")
+    assert await db.clear_channel_errors(1, 10) == 1
+    await db.set_subscription_error(sub.id, "x")
+    await db.set_subscription_channel(sub.id, 12)
+    found = await db.find_subscription(1, "shroud")
+    assert (found.channel_id, found.last_error) == (12, None)
