@@ -1,0 +1,785 @@
+"""A strict fake of Twitch's OAuth and Helix endpoints, served by aiohttp on 127.0.0.1 for tests.
+It checks credentials and limits like real Twitch and lets tests inject failures, latency and rate limits."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import itertools
+import json
+import math
+import secrets
+import time
+import zlib
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Self
+
+from aiohttp import web
+
+__all__ = ["GAMES", "FakeGame", "FakeStream", "FakeTwitch", "FakeUser", "FakeVideo", "RecordedRequest"]
+
+MAX_PER_REQUEST = 100
+DEFAULT_TOKEN_TTL = 5_000_000
+DEFAULT_BUCKET = 800
+
+
+@dataclass(frozen=True, slots=True)
+class FakeGame:
+    id: str
+    name: str
+    igdb_id: str = ""
+
+    def box_art_url(self, size: str = "{width}x{height}") -> str:
+        return f"https://static-cdn.jtvnw.net/ttv-boxart/{self.id}-{size}.jpg"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.id, "name": self.name, "box_art_url": self.box_art_url(), "igdb_id": self.igdb_id}
+
+
+GAMES: tuple[FakeGame, ...] = (
+    FakeGame("509658", "Just Chatting"),
+    FakeGame("27471", "Minecraft", "121"),
+    FakeGame("33214", "Fortnite", "1905"),
+    FakeGame("516575", "VALORANT", "126459"),
+    FakeGame("21779", "League of Legends", "115"),
+    FakeGame("32399", "Counter-Strike", "242408"),
+)
+
+
+@dataclass(slots=True)
+class FakeUser:
+    id: str
+    login: str
+    display_name: str
+    profile_image_url: str
+    broadcaster_type: str = ""
+    description: str = ""
+    created_at: datetime = field(default_factory=lambda: datetime(2016, 5, 1, 12, 0, tzinfo=UTC))
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "login": self.login,
+            "display_name": self.display_name,
+            "type": "",
+            "broadcaster_type": self.broadcaster_type,
+            "description": self.description,
+            "profile_image_url": self.profile_image_url,
+            "offline_image_url": "",
+            "view_count": 0,
+            "created_at": _iso(self.created_at),
+        }
+
+
+@dataclass(slots=True)
+class FakeStream:
+    id: str
+    user_id: str
+    title: str
+    game_id: str
+    game_name: str
+    viewer_count: int
+    started_at: datetime
+    language: str = "en"
+    is_mature: bool = False
+    tags: list[str] = field(default_factory=lambda: ["English"])
+
+    def to_json(self, user: FakeUser) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "user_id": user.id,
+            "user_login": user.login,
+            "user_name": user.display_name,
+            "game_id": self.game_id,
+            "game_name": self.game_name,
+            "type": "live",
+            "title": self.title,
+            "tags": list(self.tags),
+            "viewer_count": self.viewer_count,
+            "started_at": _iso(self.started_at),
+            "language": self.language,
+            "thumbnail_url": f"https://static-cdn.jtvnw.net/previews-ttv/live_user_{user.login}-{{width}}x{{height}}.jpg",
+            "tag_ids": [],
+            "is_mature": self.is_mature,
+        }
+
+
+@dataclass(slots=True)
+class FakeVideo:
+    id: str
+    stream_id: str
+    user_id: str
+    title: str
+    created_at: datetime
+    duration: str
+    type: str = "archive"
+    view_count: int = 0
+
+    @property
+    def url(self) -> str:
+        return f"https://www.twitch.tv/videos/{self.id}"
+
+    def to_json(self, user: FakeUser) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "stream_id": self.stream_id,
+            "user_id": user.id,
+            "user_login": user.login,
+            "user_name": user.display_name,
+            "title": self.title,
+            "description": "",
+            "created_at": _iso(self.created_at),
+            "published_at": _iso(self.created_at),
+            "url": self.url,
+            "thumbnail_url": f"https://static-cdn.jtvnw.net/cf_vods/d2nvs31859zcd8/{self.id}/thumb/thumb0-%{{width}}x%{{height}}.jpg",
+            "viewable": "public",
+            "view_count": self.view_count,
+            "language": "en",
+            "type": self.type,
+            "duration": self.duration,
+            "muted_segments": None,
+        }
+
+
+@dataclass(slots=True)
+class RecordedRequest:
+    """One request the fake saw. Unpacks as (method, path, query, headers); Authorization is redacted
+    to a label like "Bearer [token 2]" so tests can tell tokens apart without holding secrets."""
+
+    method: str
+    path: str
+    query: list[tuple[str, str]]
+    headers: dict[str, str]
+    status: int | None = None
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter((self.method, self.path, self.query, self.headers))
+
+    def __getitem__(self, index: int) -> Any:
+        return (self.method, self.path, self.query, self.headers)[index]
+
+    def values(self, key: str) -> list[str]:
+        return [value for name, value in self.query if name == key]
+
+
+_RECORD = web.RequestKey("fake_record", RecordedRequest)
+
+
+@dataclass(slots=True)
+class _Failure:
+    path: str
+    status: int | None
+    times: int | None
+    body: str | None
+    delay: float
+    query: tuple[tuple[str, str], ...]
+    headers: dict[str, str]
+
+    def matches(self, path: str, query: list[tuple[str, str]]) -> bool:
+        return path.startswith(self.path) and all(pair in query for pair in self.query)
+
+
+@dataclass(slots=True)
+class _Token:
+    number: int
+    expires_at: float
+    valid: bool = True
+
+
+class FakeTwitch:
+    """Fake id.twitch.tv/oauth2 and api.twitch.tv/helix on one local port."""
+
+    def __init__(
+        self,
+        client_id: str = "fake-client-id",
+        client_secret: str = "fake-client-secret",  # noqa: S107 - a fake's well-known test secret
+        *,
+        token_ttl: int = DEFAULT_TOKEN_TTL,
+        rate_limit: int | None = None,
+        rate_limit_window: float = 60.0,
+        latency: float = 0.0,
+        page_size_cap: int = MAX_PER_REQUEST,
+        top_streams: bool = True,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.client_id = client_id
+        self.client_secret = client_secret
+        self.token_ttl = token_ttl
+        self.rate_limit = rate_limit  # points per window; None = never 429 (headers still sent)
+        self.rate_limit_window = rate_limit_window
+        self.latency = latency
+        self.page_size_cap = page_size_cap  # test knob: serve smaller pages than `first` to force pagination
+        self.clock = clock
+
+        self.users: dict[str, FakeUser] = {}
+        self.streams: dict[str, FakeStream] = {}  # by user id
+        self.videos: list[FakeVideo] = []
+        self.requests: list[RecordedRequest] = []
+        self.unhandled: list[RecordedRequest] = []
+        self.token_requests = 0
+        self.validate_requests = 0
+        self.issued_tokens: list[str] = []  # so tests can prove no token leaks into logs
+
+        self._tokens: dict[str, _Token] = {}
+        self._failures: list[_Failure] = []
+        self._user_ids = itertools.count(10_000_001)
+        self._stream_ids = itertools.count(40_000_000_001)
+        self._video_ids = itertools.count(2_000_000_001)
+        self._window_end = 0.0
+        self._window_used = 0
+        self._stopping = asyncio.Event()
+        self._runner: web.AppRunner | None = None
+        self._port = 0
+        self.top_user_ids: list[str] = []
+        if top_streams:
+            self._add_top_streams()
+
+    # ------------------------------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        app = web.Application(middlewares=[self._middleware])
+        app.router.add_route("POST", "/oauth2/token", self._token)
+        app.router.add_route("GET", "/oauth2/validate", self._validate)
+        app.router.add_route("GET", "/helix/users", self._users)
+        app.router.add_route("GET", "/helix/streams", self._streams)
+        app.router.add_route("GET", "/helix/videos", self._videos)
+        app.router.add_route("GET", "/helix/games", self._games)
+        app.router.add_route("GET", "/helix/search/categories", self._search_categories)
+        app.router.add_route("*", "/{tail:.*}", self._not_found)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5, handler_cancellation=True)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self._port = self._runner.addresses[0][1]
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    @property
+    def port(self) -> int:
+        return self._port
+
+    @property
+    def api_base(self) -> str:
+        return f"http://127.0.0.1:{self._port}/helix"
+
+    @property
+    def auth_base(self) -> str:
+        return f"http://127.0.0.1:{self._port}/oauth2"
+
+    # ------------------------------------------------------------------------------------- world control
+
+    def add_user(
+        self,
+        login: str,
+        *,
+        display_name: str | None = None,
+        user_id: str | None = None,
+        broadcaster_type: str = "",
+    ) -> FakeUser:
+        uid = user_id or str(next(self._user_ids))
+        if uid in self.users:
+            raise ValueError(f"user id {uid} already exists")
+        if self._by_login(login) is not None:
+            raise ValueError(f"login {login} already exists")
+        user = FakeUser(
+            id=uid,
+            login=login.lower(),
+            display_name=display_name or login,
+            profile_image_url=_profile_image(login.lower()),
+            broadcaster_type=broadcaster_type,
+        )
+        self.users[uid] = user
+        return user
+
+    def add_users(self, count: int, prefix: str = "streamer") -> list[FakeUser]:
+        return [self.add_user(f"{prefix}_{index}") for index in range(count)]
+
+    def user(self, user_id_or_login: str) -> FakeUser:
+        user = self.users.get(user_id_or_login) or self._by_login(user_id_or_login)
+        if user is None:
+            raise KeyError(user_id_or_login)
+        return user
+
+    def rename_user(self, user_id: str, new_login: str, new_display_name: str | None = None) -> FakeUser:
+        user = self.user(user_id)
+        user.login = new_login.lower()
+        user.display_name = new_display_name or new_login
+        user.profile_image_url = _profile_image(user.login)
+        return user
+
+    def remove_user(self, user_id: str) -> None:
+        """Banned or deleted: gone from /users and /streams (ids stay reserved)."""
+        user = self.user(user_id)
+        self.users.pop(user.id, None)
+        self.streams.pop(user.id, None)
+
+    def go_live(
+        self,
+        user_id_or_login: str,
+        title: str = "Playing with chat!",
+        game_name: str | None = None,
+        game_id: str | None = None,
+        viewer_count: int = 123,
+        started_at: datetime | None = None,
+        stream_id: str | None = None,
+        *,
+        language: str = "en",
+        is_mature: bool = False,
+        tags: Iterable[str] = ("English",),
+    ) -> FakeStream:
+        """Start a stream (a new stream id each call unless given; an earlier live stream ends first)."""
+        user = self.user(user_id_or_login)
+        if user.id in self.streams and (stream_id is None or self.streams[user.id].id != stream_id):
+            self.go_offline(user.id)
+        gid, gname = _resolve_game(game_id, game_name)
+        stream = FakeStream(
+            id=stream_id or str(next(self._stream_ids)),
+            user_id=user.id,
+            title=title,
+            game_id=gid,
+            game_name=gname,
+            viewer_count=viewer_count,
+            started_at=started_at or self._now(),
+            language=language,
+            is_mature=is_mature,
+            tags=list(tags),
+        )
+        self.streams[user.id] = stream
+        return stream
+
+    def update_stream(
+        self,
+        user_id_or_login: str,
+        *,
+        title: str | None = None,
+        game_name: str | None = None,
+        game_id: str | None = None,
+        viewer_count: int | None = None,
+        tags: Iterable[str] | None = None,
+    ) -> FakeStream:
+        stream = self.streams[self.user(user_id_or_login).id]
+        if title is not None:
+            stream.title = title
+        if game_name is not None or game_id is not None:
+            stream.game_id, stream.game_name = _resolve_game(game_id, game_name)
+        if viewer_count is not None:
+            stream.viewer_count = viewer_count
+        if tags is not None:
+            stream.tags = list(tags)
+        return stream
+
+    def go_offline(self, user_id_or_login: str, *, archive: bool = True) -> FakeVideo | None:
+        """End the stream; like Twitch, leave an archive VOD unless the streamer disabled them."""
+        user = self.user(user_id_or_login)
+        stream = self.streams.pop(user.id, None)
+        if stream is None or not archive:
+            return None
+        seconds = max(0, int((self._now() - stream.started_at).total_seconds()))
+        video = FakeVideo(
+            id=str(next(self._video_ids)),
+            stream_id=stream.id,
+            user_id=user.id,
+            title=stream.title,
+            created_at=stream.started_at,
+            duration=_duration(seconds),
+        )
+        self.videos.append(video)
+        return video
+
+    def expire_tokens(self) -> None:
+        """Every token issued so far becomes invalid (Helix and /validate answer 401)."""
+        for token in self._tokens.values():
+            token.valid = False
+
+    def fail_next(
+        self,
+        path: str = "/helix/streams",
+        status: int | None = 500,
+        times: int | None = 1,
+        body: str | None = None,
+        *,
+        delay: float = 0.0,
+        query: Iterable[tuple[str, str]] = (),
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        """Answer the next `times` requests whose path starts with `path` (and whose query holds all
+        `query` pairs) with `status` and `body`; times=None means forever. status=None only adds
+        `delay` and then serves normally; a 2xx status with a body overrides a real answer."""
+        self._failures.append(_Failure(path, status, times, body, delay, tuple(query), dict(headers or {})))
+
+    def clear_failures(self) -> None:
+        self._failures.clear()
+
+    def count(self, path: str, method: str | None = None) -> int:
+        return sum(1 for r in self.requests if r.path == path and (method is None or r.method == method))
+
+    def requests_to(self, path: str) -> list[RecordedRequest]:
+        return [r for r in self.requests if r.path == path]
+
+    # ------------------------------------------------------------------------------------------ plumbing
+
+    @web.middleware
+    async def _middleware(self, request: web.Request, handler: Callable[..., Any]) -> web.StreamResponse:
+        query = list(request.query.items())
+        record = RecordedRequest(request.method, request.path, query, self._safe_headers(request))
+        self.requests.append(record)
+        request[_RECORD] = record
+        failure = self._take_failure(request.path, query)
+        if failure is not None and failure.delay:
+            await self._pause(failure.delay)
+        if request.path.startswith("/helix/") and self.latency:
+            await self._pause(self.latency)
+        if failure is not None and failure.status is not None:
+            response = self._failure_response(failure, request.path)
+        else:
+            response = await handler(request)
+        record.status = response.status
+        return response
+
+    def _take_failure(self, path: str, query: list[tuple[str, str]]) -> _Failure | None:
+        for failure in self._failures:
+            if failure.matches(path, query):
+                if failure.times is not None:
+                    failure.times -= 1
+                    if failure.times <= 0:
+                        self._failures.remove(failure)
+                return failure
+        return None
+
+    def _failure_response(self, failure: _Failure, path: str) -> web.Response:
+        status = failure.status or 500
+        headers = dict(failure.headers)
+        if path.startswith("/helix/"):
+            limit, remaining, reset = self._bucket_state()
+            if status == 429:
+                remaining, reset = 0, math.ceil(self.clock()) + 1
+            headers.setdefault("Ratelimit-Limit", str(limit))
+            headers.setdefault("Ratelimit-Remaining", str(remaining))
+            headers.setdefault("Ratelimit-Reset", str(reset))
+        if failure.body is not None:
+            return web.Response(status=status, text=failure.body, content_type="application/json", headers=headers)
+        reason = _REASONS.get(status, "Error")
+        payload = {"error": reason, "status": status, "message": reason}
+        return _json(payload, status=status, headers=headers)
+
+    async def _pause(self, seconds: float) -> None:
+        # Wakes early when the fake stops, so a simulated hang never delays teardown.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
+
+    def _safe_headers(self, request: web.Request) -> dict[str, str]:
+        headers: dict[str, str] = {}
+        for name, value in request.headers.items():
+            if name.lower() == "authorization":
+                scheme, _, token = value.partition(" ")
+                known = self._tokens.get(token)
+                label = f"token {known.number}" if known else "unknown token"
+                headers[name] = f"{scheme} [{label}]"
+            elif name.lower() != "cookie":
+                headers[name] = value
+        return headers
+
+    def _now(self) -> datetime:
+        return datetime.fromtimestamp(self.clock(), UTC)
+
+    def _by_login(self, login: str) -> FakeUser | None:
+        wanted = login.lower()
+        return next((u for u in self.users.values() if u.login == wanted), None)
+
+    def _add_top_streams(self) -> None:
+        # Someone else's streams: what /helix/streams returns when a request lost its user_id query.
+        for index, (login, viewers) in enumerate((("top_streamer_one", 48_213), ("top_streamer_two", 31_870))):
+            user = self.add_user(login, display_name=login.title(), user_id=str(90_000_001 + index))
+            self.top_user_ids.append(user.id)
+            self.go_live(user.id, title="Big event!", game_name="Fortnite", viewer_count=viewers)
+
+    # ------------------------------------------------------------------------------------------- OAuth2
+
+    async def _token(self, request: web.Request) -> web.Response:
+        self.token_requests += 1
+        form = dict(request.query)
+        form.update({k: v for k, v in (await request.post()).items() if isinstance(v, str)})
+        client_id = form.get("client_id", "")
+        if not client_id:
+            return _json({"status": 400, "message": "missing client id"}, status=400)
+        if client_id != self.client_id:
+            return _json({"status": 400, "message": "invalid client"}, status=400)
+        if form.get("client_secret") != self.client_secret:
+            return _json({"status": 403, "message": "invalid client secret"}, status=403)
+        if form.get("grant_type") != "client_credentials":
+            return _json({"status": 400, "message": "unsupported grant type"}, status=400)
+        token = secrets.token_hex(15)
+        self._tokens[token] = _Token(number=len(self._tokens) + 1, expires_at=self.clock() + self.token_ttl)
+        self.issued_tokens.append(token)
+        return _json({"access_token": token, "expires_in": self.token_ttl, "token_type": "bearer"})
+
+    async def _validate(self, request: web.Request) -> web.Response:
+        self.validate_requests += 1
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        if not token or scheme.lower() != "oauth":
+            return _json({"status": 401, "message": "missing authorization token"}, status=401)
+        record = self._live_token(token)
+        if record is None:
+            return _json({"status": 401, "message": "invalid access token"}, status=401)
+        expires_in = max(0, int(record.expires_at - self.clock()))
+        return _json({"client_id": self.client_id, "scopes": [], "expires_in": expires_in})
+
+    def _live_token(self, token: str) -> _Token | None:
+        record = self._tokens.get(token)
+        if record is None or not record.valid or record.expires_at <= self.clock():
+            return None
+        return record
+
+    # --------------------------------------------------------------------------------------------- Helix
+
+    def _helix_auth(self, request: web.Request) -> web.Response | None:
+        client_id = request.headers.get("Client-Id", "")
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        if not token or scheme.lower() != "bearer":
+            return _unauthorized("OAuth token is missing")
+        if self._live_token(token) is None:
+            return _unauthorized("Invalid OAuth token")
+        if client_id != self.client_id:
+            return _unauthorized("Client ID and OAuth token do not match")
+        return None
+
+    def _bucket_state(self) -> tuple[int, int, int]:
+        now = self.clock()
+        if self.rate_limit is None:
+            return DEFAULT_BUCKET, DEFAULT_BUCKET - 1, math.ceil(now)
+        if now >= self._window_end:
+            self._window_used = 0
+            self._window_end = now + self.rate_limit_window
+        return self.rate_limit, max(0, self.rate_limit - self._window_used), math.ceil(self._window_end)
+
+    async def _helix(self, request: web.Request, handler: Callable[[web.Request], web.Response]) -> web.Response:
+        denied = self._helix_auth(request)
+        limit, remaining, reset = self._bucket_state()
+        if denied is None and self.rate_limit is not None:
+            if remaining <= 0:
+                denied = _json(
+                    {"error": "Too Many Requests", "status": 429, "message": "Too Many Requests"}, status=429
+                )
+            else:
+                self._window_used += 1
+                remaining -= 1
+        response = denied or handler(request)
+        response.headers["Ratelimit-Limit"] = str(limit)
+        response.headers["Ratelimit-Remaining"] = str(remaining)
+        response.headers["Ratelimit-Reset"] = str(reset)
+        return response
+
+    async def _users(self, request: web.Request) -> web.Response:
+        return await self._helix(request, self._users_body)
+
+    def _users_body(self, request: web.Request) -> web.Response:
+        ids = request.query.getall("id", [])
+        logins = request.query.getall("login", [])
+        if not ids and not logins:
+            return _bad_request("Must provide an ID, Login or OAuth Token.")
+        if len(ids) + len(logins) > MAX_PER_REQUEST:
+            return _bad_request("The sum of login and id values must not be greater than 100.")
+        if any(not _login_ok(login) for login in logins) or any(not i.isdigit() for i in ids):
+            return _bad_request("Invalid login names, emails or IDs in request")
+        found: dict[str, FakeUser] = {}
+        for uid in ids:
+            if uid in self.users:
+                found[uid] = self.users[uid]
+        for login in logins:
+            user = self._by_login(login)
+            if user is not None:
+                found[user.id] = user
+        return _json({"data": [user.to_json() for user in found.values()]})
+
+    async def _streams(self, request: web.Request) -> web.Response:
+        return await self._helix(request, self._streams_body)
+
+    def _streams_body(self, request: web.Request) -> web.Response:
+        ids = request.query.getall("user_id", [])
+        logins = [login.lower() for login in request.query.getall("user_login", [])]
+        if len(ids) > MAX_PER_REQUEST or len(logins) > MAX_PER_REQUEST:
+            name = "user_id" if len(ids) > MAX_PER_REQUEST else "user_login"
+            return _bad_request(f'The parameter "{name}" may only be specified up to 100 times.')
+        first = _first(request)
+        if isinstance(first, web.Response):
+            return first
+        offset = _offset(request)
+        if isinstance(offset, web.Response):
+            return offset
+        live = [(s, self.users[uid]) for uid, s in self.streams.items() if uid in self.users]
+        if ids or logins:
+            live = [(s, u) for s, u in live if u.id in ids or u.login in logins]
+        live.sort(key=lambda pair: (-pair[0].viewer_count, pair[0].id))
+        return _page([s.to_json(u) for s, u in live], offset, min(first, self.page_size_cap))
+
+    async def _videos(self, request: web.Request) -> web.Response:
+        return await self._helix(request, self._videos_body)
+
+    def _videos_body(self, request: web.Request) -> web.Response:
+        selectors = [key for key in ("id", "user_id", "game_id") if key in request.query]
+        if len(selectors) != 1:
+            return _bad_request("Exactly one of id, user_id or game_id must be specified.")
+        first = _first(request)
+        if isinstance(first, web.Response):
+            return first
+        offset = _offset(request)
+        if isinstance(offset, web.Response):
+            return offset
+        kind = request.query.get("type", "all")
+        if kind not in ("all", "archive", "highlight", "upload"):
+            return _bad_request('The parameter "type" was malformed.')
+        videos = [v for v in self.videos if v.user_id in self.users and kind in ("all", v.type)]
+        if selectors[0] == "id":
+            wanted = request.query.getall("id")
+            videos = [v for v in videos if v.id in wanted]
+        elif selectors[0] == "user_id":
+            videos = [v for v in videos if v.user_id == request.query["user_id"]]
+        else:
+            videos = []
+        videos.sort(key=lambda v: (v.created_at, int(v.id)), reverse=True)
+        return _page([v.to_json(self.users[v.user_id]) for v in videos], offset, first)
+
+    async def _games(self, request: web.Request) -> web.Response:
+        return await self._helix(request, self._games_body)
+
+    def _games_body(self, request: web.Request) -> web.Response:
+        ids = request.query.getall("id", [])
+        names = [n.lower() for n in request.query.getall("name", [])]
+        igdb = request.query.getall("igdb_id", [])
+        if not (ids or names or igdb):
+            return _bad_request("Missing required parameter: id, name or igdb_id")
+        if len(ids) + len(names) + len(igdb) > MAX_PER_REQUEST:
+            return _bad_request("Too many ids, names or igdb_ids (max 100).")
+        games = [g for g in GAMES if g.id in ids or g.name.lower() in names or (g.igdb_id and g.igdb_id in igdb)]
+        return _json({"data": [g.to_json() for g in games]})
+
+    async def _search_categories(self, request: web.Request) -> web.Response:
+        return await self._helix(request, self._search_body)
+
+    def _search_body(self, request: web.Request) -> web.Response:
+        query = request.query.get("query", "").strip().lower()
+        if not query:
+            return _bad_request('Missing required parameter "query"')
+        first = _first(request)
+        if isinstance(first, web.Response):
+            return first
+        offset = _offset(request)
+        if isinstance(offset, web.Response):
+            return offset
+        hits = [
+            {"id": g.id, "name": g.name, "box_art_url": g.box_art_url("52x72")}
+            for g in GAMES
+            if query in g.name.lower()
+        ]
+        return _page(hits, offset, first)
+
+    async def _not_found(self, request: web.Request) -> web.Response:
+        self.unhandled.append(request[_RECORD])
+        return _json({"error": "Not Found", "status": 404, "message": "Not Found"}, status=404)
+
+
+# ------------------------------------------------------------------------------------------------- helpers
+
+_REASONS = {
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+    504: "Gateway Timeout",
+}
+
+
+def _login_ok(login: str) -> bool:
+    return 0 < len(login) <= 25 and login.isascii() and all(ch.isalnum() or ch == "_" for ch in login)
+
+
+def _json(payload: Any, *, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(status=status, text=json.dumps(payload), content_type="application/json", headers=headers)
+
+
+def _bad_request(message: str) -> web.Response:
+    return _json({"error": "Bad Request", "status": 400, "message": message}, status=400)
+
+
+def _unauthorized(message: str) -> web.Response:
+    return _json({"error": "Unauthorized", "status": 401, "message": message}, status=401)
+
+
+def _first(request: web.Request) -> int | web.Response:
+    raw = request.query.get("first", "20")
+    try:
+        first = int(raw)
+    except ValueError:
+        return _bad_request('The parameter "first" was malformed: the value must be an integer')
+    if not 1 <= first <= MAX_PER_REQUEST:
+        return _bad_request('The parameter "first" was malformed: the value must be between 1 and 100')
+    return first
+
+
+def _offset(request: web.Request) -> int | web.Response:
+    cursor = request.query.get("after")
+    if not cursor:
+        return 0
+    try:
+        decoded = json.loads(base64.urlsafe_b64decode(cursor.encode() + b"=" * (-len(cursor) % 4)))
+        return int(decoded["o"])
+    except (ValueError, KeyError, TypeError, binascii.Error):
+        return _bad_request('The parameter "after" was malformed')
+
+
+def _cursor_for(offset: int) -> str:
+    return base64.urlsafe_b64encode(json.dumps({"b": None, "o": offset}).encode()).decode().rstrip("=")
+
+
+def _page(items: list[dict[str, Any]], offset: int, size: int) -> web.Response:
+    chunk = items[offset : offset + size]
+    pagination = {"cursor": _cursor_for(offset + size)} if offset + size < len(items) else {}
+    return _json({"data": chunk, "pagination": pagination})
+
+
+def _resolve_game(game_id: str | None, game_name: str | None) -> tuple[str, str]:
+    if game_id is None and game_name is None:
+        return GAMES[0].id, GAMES[0].name
+    known = next((g for g in GAMES if g.id == game_id or (game_name and g.name.lower() == game_name.lower())), None)
+    if game_id is None:
+        return (known.id if known else str(100_000 + zlib.crc32((game_name or "").encode()) % 900_000)), game_name or ""
+    if game_name is None:
+        return game_id, known.name if known else ""
+    return game_id, game_name
+
+
+def _profile_image(login: str) -> str:
+    return f"https://static-cdn.jtvnw.net/jtv_user_pictures/{login}-profile_image-300x300.png"
+
+
+def _duration(seconds: int) -> str:
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes}m{secs}s"
+    if minutes:
+        return f"{minutes}m{secs}s"
+    return f"{secs}s"
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -1,0 +1,195 @@
+"""Tests for the fake Twitch itself, with a bare aiohttp session: it must be as strict as real Twitch,
+or the client tests prove nothing."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+
+import aiohttp
+import pytest
+
+from tests.fakes.fake_twitch import FakeTwitch
+
+
+@pytest.fixture
+async def fake():
+    async with FakeTwitch() as server:
+        yield server
+
+
+@pytest.fixture
+async def http():
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+async def token_for(fake: FakeTwitch, http: aiohttp.ClientSession) -> str:
+    form = {"client_id": fake.client_id, "client_secret": fake.client_secret, "grant_type": "client_credentials"}
+    async with http.post(f"{fake.auth_base}/token", data=form) as response:
+        assert response.status == 200
+        return (await response.json())["access_token"]
+
+
+async def helix(fake: FakeTwitch, http: aiohttp.ClientSession, path: str, params=(), token: str | None = None):
+    token = token or await token_for(fake, http)
+    headers = {"Client-Id": fake.client_id, "Authorization": f"Bearer {token}"}
+    async with http.get(f"{fake.api_base}{path}", params=list(params), headers=headers) as response:
+        return response.status, dict(response.headers), await response.json()
+
+
+async def test_token_endpoint(fake: FakeTwitch, http: aiohttp.ClientSession) -> None:
+    base = {"client_id": fake.client_id, "client_secret": fake.client_secret, "grant_type": "client_credentials"}
+    async with http.post(f"{fake.auth_base}/token", data=base) as response:
+        body = await response.json()
+        assert response.status == 200
+        assert body["token_type"] == "bearer" and body["expires_in"] == 5_000_000
+        assert re.fullmatch(r"[a-z0-9]{30}", body["access_token"])
+    async with http.post(f"{fake.auth_base}/token", params=base) as response:  # query string works too
+        assert response.status == 200
+    async with http.post(f"{fake.auth_base}/token", data={**base, "client_secret": "nope"}) as response:
+        assert response.status == 403
+        assert await response.json() == {"status": 403, "message": "invalid client secret"}
+    async with http.post(f"{fake.auth_base}/token", data={**base, "client_id": "other"}) as response:
+        assert response.status == 400
+        assert (await response.json())["message"] == "invalid client"
+    assert fake.token_requests == 4 and len(fake.issued_tokens) == 2
+
+
+async def test_validate_endpoint(fake: FakeTwitch, http: aiohttp.ClientSession) -> None:
+    token = await token_for(fake, http)
+    async with http.get(f"{fake.auth_base}/validate", headers={"Authorization": f"OAuth {token}"}) as response:
+        assert response.status == 200
+        body = await response.json()
+        assert body["client_id"] == fake.client_id and 0 < body["expires_in"] <= 5_000_000
+    fake.expire_tokens()
+    async with http.get(f"{fake.auth_base}/validate", headers={"Authorization": f"OAuth {token}"}) as response:
+        assert response.status == 401
+    assert fake.validate_requests == 2
+
+
+async def test_helix_requires_matching_client_id_and_valid_token(fake: FakeTwitch, http: aiohttp.ClientSession) -> None:
+    fake.add_user("shroud")
+    async with http.get(f"{fake.api_base}/users", params={"login": "shroud"}) as response:
+        assert response.status == 401
+        assert (await response.json())["error"] == "Unauthorized"
+    token = await token_for(fake, http)
+    headers = {"Client-Id": "someone-else", "Authorization": f"Bearer {token}"}
+    async with http.get(f"{fake.api_base}/users", params={"login": "shroud"}, headers=headers) as response:
+        assert response.status == 401
+        assert (await response.json())["message"] == "Client ID and OAuth token do not match"
+    fake.expire_tokens()
+    status, headers_, body = await helix(fake, http, "/users", [("login", "shroud")], token=token)
+    assert status == 401
+    assert body == {"error": "Unauthorized", "status": 401, "message": "Invalid OAuth token"}
+    assert "Ratelimit-Remaining" in headers_
+    assert fake.requests[-1].headers["Authorization"] == "Bearer [token 1]"  # recorded without the secret
+
+
+async def test_users(fake: FakeTwitch, http: aiohttp.ClientSession) -> None:
+    shroud = fake.add_user("shroud", display_name="Shroud")
+    status, headers, body = await helix(fake, http, "/users", [("login", "SHROUD"), ("login", "ghost")])
+    assert status == 200
+    assert [u["id"] for u in body["data"]] == [shroud.id]
+    assert {"Ratelimit-Limit", "Ratelimit-Remaining", "Ratelimit-Reset"} <= set(headers)
+    status, _, _ = await helix(fake, http, "/users", [("id", str(i)) for i in range(101)])
+    assert status == 400
+    status, _, _ = await helix(fake, http, "/users", [("login", "bad name")])
+    assert status == 400
+    status, _, _ = await helix(fake, http, "/users")
+    assert status == 400
+
+
+async def test_streams_paging_and_limits(fake: FakeTwitch, http: aiohttp.ClientSession) -> None:
+    users = fake.add_users(30)
+    for index, user in enumerate(users[:25]):
+        fake.go_live(user.id, viewer_count=index)
+    ids = [("user_id", u.id) for u in users]
+
+    status, _, page1 = await helix(fake, http, "/streams", ids)  # default first=20
+    assert status == 200 and len(page1["data"]) == 20 and page1["pagination"]["cursor"]
+    _, _, page2 = await helix(fake, http, "/streams", [*ids, ("after", page1["pagination"]["cursor"])])
+    assert len(page2["data"]) == 5 and page2["pagination"] == {}
+    assert {s["user_id"] for s in page1["data"] + page2["data"]} == {u.id for u in users[:25]}
+
+    _, _, full = await helix(fake, http, "/streams", [*ids, ("first", "100")])
+    assert len(full["data"]) == 25
+    stream = full["data"][0]
+    assert stream["type"] == "live" and stream["viewer_count"] == 24  # most viewers first
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", stream["started_at"])
+    assert stream["thumbnail_url"] == (
+        f"https://static-cdn.jtvnw.net/previews-ttv/live_user_{stream['user_login']}-{{width}}x{{height}}.jpg"
+    )
+    assert (await helix(fake, http, "/streams", [*ids, ("first", "101")]))[0] == 400
+    assert (await helix(fake, http, "/streams", [("user_id", str(i)) for i in range(101)]))[0] == 400
+    assert (await helix(fake, http, "/streams", [("user_login", users[0].login)]))[2]["data"][0]["user_id"] == (
+        users[0].id
+    )
+
+    _, _, nobody = await helix(fake, http, "/streams", [("user_id", users[29].id)])
+    assert nobody == {"data": [], "pagination": {}}
+
+
+async def test_streams_without_query_returns_top_streams(fake: FakeTwitch, http: aiohttp.ClientSession) -> None:
+    mine = fake.add_user("mine")
+    status, _, body = await helix(fake, http, "/streams")
+    assert status == 200
+    assert {s["user_id"] for s in body["data"]} == set(fake.top_user_ids)
+    assert mine.id not in {s["user_id"] for s in body["data"]}
+
+
+async def test_world_changes(fake: FakeTwitch, http: aiohttp.ClientSession) -> None:
+    user = fake.add_user("shroud")
+    first = fake.go_live("shroud", game_name="Minecraft")
+    assert (first.game_id, first.game_name) == ("27471", "Minecraft")
+    second = fake.go_live("shroud")
+    assert second.id != first.id and len(fake.videos) == 1  # the first stream ended
+    fake.update_stream(user.id, title="new title", viewer_count=5)
+    fake.rename_user(user.id, "shroud2", "Shroud2")
+    _, _, body = await helix(fake, http, "/streams", [("user_id", user.id)])
+    [stream] = body["data"]
+    assert (stream["id"], stream["title"], stream["viewer_count"]) == (second.id, "new title", 5)
+    assert (stream["user_login"], stream["user_name"]) == ("shroud2", "Shroud2")
+    fake.remove_user(user.id)
+    _, _, body = await helix(fake, http, "/users", [("id", user.id)])
+    assert body["data"] == []
+
+
+async def test_videos_after_a_stream_ends(fake: FakeTwitch, http: aiohttp.ClientSession) -> None:
+    user = fake.add_user("shroud")
+    started = datetime.now(UTC) - timedelta(hours=3, minutes=2, seconds=1)
+    stream = fake.go_live(user.id, title="long one", started_at=started)
+    video = fake.go_offline(user.id)
+    assert video is not None and video.duration == "3h2m1s"
+    _, _, body = await helix(fake, http, "/videos", [("user_id", user.id), ("type", "archive"), ("first", "1")])
+    [vod] = body["data"]
+    assert vod["url"] == f"https://www.twitch.tv/videos/{video.id}"
+    assert (vod["stream_id"], vod["title"], vod["type"]) == (stream.id, "long one", "archive")
+    assert fake.go_offline(user.id) is None
+    assert (await helix(fake, http, "/videos"))[0] == 400
+
+
+async def test_games_and_search(fake: FakeTwitch, http: aiohttp.ClientSession) -> None:
+    _, _, body = await helix(fake, http, "/games", [("id", "509658"), ("id", "21779")])
+    assert {g["name"] for g in body["data"]} == {"Just Chatting", "League of Legends"}
+    assert body["data"][0]["box_art_url"].endswith("-{width}x{height}.jpg")
+    _, _, body = await helix(fake, http, "/search/categories", [("query", "valo")])
+    assert [g["id"] for g in body["data"]] == ["516575"]
+    assert (await helix(fake, http, "/search/categories"))[0] == 400
+
+
+async def test_failures_rate_limits_and_unhandled(http: aiohttp.ClientSession) -> None:
+    async with FakeTwitch(rate_limit=2) as fake:
+        token = await token_for(fake, http)
+        fake.fail_next("/helix/streams", 429)
+        status, headers, _ = await helix(fake, http, "/streams", [("user_id", "1")], token=token)
+        assert status == 429 and headers["Ratelimit-Remaining"] == "0"
+        assert float(headers["Ratelimit-Reset"]) > datetime.now(UTC).timestamp()
+
+        statuses = [(await helix(fake, http, "/users", [("id", "1")], token=token))[0] for _ in range(3)]
+        assert statuses == [200, 200, 429]  # the opt-in bucket of 2 points
+
+        async with http.get(f"http://127.0.0.1:{fake.port}/helix/eventsub/nope") as response:
+            assert response.status == 404
+        assert [r.path for r in fake.unhandled] == ["/helix/eventsub/nope"]
+        assert fake.count("/helix/users") == 3

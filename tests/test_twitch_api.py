@@ -1,0 +1,720 @@
+"""Tests for twitch_api: the login parser, and the Helix client against the fake Twitch over real HTTP.
+Time is injected (clock + sleep), so backoff and rate-limit waits cost no real time."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from datetime import UTC, datetime, timedelta
+
+import aiohttp
+import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
+
+import twitch_api
+from tests.fakes.fake_twitch import FakeTwitch
+from twitch_api import (
+    LOGIN_RE,
+    InvalidLogin,
+    StreamsSnapshot,
+    TwitchAPIError,
+    TwitchAuthError,
+    TwitchClient,
+    TwitchError,
+    TwitchRateLimited,
+    TwitchServerError,
+    TwitchStream,
+    TwitchUnavailable,
+    parse_login,
+)
+
+SECRET = "s3cret-client-secret-value"
+
+
+class FakeTime:
+    """Injected clock + sleep: sleeping advances the clock instantly and records the wait."""
+
+    def __init__(self) -> None:
+        self.now = time.time()
+        self.sleeps: list[float] = []
+
+    def time(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += max(0.0, seconds)
+        await asyncio.sleep(0)
+
+
+@pytest.fixture
+def clock() -> FakeTime:
+    return FakeTime()
+
+
+@pytest.fixture
+async def fake(clock: FakeTime):
+    async with FakeTwitch(client_secret=SECRET, clock=clock.time) as server:
+        yield server
+
+
+@pytest.fixture
+async def make_client(fake: FakeTwitch, clock: FakeTime):
+    clients: list[TwitchClient] = []
+
+    def make(**overrides) -> TwitchClient:
+        options = {
+            "api_base": fake.api_base,
+            "auth_base": fake.auth_base,
+            "timeout": 5.0,
+            "backoff_base": 0.01,
+            "clock": clock.time,
+            "sleep": clock.sleep,
+        }
+        options.update(overrides)
+        client_id = options.pop("client_id", fake.client_id)
+        client_secret = options.pop("client_secret", fake.client_secret)
+        client = TwitchClient(client_id, client_secret, **options)
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        await client.close()
+
+
+@pytest.fixture
+def client(make_client) -> TwitchClient:
+    return make_client()
+
+
+def user_ids_of(fake: FakeTwitch, count: int, prefix: str = "streamer") -> list[str]:
+    return [user.id for user in fake.add_users(count, prefix)]
+
+
+# ------------------------------------------------------------------------------------------- parse_login
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("shroud", "shroud"),
+        ("Shroud", "shroud"),
+        (" twitch.tv/shroud", "shroud"),
+        ("https://www.twitch.tv/shroud/", "shroud"),
+        ("http://twitch.tv/Shroud?x=1", "shroud"),
+        ("www.twitch.tv/shroud", "shroud"),
+        ("m.twitch.tv/shroud", "shroud"),
+        ("https://www.twitch.tv/shroud#chat", "shroud"),
+        ("https://www.twitch.tv/shroud/videos", "shroud"),
+        ("HTTPS://WWW.TWITCH.TV/Shroud", "shroud"),
+        ("a", "a"),
+        ("x_1", "x_1"),
+        ("_under_score_", "_under_score_"),
+        ("A" * 25, "a" * 25),
+        ("\tlirik\n", "lirik"),
+        ("<https://www.twitch.tv/shroud>", "shroud"),  # Discord's no-embed link syntax
+    ],
+)
+def test_parse_login_accepts(text: str, expected: str) -> None:
+    assert parse_login(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "   ",
+        "shroud stream",
+        "a" * 26,
+        "shrоud",  # Cyrillic o
+        "ｓｈｒｏｕｄ",  # fullwidth
+        "shroud🎮",
+        "'; DROP TABLE streamers; --",
+        "@everyone",
+        "@here",
+        "@shroud",
+        "<@123>",
+        "<#123>",
+        "**shroud**",
+        "`shroud`",
+        "[shroud](https://evil.example)",
+        "shroud!",
+        "shr-oud",
+        "https://youtube.com/shroud",
+        "youtube.com/x",
+        "twitch.tv.evil.com/x",
+        "https://twitch.tv@evil.com/shroud",
+        "https://evil.com/twitch.tv/shroud",
+        "twitch.tv/",
+        "twitch.tv",
+        "https://www.twitch.tv",
+        "twitch.tv/videos/123456",
+        "https://www.twitch.tv/directory/game/Minecraft",
+        "twitch.tv/settings/profile",
+        "twitch.tv/p/en/legal",
+        "twitch.tv/search?term=shroud",
+        "ftp://twitch.tv/shroud",
+        "javascript:alert(1)",
+        "twitch.tv/%73hroud",
+        "twitch.tv/" + "a" * 26,
+        "sh\u200broud",  # zero-width space
+        "shroud\x00",
+        "<shroud>",
+        "<https://youtube.com/shroud>",
+    ],
+)
+def test_parse_login_rejects(text: str) -> None:
+    with pytest.raises(InvalidLogin) as info:
+        parse_login(text)
+    message = str(info.value)
+    assert message and len(message) < 120
+    assert "@everyone" not in message and "DROP" not in message  # never echo hostile input back
+
+
+def test_invalid_login_is_a_value_error_not_a_twitch_error() -> None:
+    assert issubclass(InvalidLogin, ValueError)
+    assert not issubclass(InvalidLogin, TwitchError)
+
+
+@given(st.text(max_size=60))
+def test_parse_login_never_returns_garbage(text: str) -> None:
+    try:
+        login = parse_login(text)
+    except InvalidLogin:
+        return
+    assert LOGIN_RE.fullmatch(login)
+    assert login == login.lower()
+
+
+@given(st.from_regex(r"[A-Za-z0-9_]{1,25}", fullmatch=True))
+def test_parse_login_round_trips_valid_names(name: str) -> None:
+    assert parse_login(name) == name.lower()
+    assume(name.lower() not in twitch_api._RESERVED_PATHS)
+    assert parse_login(f"https://www.twitch.tv/{name}/") == name.lower()
+
+
+# ----------------------------------------------------------------------------------------------- models
+
+
+def test_stream_thumbnail_fills_placeholders() -> None:
+    stream = TwitchStream(
+        id="1",
+        user_id="2",
+        user_login="shroud",
+        user_name="shroud",
+        game_id="",
+        game_name="",
+        title="",
+        viewer_count=0,
+        started_at=datetime.now(UTC),
+        thumbnail_url="https://static-cdn.jtvnw.net/previews-ttv/live_user_shroud-{width}x{height}.jpg",
+    )
+    assert stream.thumbnail() == "https://static-cdn.jtvnw.net/previews-ttv/live_user_shroud-1280x720.jpg"
+    assert stream.thumbnail(320, 180).endswith("-320x180.jpg")
+    assert stream.url == "https://www.twitch.tv/shroud"
+
+
+def test_error_tree() -> None:
+    assert issubclass(TwitchAuthError, TwitchError)
+    assert issubclass(TwitchRateLimited, TwitchAPIError)
+    assert issubclass(TwitchServerError, TwitchAPIError) and issubclass(TwitchServerError, TwitchUnavailable)
+    error = TwitchAPIError(404, '{"error":"Not Found","status":404,"message":"nope"}')
+    assert error.status == 404 and error.message == "nope" and "404" in str(error)
+
+
+# ------------------------------------------------------------------------------------------------ tokens
+
+
+async def test_token_is_fetched_once_and_reused(fake: FakeTwitch, client: TwitchClient) -> None:
+    fake.add_user("shroud")
+    for _ in range(3):
+        assert (await client.get_user("shroud")) is not None
+    assert fake.token_requests == 1
+    assert client.token_fetches == 1
+    assert client.request_count == 3
+    token_request = fake.requests_to("/oauth2/token")[0]
+    assert token_request.query == []  # credentials go in the form body, never the URL
+
+
+async def test_concurrent_first_calls_share_one_token_fetch(fake: FakeTwitch, client: TwitchClient) -> None:
+    fake.add_user("shroud")
+    results = await asyncio.gather(*(client.get_user("shroud") for _ in range(10)))
+    assert all(user is not None for user in results)
+    assert fake.token_requests == 1
+
+
+async def test_token_refreshed_before_it_expires(fake: FakeTwitch, client: TwitchClient, clock: FakeTime) -> None:
+    fake.token_ttl = 3600
+    fake.add_user("shroud")
+    await client.get_user("shroud")
+    clock.now += 3600 - 59  # inside the 60 s safety margin
+    await client.get_user("shroud")
+    assert fake.token_requests == 2
+    assert all(r.status == 200 for r in fake.requests_to("/helix/users"))
+
+
+async def test_expired_token_is_replaced_and_used_by_every_later_call(fake: FakeTwitch, client: TwitchClient) -> None:
+    fake.add_user("shroud")
+    await client.get_user("shroud")
+    fake.expire_tokens()
+    assert (await client.get_user("shroud")) is not None
+    assert (await client.get_user("shroud")) is not None
+
+    calls = fake.requests_to("/helix/users")
+    assert [r.status for r in calls] == [200, 401, 200, 200]
+    assert [r.headers["Authorization"] for r in calls] == [
+        "Bearer [token 1]",
+        "Bearer [token 1]",
+        "Bearer [token 2]",
+        "Bearer [token 2]",
+    ]
+    assert calls[1].query == calls[2].query
+    assert client.token_fetches == 2
+
+
+async def test_concurrent_401s_trigger_one_refetch(fake: FakeTwitch, client: TwitchClient) -> None:
+    ids = user_ids_of(fake, 500)
+    await client.get_streams(ids[:1])
+    fake.expire_tokens()
+    snapshot = await client.get_streams(ids)
+    assert snapshot.failed == frozenset() and snapshot.checked == set(ids)
+    assert fake.token_requests == 2
+
+
+async def test_persistent_401_raises_api_error(fake: FakeTwitch, client: TwitchClient) -> None:
+    fake.add_user("shroud")
+    fake.fail_next("/helix/users", 401, times=2)
+    with pytest.raises(TwitchAPIError) as info:
+        await client.get_user("shroud")
+    assert info.value.status == 401
+    assert fake.token_requests == 2
+
+
+async def test_validate_token(fake: FakeTwitch, client: TwitchClient) -> None:
+    assert await client.validate_token() is True
+    assert fake.validate_requests == 1 and fake.token_requests == 1
+    assert fake.requests_to("/oauth2/validate")[0].headers["Authorization"] == "OAuth [token 1]"
+
+    fake.expire_tokens()
+    assert await client.validate_token() is False
+    assert fake.token_requests == 2  # a fresh token was fetched right away
+    assert await client.validate_token() is True
+    assert fake.requests_to("/oauth2/validate")[-1].headers["Authorization"] == "OAuth [token 2]"
+
+
+async def test_bad_client_secret_raises_auth_error(fake: FakeTwitch, make_client) -> None:
+    client = make_client(client_secret="wrong-secret-value")
+    with pytest.raises(TwitchAuthError) as info:
+        await client.get_user("shroud")
+    message = str(info.value)
+    assert "client id/secret" in message and "invalid client secret" in message
+    assert "wrong-secret-value" not in message
+    assert info.value.status == 403
+
+
+async def test_bad_client_id_raises_auth_error(make_client) -> None:
+    client = make_client(client_id="not-my-app")
+    with pytest.raises(TwitchAuthError, match="invalid client"):
+        await client.validate_token()
+
+
+async def test_auth_error_is_raised_from_get_streams_with_one_token_request(fake: FakeTwitch, make_client) -> None:
+    ids = user_ids_of(fake, 500)
+    client = make_client(client_secret="wrong-secret-value")
+    with pytest.raises(TwitchAuthError):
+        await client.get_streams(ids)
+    assert fake.token_requests == 1  # five batches queued on one failed fetch, none retried it
+
+
+async def test_token_endpoint_5xx_is_retried(fake: FakeTwitch, client: TwitchClient, clock: FakeTime) -> None:
+    fake.add_user("shroud")
+    fake.fail_next("/oauth2/token", 503)
+    assert (await client.get_user("shroud")) is not None
+    assert fake.token_requests == 1 and client.token_fetches == 2  # the 503 never reached the handler
+    assert fake.count("/oauth2/token") == 2
+    assert len(clock.sleeps) == 1
+
+
+# ------------------------------------------------------------------------------------------------- users
+
+
+async def test_get_users_batches_of_100(fake: FakeTwitch, client: TwitchClient) -> None:
+    users = fake.add_users(250)
+    found = await client.get_users(logins=[u.login.upper() for u in users])
+    assert {u.id for u in found} == {u.id for u in users}
+    calls = fake.requests_to("/helix/users")
+    assert len(calls) == 3
+    assert [len(r.values("login")) for r in calls] == [100, 100, 50]
+
+
+async def test_get_users_mixes_ids_and_logins_and_dedupes(fake: FakeTwitch, client: TwitchClient) -> None:
+    users = fake.add_users(150)
+    found = await client.get_users(ids=[u.id for u in users[:60]], logins=[u.login for u in users])
+    assert len(found) == 150
+    calls = fake.requests_to("/helix/users")
+    assert len(calls) == 3
+    assert all(len(r.query) <= 100 for r in calls)
+
+
+async def test_get_users_skips_malformed_logins(fake: FakeTwitch, client: TwitchClient) -> None:
+    fake.add_user("shroud")
+    found = await client.get_users(logins=["shroud", "bad name!", "", "ünïcode"])
+    assert [u.login for u in found] == ["shroud"]
+    assert fake.requests_to("/helix/users")[0].query == [("login", "shroud")]
+
+
+async def test_get_users_with_nothing_makes_no_request(fake: FakeTwitch, client: TwitchClient) -> None:
+    assert await client.get_users() == []
+    assert fake.requests == []
+
+
+async def test_get_user(fake: FakeTwitch, client: TwitchClient) -> None:
+    shroud = fake.add_user("shroud", display_name="Shroud", broadcaster_type="partner")
+    user = await client.get_user("https://www.twitch.tv/SHROUD")
+    assert user is not None
+    assert (user.id, user.login, user.display_name, user.broadcaster_type) == (
+        shroud.id,
+        "shroud",
+        "Shroud",
+        "partner",
+    )
+    assert user.profile_image_url.startswith("https://static-cdn.jtvnw.net/")
+    assert await client.get_user("nobody_here") is None
+    with pytest.raises(InvalidLogin):
+        await client.get_user("@everyone")
+
+
+async def test_renamed_and_removed_users(fake: FakeTwitch, client: TwitchClient) -> None:
+    user = fake.add_user("oldname")
+    fake.rename_user(user.id, "newname", "NewName")
+    [found] = await client.get_users(ids=[user.id])
+    assert (found.id, found.login, found.display_name) == (user.id, "newname", "NewName")
+    assert await client.get_user("oldname") is None
+
+    fake.go_live(user.id)
+    fake.remove_user(user.id)
+    assert await client.get_users(ids=[user.id]) == []
+    snapshot = await client.get_streams([user.id])
+    assert snapshot.streams == {} and snapshot.checked == {user.id}
+
+
+# ----------------------------------------------------------------------------------------------- streams
+
+
+async def test_get_streams_150_ids_30_live_two_requests(fake: FakeTwitch, client: TwitchClient) -> None:
+    ids = user_ids_of(fake, 150)
+    live = ids[:30]  # all in the first batch: without first=100 Twitch would return only 20 of them
+    for index, uid in enumerate(live):
+        fake.go_live(uid, title=f"stream {index}", viewer_count=index)
+    snapshot = await client.get_streams(ids)
+
+    assert set(snapshot.streams) == set(live)
+    assert snapshot.checked == set(ids) and snapshot.failed == frozenset()
+    assert snapshot.offline == set(ids[30:])
+    assert snapshot.requests == 2
+    calls = fake.requests_to("/helix/streams")
+    assert len(calls) == 2
+    assert [len(r.values("user_id")) for r in calls] == [100, 50]
+    assert all(r.values("first") == ["100"] for r in calls)
+
+
+async def test_get_streams_fields(fake: FakeTwitch, client: TwitchClient) -> None:
+    user = fake.add_user("cool_streamer", display_name="Cool_Streamer")
+    started = datetime(2021, 3, 10, 15, 4, 21, tzinfo=UTC)
+    fake.go_live(
+        user.id,
+        title="Ranked grind",
+        game_name="VALORANT",
+        viewer_count=4321,
+        started_at=started,
+        stream_id="40001",
+        tags=("English", "FPS"),
+        is_mature=True,
+    )
+    stream = (await client.get_streams([user.id])).streams[user.id]
+    assert stream.id == "40001"
+    assert (stream.user_login, stream.user_name) == ("cool_streamer", "Cool_Streamer")
+    assert (stream.game_id, stream.game_name) == ("516575", "VALORANT")
+    assert (stream.title, stream.viewer_count, stream.language) == ("Ranked grind", 4321, "en")
+    assert stream.started_at == started and stream.started_at.tzinfo is not None
+    assert stream.started_at.utcoffset() == timedelta(0)
+    assert stream.tags == ("English", "FPS") and stream.is_mature is True
+    assert stream.thumbnail(640, 360) == (
+        "https://static-cdn.jtvnw.net/previews-ttv/live_user_cool_streamer-640x360.jpg"
+    )
+
+
+async def test_get_streams_dedupes_and_handles_empty_input(fake: FakeTwitch, client: TwitchClient) -> None:
+    empty = await client.get_streams([])
+    assert empty == StreamsSnapshot(streams={}, checked=frozenset(), failed=frozenset(), requests=0)
+    assert fake.requests == []
+
+    a, b = user_ids_of(fake, 2)
+    snapshot = await client.get_streams([a, b, a, " ", b])
+    assert snapshot.requests == 1 and snapshot.checked == {a, b}
+    assert fake.requests_to("/helix/streams")[0].values("user_id") == [a, b]
+
+
+async def test_get_streams_never_sends_malformed_ids(
+    fake: FakeTwitch, client: TwitchClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    [good] = user_ids_of(fake, 1)
+    fake.go_live(good)
+    snapshot = await client.get_streams([good, "shroud", "12a", "１２"])
+    assert set(snapshot.streams) == {good} and snapshot.checked == {good}
+    assert snapshot.failed == {"shroud", "12a", "１２"}  # unknown, never "offline"
+    assert fake.requests_to("/helix/streams")[0].values("user_id") == [good]
+    assert "3 malformed user ids" in caplog.text
+
+
+async def test_get_streams_follows_pagination(fake: FakeTwitch, client: TwitchClient) -> None:
+    fake.page_size_cap = 7
+    ids = user_ids_of(fake, 100)
+    for uid in ids[:30]:
+        fake.go_live(uid)
+    snapshot = await client.get_streams(ids)
+
+    assert set(snapshot.streams) == set(ids[:30])
+    assert snapshot.requests == 5
+    calls = fake.requests_to("/helix/streams")
+    assert all(r.values("user_id") == ids and r.values("first") == ["100"] for r in calls)
+    assert calls[0].values("after") == []
+    assert all(len(r.values("after")) == 1 for r in calls[1:])
+
+
+async def test_429_retries_the_same_query(fake: FakeTwitch, client: TwitchClient, clock: FakeTime) -> None:
+    ids = user_ids_of(fake, 3)
+    fake.go_live(ids[1])
+    fake.fail_next("/helix/streams", 429)
+    snapshot = await client.get_streams(ids)
+
+    calls = fake.requests_to("/helix/streams")
+    assert [r.status for r in calls] == [429, 200]
+    assert calls[0].query == calls[1].query
+    assert calls[1].values("user_id") == ids
+    assert set(snapshot.streams) == {ids[1]}  # no "top streams" leaked in
+    assert not set(snapshot.streams) & set(fake.top_user_ids)
+    assert len(clock.sleeps) == 1 and 0 < clock.sleeps[0] <= 2.0  # waited until Ratelimit-Reset
+
+
+async def test_429_forever(fake: FakeTwitch, client: TwitchClient) -> None:
+    ids = user_ids_of(fake, 3)
+    fake.fail_next("/helix/", 429, times=None)
+    snapshot = await client.get_streams(ids)
+    assert snapshot.failed == set(ids) and snapshot.checked == frozenset()
+    with pytest.raises(TwitchRateLimited) as info:
+        await client.get_users(ids=ids)
+    assert info.value.reset_at > 0
+
+
+async def test_500_once_is_retried(fake: FakeTwitch, client: TwitchClient, clock: FakeTime) -> None:
+    ids = user_ids_of(fake, 5)
+    fake.go_live(ids[0])
+    fake.fail_next("/helix/streams", 500)
+    snapshot = await client.get_streams(ids)
+    assert set(snapshot.streams) == {ids[0]} and snapshot.checked == set(ids)
+    assert snapshot.requests == 2
+    assert len(clock.sleeps) == 1 and 0 <= clock.sleeps[0] <= 0.01
+
+
+async def test_500_forever_fails_only_that_batch(
+    fake: FakeTwitch, client: TwitchClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    ids = user_ids_of(fake, 150)
+    fake.go_live(ids[0])
+    fake.go_live(ids[120])
+    fake.fail_next("/helix/streams", 500, times=None, query=[("user_id", ids[0])])
+    with caplog.at_level(logging.WARNING, logger="twitch_api"):
+        snapshot = await client.get_streams(ids)
+
+    assert snapshot.failed == set(ids[:100])
+    assert snapshot.checked == set(ids[100:])
+    assert set(snapshot.streams) == {ids[120]}
+    assert ids[0] not in snapshot.offline  # unknown, never offline
+    assert snapshot.requests == 1 + 4  # one good batch, one batch tried 1 + max_retries times
+    warnings = [r for r in caplog.records if r.name == "twitch_api" and r.levelno >= logging.WARNING]
+    assert len(warnings) == 1
+    assert "500" in warnings[0].getMessage()
+
+
+async def test_non_json_200_is_treated_as_a_failure(fake: FakeTwitch, client: TwitchClient) -> None:
+    ids = user_ids_of(fake, 2)
+    fake.fail_next("/helix/streams", 200, times=None, body="<html>oops</html>")
+    snapshot = await client.get_streams(ids)
+    assert snapshot.failed == set(ids)
+    assert snapshot.checked == frozenset()
+
+
+async def test_timeout_is_retried(fake: FakeTwitch, make_client) -> None:
+    client = make_client(timeout=0.2, max_retries=1)
+    ids = user_ids_of(fake, 2)
+    fake.go_live(ids[0])
+    fake.fail_next("/helix/streams", status=None, delay=5)
+    snapshot = await client.get_streams(ids)
+    assert set(snapshot.streams) == {ids[0]} and snapshot.checked == set(ids)
+    assert snapshot.requests == 2
+
+
+async def test_timeout_forever_marks_batch_failed(fake: FakeTwitch, make_client) -> None:
+    client = make_client(timeout=0.1, max_retries=1)
+    ids = user_ids_of(fake, 2)
+    fake.fail_next("/helix/", status=None, delay=5, times=None)
+    snapshot = await client.get_streams(ids)
+    assert snapshot.failed == set(ids) and snapshot.checked == frozenset()
+    assert snapshot.requests == 2
+    with pytest.raises(TwitchUnavailable, match="timed out"):
+        await client.get_users(ids=ids)
+
+
+async def test_unreachable_twitch(clock: FakeTime) -> None:
+    async with FakeTwitch() as gone:
+        api_base, auth_base = gone.api_base, gone.auth_base
+    async with TwitchClient(
+        "id", "secret", api_base=api_base, auth_base=auth_base, max_retries=1, sleep=clock.sleep
+    ) as client:
+        with pytest.raises(TwitchUnavailable):
+            await client.get_user("shroud")
+        snapshot = await client.get_streams(["1", "2"])
+        assert snapshot.failed == {"1", "2"}
+
+
+async def test_other_4xx_is_not_retried(fake: FakeTwitch, client: TwitchClient, clock: FakeTime) -> None:
+    fake.add_user("shroud")
+    fake.fail_next("/helix/users", 400, body='{"error":"Bad Request","status":400,"message":"Malformed query"}')
+    with pytest.raises(TwitchAPIError) as info:
+        await client.get_user("shroud")
+    assert info.value.status == 400 and info.value.message == "Malformed query"
+    assert fake.count("/helix/users") == 1 and clock.sleeps == []
+
+
+async def test_empty_object_means_nobody_live(fake: FakeTwitch, client: TwitchClient) -> None:
+    ids = user_ids_of(fake, 3)
+    fake.go_live(ids[0])
+    fake.fail_next("/helix/streams", 200, body="{}")
+    snapshot = await client.get_streams(ids)
+    assert snapshot.streams == {} and snapshot.checked == set(ids)
+
+
+async def test_defensive_stream_parsing(fake: FakeTwitch, client: TwitchClient, clock: FakeTime) -> None:
+    ids = user_ids_of(fake, 3)
+    body = {
+        "data": [
+            {"user_id": ids[0]},  # everything else missing
+            "garbage",
+            {"user_id": ids[1], "type": ""},  # Twitch's "something went wrong" marker
+            {"user_id": "999999", "type": "live", "title": "top stream"},  # not asked for
+            {"user_id": ids[2], "type": "live", "viewer_count": "12", "started_at": "not a date", "tags": None},
+        ],
+        "pagination": [],
+    }
+    import json
+
+    fake.fail_next("/helix/streams", 200, body=json.dumps(body))
+    snapshot = await client.get_streams(ids)
+    assert set(snapshot.streams) == {ids[0], ids[2]}
+    assert snapshot.failed == {ids[1]}
+    assert snapshot.checked == {ids[0], ids[2]}
+    bare = snapshot.streams[ids[0]]
+    assert (bare.viewer_count, bare.title, bare.tags, bare.is_mature) == (0, "", (), False)
+    odd = snapshot.streams[ids[2]]
+    assert odd.viewer_count == 12
+    assert odd.started_at == datetime.fromtimestamp(clock.now, UTC)
+
+
+# ------------------------------------------------------------------------------------------------ pacing
+
+
+async def test_pacing_waits_for_reset_when_bucket_is_low(clock: FakeTime) -> None:
+    async with FakeTwitch(rate_limit=3, clock=clock.time) as fake:
+        fake.add_user("shroud")
+        async with TwitchClient(
+            fake.client_id,
+            fake.client_secret,
+            api_base=fake.api_base,
+            auth_base=fake.auth_base,
+            max_concurrency=1,
+            clock=clock.time,
+            sleep=clock.sleep,
+        ) as client:
+            start = clock.now
+            await client.get_user("shroud")  # remaining 2
+            await client.get_user("shroud")  # remaining 1 -> the next one must wait
+            assert clock.sleeps == []
+            assert client.rate_limit_remaining == 1
+            await client.get_user("shroud")
+        assert len(clock.sleeps) == 1
+        assert 60 <= clock.sleeps[0] <= 61 and clock.now >= start + 60
+        assert [r.status for r in fake.requests_to("/helix/users")] == [200, 200, 200]
+
+
+async def test_big_cycle_never_hits_429(clock: FakeTime) -> None:
+    async with FakeTwitch(rate_limit=10, clock=clock.time) as fake:
+        ids = user_ids_of(fake, 2500)
+        for uid in ids[::50]:
+            fake.go_live(uid)
+        async with TwitchClient(
+            fake.client_id,
+            fake.client_secret,
+            api_base=fake.api_base,
+            auth_base=fake.auth_base,
+            max_concurrency=4,
+            clock=clock.time,
+            sleep=clock.sleep,
+        ) as client:
+            snapshot = await client.get_streams(ids)
+        assert snapshot.failed == frozenset() and snapshot.checked == set(ids)
+        assert len(snapshot.streams) == 50
+        assert snapshot.requests == 25
+        assert all(r.status == 200 for r in fake.requests_to("/helix/streams"))
+        assert clock.sleeps  # it did have to wait
+
+
+# ------------------------------------------------------------------------------------------ housekeeping
+
+
+async def test_injected_session_is_not_closed(fake: FakeTwitch) -> None:
+    async with aiohttp.ClientSession() as session:
+        async with TwitchClient(
+            fake.client_id, fake.client_secret, session=session, api_base=fake.api_base, auth_base=fake.auth_base
+        ) as client:
+            assert await client.validate_token()
+        assert not session.closed
+
+    client = TwitchClient(fake.client_id, fake.client_secret, api_base=fake.api_base, auth_base=fake.auth_base)
+    assert await client.validate_token()
+    own = client._session
+    await client.close()
+    assert own is not None and own.closed
+
+
+async def test_no_secret_or_token_is_ever_logged(
+    fake: FakeTwitch, make_client, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    ids = user_ids_of(fake, 150)
+    fake.go_live(ids[0])
+    client = make_client()
+    await client.validate_token()
+    await client.get_streams(ids)
+    fake.expire_tokens()
+    assert await client.validate_token() is False
+    fake.expire_tokens()
+    fake.fail_next("/helix/streams", 500, times=None, query=[("user_id", ids[0])])
+    fake.fail_next("/helix/users", 429)
+    await client.get_streams(ids)
+    await client.get_users(ids=ids)
+    with pytest.raises(TwitchAuthError) as info:
+        await make_client(client_secret=SECRET + "-wrong").get_user("shroud")
+
+    secrets_ = [SECRET, SECRET + "-wrong", *fake.issued_tokens]
+    assert len(fake.issued_tokens) == 3
+    texts = [record.getMessage() for record in caplog.records]
+    texts += [record.exc_text or "" for record in caplog.records]
+    texts.append(str(info.value))
+    assert any("token" in text for text in texts)  # it did log about tokens
+    for text in texts:
+        for secret in secrets_:
+            assert secret not in text

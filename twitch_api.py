@@ -1,0 +1,843 @@
+"""Twitch Helix client: app access token, batched user and stream look-ups, retries and rate limits.
+Plain asyncio + aiohttp, nothing from Discord; values leaving the module are frozen dataclasses."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import random
+import re
+import time
+import urllib.parse
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any, Self, TypeVar
+
+import aiohttp
+from multidict import CIMultiDict
+
+__all__ = [
+    "DEFAULT_API_BASE",
+    "DEFAULT_AUTH_BASE",
+    "LOGIN_RE",
+    "MAX_IDS_PER_REQUEST",
+    "InvalidLogin",
+    "StreamsSnapshot",
+    "TwitchAPIError",
+    "TwitchAuthError",
+    "TwitchClient",
+    "TwitchError",
+    "TwitchRateLimited",
+    "TwitchServerError",
+    "TwitchStream",
+    "TwitchUnavailable",
+    "TwitchUser",
+    "parse_login",
+]
+
+_log = logging.getLogger(__name__)
+_T = TypeVar("_T")
+
+DEFAULT_API_BASE = "https://api.twitch.tv/helix"
+DEFAULT_AUTH_BASE = "https://id.twitch.tv/oauth2"
+MAX_IDS_PER_REQUEST = 100
+
+# Longest we ever sleep for a rate limit: a Ratelimit-Reset far in the future means clock skew, not a plan.
+MAX_RATE_LIMIT_WAIT = 60.0
+# Default lifetime assumed when the token endpoint omits expires_in (it never should).
+_FALLBACK_TOKEN_TTL = 3600
+# Guards against a server that keeps handing out cursors: 100 ids can never need more pages than this.
+_MAX_PAGES = MAX_IDS_PER_REQUEST + 1
+_BODY_SNIPPET = 300
+
+LOGIN_RE = re.compile(r"^[A-Za-z0-9_]{1,25}$", re.ASCII)
+_TWITCH_HOSTS = frozenset({"twitch.tv", "www.twitch.tv", "m.twitch.tv", "go.twitch.tv"})
+# First path segments on twitch.tv that are pages, not channels.
+_RESERVED_PATHS = frozenset(
+    {
+        "directory",
+        "downloads",
+        "drops",
+        "embed",
+        "friends",
+        "inventory",
+        "jobs",
+        "login",
+        "logout",
+        "messages",
+        "moderator",
+        "p",
+        "payments",
+        "popout",
+        "prime",
+        "search",
+        "settings",
+        "signup",
+        "store",
+        "subscriptions",
+        "turbo",
+        "u",
+        "videos",
+        "wallet",
+    }
+)
+
+
+# --------------------------------------------------------------------------------------------------- errors
+
+
+class TwitchError(Exception):
+    """Root of every error this module raises (except InvalidLogin, which is about user input)."""
+
+
+class TwitchAuthError(TwitchError):
+    """The token endpoint rejected the client id/secret: an operator misconfiguration, not a blip."""
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class TwitchAPIError(TwitchError):
+    """Twitch answered with an error status."""
+
+    def __init__(self, status: int, body: str, message: str | None = None) -> None:
+        self.status = status
+        self.body = body[:_BODY_SNIPPET]
+        self.message = message or _error_message(body) or "(no message)"
+        super().__init__(f"Twitch API returned HTTP {status}: {self.message}")
+
+
+class TwitchRateLimited(TwitchAPIError):
+    """Still rate limited (429) after waiting for the bucket to refill max_retries times."""
+
+    def __init__(self, status: int, body: str, reset_at: float) -> None:
+        super().__init__(status, body)
+        self.reset_at = reset_at
+
+
+class TwitchUnavailable(TwitchError):
+    """Twitch could not be reached (timeouts, connection errors, 5xx) even after retrying."""
+
+
+class TwitchServerError(TwitchAPIError, TwitchUnavailable):
+    """5xx after retries: both an API error (it has a status) and 'Twitch is unavailable'."""
+
+
+class InvalidLogin(ValueError):
+    """User input that is not a Twitch channel name or channel link; the message is safe to show."""
+
+
+# ---------------------------------------------------------------------------------------------- login input
+
+
+def parse_login(text: str) -> str:
+    """Turn a channel name or twitch.tv link typed by a user into a lower-case login.
+
+    Raises InvalidLogin with a message that can be shown to the user as is.
+    """
+    if not isinstance(text, str):
+        raise InvalidLogin("Please give a Twitch channel name or a twitch.tv link.")
+    candidate = text.strip()
+    if candidate.startswith("<") and candidate.endswith(">") and candidate[1:5].lower() == "http":
+        candidate = candidate[1:-1]  # Discord's <link> syntax that suppresses the embed
+    if not candidate:
+        raise InvalidLogin("Please give a Twitch channel name or a twitch.tv link.")
+    if len(candidate) > 200:
+        raise InvalidLogin("That is far too long to be a Twitch channel name or link.")
+    if any(ch.isspace() for ch in candidate):
+        raise InvalidLogin("Twitch channel names cannot contain spaces.")
+    if not candidate.isascii():
+        raise InvalidLogin("Twitch channel names only use the letters a–z, digits and underscores.")
+    if "@" in candidate or "<" in candidate:
+        raise InvalidLogin("Give the channel name on its own (for example `shroud`), without @ or mentions.")
+    if "/" in candidate or "." in candidate or ":" in candidate:
+        candidate = _login_from_url(candidate)
+    if len(candidate) > 25:
+        raise InvalidLogin("Twitch channel names are at most 25 characters long.")
+    if not LOGIN_RE.fullmatch(candidate):
+        raise InvalidLogin("Twitch channel names only use the letters a–z, digits and underscores.")
+    return candidate.lower()
+
+
+def _login_from_url(text: str) -> str:
+    url = text if "://" in text else "https://" + text
+    try:
+        parts = urllib.parse.urlsplit(url)
+        host = (parts.hostname or "").lower()
+    except ValueError:
+        raise InvalidLogin("That doesn't look like a twitch.tv link.") from None
+    if parts.scheme.lower() not in ("http", "https") or host not in _TWITCH_HOSTS:
+        raise InvalidLogin("Only twitch.tv channel links (or plain channel names) are accepted.")
+    segments = [segment for segment in parts.path.split("/") if segment]
+    if not segments:
+        raise InvalidLogin("That twitch.tv link has no channel name in it.")
+    first = segments[0]
+    if first.lower() in _RESERVED_PATHS:
+        raise InvalidLogin("That twitch.tv link is not a channel; use a link like twitch.tv/shroud.")
+    return first
+
+
+# --------------------------------------------------------------------------------------------------- models
+
+
+@dataclass(frozen=True, slots=True)
+class TwitchUser:
+    id: str
+    login: str
+    display_name: str
+    profile_image_url: str
+    broadcaster_type: str = ""
+
+    @property
+    def url(self) -> str:
+        return f"https://www.twitch.tv/{self.login}"
+
+
+@dataclass(frozen=True, slots=True)
+class TwitchStream:
+    id: str
+    user_id: str
+    user_login: str
+    user_name: str
+    game_id: str
+    game_name: str
+    title: str
+    viewer_count: int
+    started_at: datetime
+    thumbnail_url: str
+    language: str = ""
+    is_mature: bool = False
+    tags: tuple[str, ...] = ()
+
+    def thumbnail(self, width: int = 1280, height: int = 720) -> str:
+        return self.thumbnail_url.replace("{width}", str(width)).replace("{height}", str(height))
+
+    @property
+    def url(self) -> str:
+        return f"https://www.twitch.tv/{self.user_login}"
+
+
+@dataclass(frozen=True, slots=True)
+class StreamsSnapshot:
+    """One poll over many streamers. A user id in `failed` has an UNKNOWN state: never treat it as offline."""
+
+    streams: dict[str, TwitchStream]
+    checked: frozenset[str]
+    failed: frozenset[str]
+    requests: int
+
+    @property
+    def offline(self) -> frozenset[str]:
+        """Ids that Twitch positively reported as not live in this poll."""
+        return self.checked.difference(self.streams)
+
+
+# ------------------------------------------------------------------------------------------------ the client
+
+
+@dataclass(slots=True)
+class _Tally:
+    requests: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class _Reply:
+    status: int
+    headers: CIMultiDict[str]
+    text: str
+
+
+@dataclass(slots=True)
+class _Batch:
+    ids: list[str]
+    streams: dict[str, TwitchStream] = field(default_factory=dict)
+    unknown: set[str] = field(default_factory=set)
+
+
+class TwitchClient:
+    """Helix client with one session, one cached app token and one `_request()` every call goes through."""
+
+    def __init__(
+        self,
+        client_id: str,
+        client_secret: str,
+        *,
+        session: aiohttp.ClientSession | None = None,
+        api_base: str = DEFAULT_API_BASE,
+        auth_base: str = DEFAULT_AUTH_BASE,
+        timeout: float = 10.0,
+        max_retries: int = 3,
+        backoff_base: float = 0.5,
+        backoff_max: float = 8.0,
+        max_concurrency: int = 4,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+    ) -> None:
+        if not client_id or not client_secret:
+            raise ValueError("client_id and client_secret are required")
+        self._client_id = client_id
+        self._client_secret = client_secret
+        self._session = session
+        self._owns_session = session is None
+        self._api_base = api_base.rstrip("/")
+        self._auth_base = auth_base.rstrip("/")
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._max_retries = max(0, max_retries)
+        self._backoff_base = backoff_base
+        self._backoff_max = backoff_max
+        self._max_concurrency = max(1, max_concurrency)
+        self._clock = clock
+        self._sleep = sleep
+        self._rng = random.Random()  # noqa: S311 - jitter, not cryptography
+
+        self._semaphore = asyncio.Semaphore(self._max_concurrency)
+        self._token: str | None = None
+        self._token_expires_at = 0.0
+        self._token_lock = asyncio.Lock()
+        self._fetches_done = 0
+        self._fetch_error: TwitchError | None = None
+
+        self._rl_limit: int | None = None
+        self._rl_remaining: int | None = None
+        self._rl_reset = 0.0
+
+        self.request_count = 0
+        self.token_fetches = 0
+
+    # ----------------------------------------------------------------------------------------- lifecycle
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Close the HTTP session, but only if this client created it."""
+        if self._owns_session and self._session is not None and not self._session.closed:
+            await self._session.close()
+
+    @property
+    def rate_limit_remaining(self) -> int | None:
+        """Points left in the app's Helix bucket, as of the last response (None before the first)."""
+        return self._rl_remaining
+
+    @property
+    def rate_limit_reset(self) -> float:
+        return self._rl_reset
+
+    # ------------------------------------------------------------------------------------------ public API
+
+    async def get_users(self, *, logins: Iterable[str] = (), ids: Iterable[str] = ()) -> list[TwitchUser]:
+        """Look users up by id and/or login, 100 per request. Unknown ones are simply absent."""
+        # Twitch rejects a whole request for one malformed value, and such a user can't exist anyway.
+        pairs: list[tuple[str, str]] = []
+        for raw in _unique(str(i).strip() for i in ids):
+            if raw.isdigit() and raw.isascii():
+                pairs.append(("id", raw))
+            elif raw:
+                _log.debug("Skipping malformed Twitch user id %r", raw[:40])
+        for raw in _unique(str(name).strip().lower() for name in logins):
+            if LOGIN_RE.fullmatch(raw):
+                pairs.append(("login", raw))
+            elif raw:
+                _log.debug("Skipping malformed Twitch login %r", raw[:40])
+        if not pairs:
+            return []
+        chunks = [pairs[i : i + MAX_IDS_PER_REQUEST] for i in range(0, len(pairs), MAX_IDS_PER_REQUEST)]
+        results = await _gather_all(self._request("GET", "/users", chunk) for chunk in chunks)
+        users: dict[str, TwitchUser] = {}
+        for payload in results:
+            for item in _data_items(payload):
+                user = _parse_user(item)
+                if user is not None:
+                    users.setdefault(user.id, user)
+        return list(users.values())
+
+    async def get_user(self, login: str) -> TwitchUser | None:
+        """One user by login (anything parse_login accepts); None if no such user. Raises InvalidLogin."""
+        name = parse_login(login)
+        users = await self.get_users(logins=[name])
+        return users[0] if users else None
+
+    async def get_streams(self, user_ids: Iterable[str]) -> StreamsSnapshot:
+        """Poll many streamers: batches of 100 ids with first=100, run concurrently.
+
+        A batch that fails after retries puts its ids in `failed`; only TwitchAuthError is raised.
+        """
+        wanted: list[str] = []
+        malformed: set[str] = set()
+        for uid in _unique(str(u).strip() for u in user_ids):
+            if uid.isdigit() and uid.isascii():
+                wanted.append(uid)
+            elif uid:
+                malformed.add(uid)
+        if malformed:
+            # One bad id would make Twitch reject its whole batch of 100, cycle after cycle.
+            _log.warning("Not asking Twitch about %d malformed user ids (not numbers)", len(malformed))
+        batches = [_Batch(wanted[i : i + MAX_IDS_PER_REQUEST]) for i in range(0, len(wanted), MAX_IDS_PER_REQUEST)]
+        tally = _Tally()
+        outcomes = await asyncio.gather(*(self._poll_batch(batch, tally) for batch in batches), return_exceptions=True)
+        streams: dict[str, TwitchStream] = {}
+        checked: set[str] = set()
+        failed: set[str] = set(malformed)
+        fatal: BaseException | None = None
+        for batch, outcome in zip(batches, outcomes, strict=True):
+            if isinstance(outcome, TwitchAuthError) or (
+                isinstance(outcome, BaseException) and not isinstance(outcome, TwitchError)
+            ):
+                fatal = fatal or outcome
+                failed.update(batch.ids)
+            elif isinstance(outcome, TwitchError):
+                _log.warning(
+                    "Twitch streams check for %d streamers failed, their state is unknown this time: %s",
+                    len(batch.ids),
+                    outcome,
+                )
+                failed.update(batch.ids)
+            else:
+                streams.update(batch.streams)
+                failed.update(batch.unknown)
+                checked.update(uid for uid in batch.ids if uid not in batch.unknown)
+        if fatal is not None:
+            raise fatal
+        return StreamsSnapshot(
+            streams=streams, checked=frozenset(checked), failed=frozenset(failed), requests=tally.requests
+        )
+
+    async def validate_token(self) -> bool:
+        """Twitch's required periodic token check. False (and a fresh token fetched) if it was revoked."""
+        token = await self._ensure_token()
+        reply = await self._send("GET", f"{self._auth_base}/validate", headers={"Authorization": f"OAuth {token}"})
+        if reply.status == 200:
+            payload = _json_object(reply.text) or {}
+            _log.debug("Twitch app token %s is valid, expires in %ss", _fingerprint(token), payload.get("expires_in"))
+            return True
+        if reply.status == 401:
+            _log.info("Twitch app token %s is no longer valid; fetching a new one", _fingerprint(token))
+            self._invalidate_token(token)
+            await self._ensure_token()
+            return False
+        if reply.status >= 500:
+            raise TwitchServerError(reply.status, reply.text)
+        raise TwitchAPIError(reply.status, reply.text)
+
+    # ----------------------------------------------------------------------------------------- internals
+
+    async def _poll_batch(self, batch: _Batch, tally: _Tally) -> None:
+        requested = set(batch.ids)
+        base: list[tuple[str, str]] = [("user_id", uid) for uid in batch.ids]
+        base.append(("first", str(MAX_IDS_PER_REQUEST)))
+        cursor: str | None = None
+        seen_cursors: set[str] = set()
+        for _ in range(_MAX_PAGES):
+            params = base if cursor is None else [*base, ("after", cursor)]
+            payload = await self._request("GET", "/streams", params, tally=tally)
+            items = _data_items(payload)
+            strangers = 0
+            for item in items:
+                user_id = _as_str(item.get("user_id"))
+                if user_id not in requested:
+                    # The infamous bug: a request that lost its query gets Twitch's top streams back.
+                    strangers += 1
+                    continue
+                stream_type = item.get("type", "live")
+                if stream_type != "live":
+                    # Twitch sets type "" when something went wrong on its side: state unknown.
+                    batch.unknown.add(user_id)
+                    continue
+                batch.streams[user_id] = _parse_stream(item, self._clock)
+            if strangers:
+                _log.warning("Ignored %d streams of users that were not asked for", strangers)
+            cursor = _cursor(payload)
+            if not cursor or not items or cursor in seen_cursors:
+                return
+            seen_cursors.add(cursor)
+        # Stopping early would make the streamers on unseen pages look offline.
+        raise TwitchUnavailable(f"Twitch kept paginating /streams past {_MAX_PAGES} pages")
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        params: Sequence[tuple[str, str]] = (),
+        *,
+        tally: _Tally | None = None,
+    ) -> dict[str, Any]:
+        """Send one Helix request, retrying it (same method, path and query) until it succeeds or gives up."""
+        url = self._api_base + path
+        query = tuple(params)  # the exact same pairs on every attempt
+        failures = 0
+        rate_limited = 0
+        reauthorized = False
+        while True:
+            token = await self._ensure_token()
+            headers = {"Client-Id": self._client_id, "Authorization": f"Bearer {token}"}
+            try:
+                reply = await self._attempt(method, url, query, headers, tally)
+            except TwitchUnavailable as exc:
+                failures += 1
+                if failures > self._max_retries:
+                    raise
+                await self._backoff(failures, method, path, str(exc))
+                continue
+            status = reply.status
+
+            if 200 <= status < 300:
+                payload = _json_object(reply.text)
+                if payload is not None:
+                    return payload
+                # A 200 with an HTML error page (proxies do that) tells us nothing: retry like a 5xx.
+                failures += 1
+                if failures > self._max_retries:
+                    raise TwitchServerError(status, reply.text, "response was not a JSON object")
+                await self._backoff(failures, method, path, "response was not JSON")
+            elif status == 401:
+                self._invalidate_token(token)
+                if reauthorized:
+                    raise TwitchAPIError(status, reply.text)
+                reauthorized = True
+                _log.info("Twitch rejected app token %s; fetching a new one", _fingerprint(token))
+            elif status == 429:
+                rate_limited += 1
+                reset_at = _float_header(reply.headers, "Ratelimit-Reset")
+                if rate_limited > self._max_retries:
+                    raise TwitchRateLimited(status, reply.text, reset_at or self._clock())
+                await self._wait_rate_limit(reset_at, rate_limited, path)
+            elif status >= 500:
+                failures += 1
+                if failures > self._max_retries:
+                    raise TwitchServerError(status, reply.text)
+                await self._backoff(failures, method, path, f"HTTP {status}")
+            else:
+                raise TwitchAPIError(status, reply.text)
+
+    async def _attempt(
+        self,
+        method: str,
+        url: str,
+        query: Sequence[tuple[str, str]],
+        headers: Mapping[str, str],
+        tally: _Tally | None,
+    ) -> _Reply:
+        async with self._semaphore:
+            await self._pace()
+            self.request_count += 1
+            if tally is not None:
+                tally.requests += 1
+            reply = await self._send(method, url, params=query, headers=headers)
+            # Still holding the semaphore, so the next request paces on this response's numbers.
+            self._note_rate_limit(reply.headers)
+            return reply
+
+    async def _send(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: Sequence[tuple[str, str]] = (),
+        headers: Mapping[str, str] | None = None,
+        data: Mapping[str, str] | None = None,
+    ) -> _Reply:
+        """The one place that talks HTTP: a single exchange with a timeout; transport errors become
+        TwitchUnavailable."""
+        if self._session is None or self._session.closed:
+            if not self._owns_session:
+                raise TwitchUnavailable("the HTTP session given to TwitchClient is closed")
+            self._session = aiohttp.ClientSession()
+        try:
+            async with self._session.request(
+                method, url, params=list(params), headers=headers, data=data, timeout=self._timeout
+            ) as response:
+                text = await response.text(errors="replace")
+                return _Reply(response.status, CIMultiDict(response.headers), text)
+        except TimeoutError as exc:
+            raise TwitchUnavailable(f"timed out after {self._timeout.total}s ({_route(url)})") from exc
+        except aiohttp.ClientError as exc:
+            raise TwitchUnavailable(f"{type(exc).__name__} ({_route(url)})") from exc
+
+    async def _backoff(self, failures: int, method: str, path: str, reason: str) -> None:
+        """Exponential backoff with full jitter."""
+        ceiling = min(self._backoff_max, self._backoff_base * 2 ** (failures - 1))
+        delay = self._rng.uniform(0, ceiling)
+        _log.debug(
+            "Twitch %s %s failed (%s); retry %d/%d in %.2fs",
+            method,
+            path,
+            reason,
+            failures,
+            self._max_retries,
+            delay,
+        )
+        await self._sleep(delay)
+
+    async def _wait_rate_limit(self, reset_at: float | None, attempt: int, path: str) -> None:
+        wait = reset_at - self._clock() if reset_at is not None else 0.0
+        if reset_at is None or wait <= 0:
+            # No usable reset time (missing header or clock skew): back off instead.
+            wait = min(self._backoff_max, self._backoff_base * 2 ** (attempt - 1))
+        wait = min(wait, MAX_RATE_LIMIT_WAIT)
+        _log.info("Twitch rate limit hit on %s; retrying the same request in %.1fs", path, wait)
+        await self._sleep(wait)
+
+    async def _pace(self) -> None:
+        """When the points bucket is nearly empty, wait for it to refill instead of earning a 429."""
+        remaining, reset = self._rl_remaining, self._rl_reset
+        if remaining is None or remaining > self._max_concurrency:
+            return
+        wait = reset - self._clock()
+        if wait > 0:
+            wait = min(wait, MAX_RATE_LIMIT_WAIT)
+            _log.info("Twitch rate limit nearly used up (%d left); waiting %.1fs for it to reset", remaining, wait)
+            await self._sleep(wait)
+        if self._rl_reset == reset:
+            self._rl_remaining = None  # the bucket is full again; the next response says how full
+
+    def _note_rate_limit(self, headers: Mapping[str, str]) -> None:
+        remaining = _int_header(headers, "Ratelimit-Remaining")
+        reset = _float_header(headers, "Ratelimit-Reset")
+        if remaining is None or reset is None:
+            return
+        if self._rl_remaining is None or reset > self._rl_reset:
+            self._rl_remaining, self._rl_reset = remaining, reset
+        elif reset == self._rl_reset:
+            # Responses to concurrent requests can arrive out of order: within one window, lowest wins.
+            self._rl_remaining = min(self._rl_remaining, remaining)
+        # else: a late response from an older window; ignore it
+        self._rl_limit = _int_header(headers, "Ratelimit-Limit") or self._rl_limit
+
+    # ------------------------------------------------------------------------------------------------ auth
+
+    def _current_token(self) -> str | None:
+        if self._token is not None and self._clock() < self._token_expires_at:
+            return self._token
+        return None
+
+    def _invalidate_token(self, token: str) -> None:
+        # Only the token that failed: a caller holding an older one must not discard a fresh refresh.
+        if self._token == token:
+            self._token = None
+
+    async def _ensure_token(self) -> str:
+        """The cached app token, else a new one. Concurrent callers share one fetch (and its failure)."""
+        token = self._current_token()
+        if token is not None:
+            return token
+        done = self._fetches_done
+        async with self._token_lock:
+            token = self._current_token()
+            if token is not None:
+                return token
+            if self._fetches_done != done and self._fetch_error is not None:
+                raise self._fetch_error  # the fetch we queued behind just failed; don't hammer the endpoint
+            try:
+                token = await self._fetch_token()
+            except TwitchError as exc:
+                self._fetch_error = exc
+                raise
+            finally:
+                self._fetches_done += 1
+            self._fetch_error = None
+            return token
+
+    async def _fetch_token(self) -> str:
+        form = {
+            "client_id": self._client_id,
+            "client_secret": self._client_secret,
+            "grant_type": "client_credentials",
+        }
+        url = f"{self._auth_base}/token"
+        failures = 0
+        while True:
+            self.token_fetches += 1
+            try:
+                reply = await self._send("POST", url, data=form)
+            except TwitchUnavailable:
+                failures += 1
+                if failures > self._max_retries:
+                    raise
+                await self._backoff(failures, "POST", "/oauth2/token", "no response")
+                continue
+            status = reply.status
+            if status == 200:
+                payload = _json_object(reply.text) or {}
+                token = payload.get("access_token")
+                if not isinstance(token, str) or not token:
+                    raise TwitchAPIError(status, "", "token response had no access_token")
+                expires_in = _as_int(payload.get("expires_in")) or _FALLBACK_TOKEN_TTL
+                margin = min(60.0, expires_in * 0.1)
+                self._token = token
+                self._token_expires_at = self._clock() + expires_in - margin
+                _log.info("Fetched a Twitch app access token %s (expires in %ds)", _fingerprint(token), expires_in)
+                return token
+            message = self._redact(_error_message(reply.text) or f"HTTP {status}")
+            if status in (400, 401, 403):
+                raise TwitchAuthError(
+                    f"Twitch rejected the client id/secret (HTTP {status}: {message}). Check the Twitch "
+                    "client id and client secret of your application at https://dev.twitch.tv/console/apps",
+                    status=status,
+                )
+            if status == 429 or status >= 500:
+                failures += 1
+                if failures > self._max_retries:
+                    raise TwitchServerError(status, self._redact(reply.text))
+                await self._backoff(failures, "POST", "/oauth2/token", f"HTTP {status}")
+                continue
+            raise TwitchAPIError(status, self._redact(reply.text))
+
+    def _redact(self, text: str) -> str:
+        return text.replace(self._client_secret, "[secret]")
+
+
+# ------------------------------------------------------------------------------------------------- parsing
+
+
+def _parse_user(item: Mapping[str, Any]) -> TwitchUser | None:
+    user_id = _as_str(item.get("id"))
+    login = _as_str(item.get("login")).lower()
+    if not user_id or not login:
+        return None
+    return TwitchUser(
+        id=user_id,
+        login=login,
+        display_name=_as_str(item.get("display_name")) or login,
+        profile_image_url=_as_str(item.get("profile_image_url")),
+        broadcaster_type=_as_str(item.get("broadcaster_type")),
+    )
+
+
+def _parse_stream(item: Mapping[str, Any], clock: Callable[[], float]) -> TwitchStream:
+    login = _as_str(item.get("user_login")).lower()
+    tags = item.get("tags")
+    return TwitchStream(
+        id=_as_str(item.get("id")),
+        user_id=_as_str(item.get("user_id")),
+        user_login=login,
+        user_name=_as_str(item.get("user_name")) or login,
+        game_id=_as_str(item.get("game_id")),
+        game_name=_as_str(item.get("game_name")),
+        title=_as_str(item.get("title")),
+        viewer_count=_as_int(item.get("viewer_count")) or 0,
+        started_at=_parse_time(item.get("started_at")) or datetime.fromtimestamp(clock(), UTC),
+        thumbnail_url=_as_str(item.get("thumbnail_url")),
+        language=_as_str(item.get("language")),
+        is_mature=item.get("is_mature") is True,
+        tags=tuple(str(tag) for tag in tags) if isinstance(tags, list) else (),
+    )
+
+
+def _parse_time(value: object) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+def _json_object(text: str) -> dict[str, Any] | None:
+    try:
+        payload = json.loads(text)
+    except ValueError:
+        return None
+    return payload if isinstance(payload, dict) else None
+
+
+def _data_items(payload: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    data = payload.get("data")
+    if not isinstance(data, list):
+        return []  # `{}` instead of `{"data": []}` means "nothing"
+    return [item for item in data if isinstance(item, dict)]
+
+
+def _cursor(payload: Mapping[str, Any]) -> str | None:
+    pagination = payload.get("pagination")
+    if isinstance(pagination, dict):
+        cursor = pagination.get("cursor")
+        if isinstance(cursor, str) and cursor:
+            return cursor
+    return None
+
+
+def _error_message(text: str) -> str:
+    payload = _json_object(text)
+    if payload is not None:
+        message = payload.get("message")
+        if isinstance(message, str) and message:
+            return message[:_BODY_SNIPPET]
+        error = payload.get("error")
+        if isinstance(error, str):
+            return error[:_BODY_SNIPPET]
+    return text.strip()[:_BODY_SNIPPET]
+
+
+def _as_str(value: object) -> str:
+    if value is None:
+        return ""
+    return value if isinstance(value, str) else str(value)
+
+
+def _as_int(value: object) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return int(value)
+    if isinstance(value, str):
+        try:
+            return int(float(value))
+        except ValueError:
+            return None
+    return None
+
+
+def _int_header(headers: Mapping[str, str], name: str) -> int | None:
+    return _as_int(_header(headers, name))
+
+
+def _float_header(headers: Mapping[str, str], name: str) -> float | None:
+    value = _header(headers, name)
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    return headers.get(name)
+
+
+def _fingerprint(token: str) -> str:
+    """A short, irreversible label so logs can tell tokens apart without containing them."""
+    return "#" + hashlib.sha256(token.encode()).hexdigest()[:8]
+
+
+def _route(url: str) -> str:
+    return urllib.parse.urlsplit(url).path
+
+
+def _unique(values: Iterable[str]) -> list[str]:
+    return list(dict.fromkeys(values))
+
+
+async def _gather_all(awaitables: Iterable[Awaitable[_T]]) -> list[_T]:
+    """gather() that lets every call finish before raising the first error (no orphaned requests)."""
+    results = await asyncio.gather(*awaitables, return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+    return results  # type: ignore[return-value]
