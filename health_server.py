@@ -1,0 +1,140 @@
+"""The bot's own HTTP endpoint: GET /healthz for the platform's health check, GET /metrics for Prometheus.
+
+`evaluate_health` is the pure rule (connected to Discord, polled recently); `HealthServer` serves it with aiohttp.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from metrics import Metrics
+
+_log = logging.getLogger(__name__)
+
+HEALTH_PATH = "/healthz"
+METRICS_PATH = "/metrics"
+# The bot counts as stuck when no poll cycle has finished for this many intervals: one slow or failed
+# cycle is not an outage, three in a row are.
+STALE_AFTER_INTERVALS = 3
+# Bounded so the endpoint never holds up the bot's shutdown (Fly's kill_timeout is 30 s).
+SHUTDOWN_TIMEOUT_SECONDS = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class HealthStatus:
+    healthy: bool
+    reason: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+def _seconds(value: float) -> str:
+    return f"{value:.0f}" if value >= 10 else f"{value:.1f}"
+
+
+def evaluate_health(
+    *,
+    gateway_connected: bool,
+    last_cycle_finished: float | None,
+    started_at: float,
+    interval: float,
+    now: float,
+) -> HealthStatus:
+    """Healthy when the Discord gateway is connected and a poll cycle finished within 3 intervals.
+
+    `last_cycle_finished`, `started_at` and `now` are read from one clock (the bot uses time.time()).
+    Until the first cycle finishes the answer is unhealthy: "starting" during the first 3 intervals,
+    a failure after that.
+    """
+    limit = STALE_AFTER_INTERVALS * interval
+    age = None if last_cycle_finished is None else max(0.0, now - last_cycle_finished)
+    details: dict[str, Any] = {
+        "gateway_connected": gateway_connected,
+        "last_poll_age_seconds": None if age is None else round(age, 1),
+        "interval_seconds": interval,
+        "uptime_seconds": round(max(0.0, now - started_at), 1),
+    }
+    if not gateway_connected:
+        return HealthStatus(False, "Discord gateway not connected", details)
+    if age is None:
+        if now - started_at > limit:
+            return HealthStatus(False, "no poll cycle completed since start-up", details)
+        return HealthStatus(False, "starting: no poll cycle completed yet", details)
+    if age > limit:
+        return HealthStatus(
+            False, f"last poll cycle finished {_seconds(age)} s ago (limit {_seconds(limit)} s)", details
+        )
+    return HealthStatus(True, "ok", details)
+
+
+class HealthServer:
+    """Serves /healthz and /metrics; `start()` binds (port 0 picks a free port, see `.port`), `stop()` closes."""
+
+    def __init__(
+        self,
+        *,
+        host: str,
+        port: int,
+        health: Callable[[], HealthStatus],
+        metrics: Metrics,
+    ) -> None:
+        self._host = host
+        self._port = port
+        self._health = health
+        self._metrics = metrics
+        self._runner: web.AppRunner | None = None
+
+    @property
+    def port(self) -> int:
+        """The bound port once started (useful with port 0), the configured one before."""
+        return self._port
+
+    @property
+    def running(self) -> bool:
+        return self._runner is not None
+
+    async def start(self) -> None:
+        """Bind and serve; raises OSError (e.g. the port is taken) with nothing left open."""
+        if self._runner is not None:
+            raise RuntimeError("HealthServer is already started")
+        app = web.Application()
+        app.router.add_get(HEALTH_PATH, self._healthz)
+        app.router.add_get(METRICS_PATH, self._serve_metrics)
+        # No access log: the platform's check would write a line every few seconds.
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT_SECONDS)
+        await runner.setup()
+        try:
+            await web.TCPSite(runner, self._host, self._port).start()
+        except BaseException:
+            await runner.cleanup()
+            raise
+        self._runner = runner
+        self._port = runner.addresses[0][1]
+        _log.info("Health endpoint listening on %s:%d (/healthz, /metrics)", self._host, self._port)
+
+    async def stop(self) -> None:
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            await runner.cleanup()
+
+    async def _healthz(self, request: web.Request) -> web.Response:
+        try:
+            status = self._health()
+        except Exception as exc:
+            # A bug in the health callback must read as unhealthy, not as a 500 the check can't explain.
+            _log.exception("The health check callback failed")
+            status = HealthStatus(False, f"health check failed: {exc!r}", {})
+        details = {k: v for k, v in status.details.items() if k not in ("status", "reason")}
+        if status.healthy:
+            body = {"status": "ok", **details}
+        else:
+            body = {"status": "unhealthy", "reason": status.reason, **details}
+        return web.json_response(body, status=200 if status.healthy else 503, headers={"Cache-Control": "no-store"})
+
+    async def _serve_metrics(self, request: web.Request) -> web.Response:
+        body, content_type = self._metrics.render()
+        return web.Response(body=body, headers={"Content-Type": content_type})

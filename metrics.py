@@ -1,0 +1,90 @@
+"""Prometheus metrics of the notifier: poll cycles, Twitch requests, notifications and current counts.
+
+Each `Metrics` owns its own registry, so several bots (or tests) in one process never share a counter.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+PREFIX = "twitch_notifier_"
+
+# A cycle is one batched /helix/streams round plus the announcements it triggers: usually well under a
+# second, several seconds when Twitch is slow or retried, up to minutes when something is wrong.
+CYCLE_DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
+
+
+class Metrics:
+    """The bot's metrics. Call the `observe_*`/`set_*`/`mark_*` methods; `render()` is the /metrics body."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.poll_cycles_total = Counter(
+            f"{PREFIX}poll_cycles_total",
+            "Poll cycles run, by outcome (ok: the cycle finished; error: it raised and was skipped).",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self.poll_cycle_duration_seconds = Histogram(
+            f"{PREFIX}poll_cycle_duration_seconds",
+            "Wall-clock duration of a poll cycle, Twitch requests and announcements included.",
+            buckets=CYCLE_DURATION_BUCKETS,
+            registry=self.registry,
+        )
+        self.twitch_requests_total = Counter(
+            f"{PREFIX}twitch_requests_total",
+            'HTTP exchanges with Twitch, by response status ("error": no response: connection error or timeout).',
+            ["status"],
+            registry=self.registry,
+        )
+        self.notifications_total = Counter(
+            f"{PREFIX}notifications_total",
+            "Live announcements, by result (sent, or failed to post).",
+            ["result"],
+            registry=self.registry,
+        )
+        self.monitored_streamers = Gauge(
+            f"{PREFIX}monitored_streamers",
+            "Distinct Twitch streamers followed by at least one server.",
+            registry=self.registry,
+        )
+        self.guilds = Gauge(f"{PREFIX}guilds", "Discord servers the bot is in.", registry=self.registry)
+        self.live_streams = Gauge(
+            f"{PREFIX}live_streams", "Followed streamers live at the last poll.", registry=self.registry
+        )
+        self.last_successful_poll_timestamp_seconds = Gauge(
+            f"{PREFIX}last_successful_poll_timestamp_seconds",
+            "Unix time at which the last poll cycle finished successfully (0: none yet).",
+            registry=self.registry,
+        )
+        # Known label values start at 0, so rates and alerts work before the first event of each kind.
+        for outcome in ("ok", "error"):
+            self.poll_cycles_total.labels(outcome=outcome)
+        for result in ("sent", "failed"):
+            self.notifications_total.labels(result=result)
+
+    def observe_cycle(self, duration: float, ok: bool, announced: int, announce_failed: int) -> None:
+        """Record one poll cycle: its outcome, its duration and the announcements it made or failed."""
+        self.poll_cycles_total.labels(outcome="ok" if ok else "error").inc()
+        self.poll_cycle_duration_seconds.observe(max(0.0, duration))
+        if announced > 0:
+            self.notifications_total.labels(result="sent").inc(announced)
+        if announce_failed > 0:
+            self.notifications_total.labels(result="failed").inc(announce_failed)
+
+    def observe_twitch_response(self, status: int | None) -> None:
+        """Record one HTTP exchange with Twitch; `None` means no response (connection error, timeout)."""
+        self.twitch_requests_total.labels(status="error" if status is None else str(status)).inc()
+
+    def set_counts(self, streamers: int, guilds: int, live_streams: int) -> None:
+        self.monitored_streamers.set(streamers)
+        self.guilds.set(guilds)
+        self.live_streams.set(live_streams)
+
+    def mark_success(self, timestamp: float) -> None:
+        """`timestamp` is Unix time (time.time()), as Prometheus expects for *_timestamp_seconds."""
+        self.last_successful_poll_timestamp_seconds.set(timestamp)
+
+    def render(self) -> tuple[bytes, str]:
+        """The exposition body and its Content-Type header value."""
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST
