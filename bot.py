@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import signal
 import sys
 import time
 from collections.abc import Sequence
@@ -20,14 +21,17 @@ from discord.ext import commands, tasks
 
 from config import ConfigError, Settings, load_settings
 from database import AlreadySubscribed, Database, DatabaseError, LiveStream, Streamer
+from health_server import HealthServer, HealthStatus, evaluate_health
 from live_tracker import live_stream_from
 from messages import live_announcement, live_line, paginate, streamer_line
+from metrics import Metrics
 from notifier import AnnounceError, Notifier, Poller
 from twitch_api import InvalidLogin, TwitchAuthError, TwitchClient, TwitchError, TwitchUser, parse_login
 
 _log = logging.getLogger(__name__)
 
 TOKEN_VALIDATION_INTERVAL = 3600.0
+SHUTDOWN_CYCLE_GRACE = 10.0  # fly.toml's kill_timeout (30 s) leaves room for this and the rest of shutdown
 STREAMER_REFRESH_INTERVAL = 6 * 3600.0
 CHANNEL_DELETED = "the announcement channel was deleted; pick another with /setchannel or /addstreamer"
 NO_MENTIONS = discord.AllowedMentions.none()
@@ -112,7 +116,7 @@ async def _reply_pages(interaction: discord.Interaction, title: str, pages: Sequ
 class TwitchNotifierBot(commands.Bot):
     """Announces Twitch streams going live in the Discord servers that follow them."""
 
-    def __init__(self, settings: Settings, db: Database, twitch: TwitchClient) -> None:
+    def __init__(self, settings: Settings, db: Database, twitch: TwitchClient, metrics: Metrics | None = None) -> None:
         intents = discord.Intents.none()
         intents.guilds = True  # channel and permission cache; nothing privileged is needed
         super().__init__(
@@ -130,6 +134,9 @@ class TwitchNotifierBot(commands.Bot):
         self._last_token_validation = time.monotonic()
         self._last_streamer_refresh = 0.0
         self._cycle_lock = asyncio.Lock()
+        self._shutting_down = False
+        self.metrics = metrics or Metrics()
+        self.started_at = time.time()
 
     async def setup_hook(self) -> None:
         await self.add_cog(StreamerCommands(self))
@@ -140,8 +147,29 @@ class TwitchNotifierBot(commands.Bot):
         self.poll_loop.start()
 
     async def close(self) -> None:
+        """Shut down: let a poll cycle in flight finish (bounded), then close the gateway and HTTP."""
+        self._shutting_down = True
+        if self._cycle_lock.locked():
+            _log.info("Waiting up to %s s for the poll cycle in flight to finish", SHUTDOWN_CYCLE_GRACE)
+            try:
+                await asyncio.wait_for(self._cycle_lock.acquire(), SHUTDOWN_CYCLE_GRACE)
+            except TimeoutError:
+                _log.warning("The poll cycle did not finish in time; abandoning it (its state is saved per post)")
+            else:
+                self._cycle_lock.release()
+        # No await between the check above and this cancel: no new cycle can start in between.
         self.poll_loop.cancel()
         await super().close()
+
+    def health(self) -> HealthStatus:
+        ws = self.ws
+        return evaluate_health(
+            gateway_connected=self.is_ready() and not self.is_closed() and ws is not None and ws.open,
+            last_cycle_finished=self.poller.last_success,
+            started_at=self.started_at,
+            interval=self.settings.check_interval_seconds,
+            now=time.time(),
+        )
 
     async def on_ready(self) -> None:
         _log.info("Connected as %s in %d guilds", self.user, len(self.guilds))
@@ -173,14 +201,24 @@ class TwitchNotifierBot(commands.Bot):
 
     async def poll_now(self) -> None:
         """Run one cycle; any failure is logged and the next cycle runs as usual."""
+        if self._shutting_down:
+            return
         async with self._cycle_lock:
+            started = time.monotonic()
             try:
                 await self._validate_token_if_due()
                 report = await self.poller.run_cycle()
                 await self._refresh_streamers_if_due()
             except Exception:
+                self.metrics.observe_cycle(time.monotonic() - started, False, 0, 0)
                 _log.exception("Poll cycle failed; the next one runs in %s s", self.settings.check_interval_seconds)
                 return
+        self.metrics.observe_cycle(report.duration, True, report.announced, report.announce_failed)
+        if self.poller.last_success is not None:
+            self.metrics.mark_success(self.poller.last_success)
+        self.metrics.set_counts(
+            streamers=report.checked + report.failed, guilds=len(self.guilds), live_streams=report.live
+        )
         if report.started or report.ended or report.announce_failed or report.failed:
             _log.info(
                 "Poll: %d checked, %d live, %d started, %d ended, %d announced, %d failed to post, "
@@ -517,12 +555,15 @@ async def run(settings: Settings) -> int:
     except DatabaseError as exc:
         _log.error("DATABASE_PATH: %s", exc)
         return 1
+    metrics = Metrics()
+    health_server: HealthServer | None = None
     try:
         async with TwitchClient(
             settings.twitch_client_id,
             settings.twitch_client_secret,
             api_base=settings.twitch_api_base,
             auth_base=settings.twitch_auth_base,
+            on_response=metrics.observe_twitch_response,
         ) as twitch:
             try:
                 await twitch.validate_token()
@@ -535,7 +576,19 @@ async def run(settings: Settings) -> int:
                 return 2
             except TwitchError as exc:
                 _log.warning("Twitch is not reachable at start-up (%s); the bot starts and keeps trying", exc)
-            bot = TwitchNotifierBot(settings, db, twitch)
+            bot = TwitchNotifierBot(settings, db, twitch, metrics)
+            health_server = HealthServer(
+                host=settings.http_host, port=settings.http_port, health=bot.health, metrics=metrics
+            )
+            try:
+                await health_server.start()
+            except OSError as exc:
+                _log.error(
+                    "HTTP_PORT %s on HTTP_HOST %s cannot be used: %s", settings.http_port, settings.http_host, exc
+                )
+                return 2
+            _log.info("Health and metrics on http://%s:%d/healthz and /metrics", settings.http_host, health_server.port)
+            stopping = _stop_on_signals(bot)
             async with bot:
                 try:
                     await bot.start(settings.discord_token)
@@ -545,9 +598,34 @@ async def run(settings: Settings) -> int:
                         "https://discord.com/developers/applications -> your application -> Bot"
                     )
                     return 2
+                except discord.PrivilegedIntentsRequired:
+                    _log.error("Discord refused the gateway intents; this bot needs none of the privileged ones")
+                    return 2
+            for task in stopping:
+                await task
     finally:
+        if health_server is not None:
+            await health_server.stop()
         await db.close()
+        _log.info("Shut down cleanly")
     return 0
+
+
+def _stop_on_signals(bot: TwitchNotifierBot) -> set[asyncio.Task]:
+    """SIGTERM (Fly, Docker) and SIGINT (Ctrl-C) close the bot gracefully instead of killing it."""
+    loop = asyncio.get_running_loop()
+    tasks_: set[asyncio.Task] = set()
+
+    def request_stop(name: str) -> None:
+        if tasks_:
+            return
+        _log.info("Received %s: shutting down", name)
+        tasks_.add(loop.create_task(bot.close(), name="shutdown"))
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):  # not on Windows / not main thread
+            loop.add_signal_handler(sig, request_stop, sig.name)
+    return tasks_
 
 
 def main() -> int:

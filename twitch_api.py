@@ -277,6 +277,7 @@ class TwitchClient:
         max_concurrency: int = 4,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+        on_response: Callable[[int | None], None] | None = None,
     ) -> None:
         if not client_id or not client_secret:
             raise ValueError("client_id and client_secret are required")
@@ -293,6 +294,8 @@ class TwitchClient:
         self._max_concurrency = max(1, max_concurrency)
         self._clock = clock
         self._sleep = sleep
+        # Told every response's HTTP status (None for a timeout or connection error): the metrics hook.
+        self._on_response = on_response
         self._rng = random.Random()  # noqa: S311 - jitter, not cryptography
 
         self._semaphore = asyncio.Semaphore(self._max_concurrency)
@@ -560,11 +563,18 @@ class TwitchClient:
                 method, url, params=list(params), headers=headers, data=data, timeout=self._timeout
             ) as response:
                 text = await response.text(errors="replace")
+                self._observe(response.status)
                 return _Reply(response.status, CIMultiDict(response.headers), text)
         except TimeoutError as exc:
+            self._observe(None)
             raise TwitchUnavailable(f"timed out after {self._timeout.total}s ({_route(url)})") from exc
         except aiohttp.ClientError as exc:
+            self._observe(None)
             raise TwitchUnavailable(f"{type(exc).__name__} ({_route(url)})") from exc
+
+    def _observe(self, status: int | None) -> None:
+        if self._on_response is not None:
+            self._on_response(status)
 
     async def _backoff(self, failures: int, method: str, path: str, reason: str) -> None:
         """Exponential backoff with full jitter."""
