@@ -1,0 +1,52 @@
+"""Fixtures for end-to-end tests: the fake Discord and fake Twitch on 127.0.0.1, and a bot harness."""
+
+import logging
+
+import pytest
+
+from tests.e2e.harness import DISCORD_TOKEN, TWITCH_CLIENT_ID, TWITCH_CLIENT_SECRET, BotHarness, LogWatcher
+from tests.fakes.fake_discord import FakeDiscord, patch_discord_endpoints
+from tests.fakes.fake_twitch import FakeTwitch
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "allow_error_logs: the test expects ERROR log records")
+
+
+@pytest.fixture
+async def fake_discord():
+    fake = FakeDiscord(token=DISCORD_TOKEN)
+    await fake.start()
+    with patch_discord_endpoints(fake):
+        yield fake
+    await fake.stop()
+    assert fake.unhandled == [], f"the bot called routes the fake does not implement: {fake.unhandled}"
+    assert fake.rejected == [], f"the fake Discord rejected payloads: {fake.rejected}"
+
+
+@pytest.fixture
+async def fake_twitch():
+    fake = FakeTwitch(client_id=TWITCH_CLIENT_ID, client_secret=TWITCH_CLIENT_SECRET)
+    await fake.start()
+    yield fake
+    await fake.stop()
+    assert fake.unhandled == [], f"the bot called Twitch routes the fake does not implement: {fake.unhandled}"
+
+
+@pytest.fixture
+def error_logs(request):
+    watcher = LogWatcher()
+    root = logging.getLogger()
+    root.addHandler(watcher)
+    yield watcher
+    root.removeHandler(watcher)
+    if request.node.get_closest_marker("allow_error_logs") is None:
+        assert watcher.records == [], f"unexpected ERROR logs: {watcher.formatted()}"
+
+
+@pytest.fixture
+async def harness(fake_discord, fake_twitch, tmp_path, error_logs):
+    """A bot not yet started: tests add guilds/channels to the fake first, then `await harness.start()`."""
+    h = BotHarness(fake_discord, fake_twitch, tmp_path / "bot.db")
+    yield h
+    await h.stop()

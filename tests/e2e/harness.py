@@ -1,0 +1,146 @@
+"""Runs the bot as shipped (TwitchNotifierBot, real discord.py) against the fake Discord and fake Twitch.
+
+`BotHarness` owns one bot's life: start (login, gateway, ready, first poll cycle), stop, restart on the
+same database file, and helpers to invoke slash commands the way a Discord user would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+from pathlib import Path
+from typing import Any
+
+from bot import TwitchNotifierBot
+from config import Settings
+from database import Database
+from tests.fakes.fake_discord import FakeDiscord
+from tests.fakes.fake_twitch import FakeTwitch
+from twitch_api import TwitchClient
+
+DISCORD_TOKEN = "fake-discord-token.Abc123.SecretPart"
+TWITCH_CLIENT_ID = "fakeclientid0123456789"
+TWITCH_CLIENT_SECRET = "fakeclientsecret9876543210"
+
+READY_TIMEOUT = 10.0
+
+
+class BotHarness:
+    def __init__(self, discord_fake: FakeDiscord, twitch_fake: FakeTwitch, db_path: Path, **overrides: Any) -> None:
+        self.discord = discord_fake
+        self.twitch = twitch_fake
+        self.settings = Settings(
+            discord_token=DISCORD_TOKEN,
+            twitch_client_id=TWITCH_CLIENT_ID,
+            twitch_client_secret=TWITCH_CLIENT_SECRET,
+            # The loop runs once at start-up; tests drive further cycles with `poll()` unless they
+            # shorten the interval to watch the loop itself.
+            check_interval_seconds=3600,
+            database_path=str(db_path),
+            twitch_api_base=twitch_fake.api_base,
+            twitch_auth_base=twitch_fake.auth_base,
+        )
+        if overrides:
+            self.settings = dataclasses.replace(self.settings, **overrides)
+        self.bot: TwitchNotifierBot | None = None
+        self.db: Database | None = None
+        self.twitch_client: TwitchClient | None = None
+        self._connect_task: asyncio.Task | None = None
+
+    async def start(self, *, wait_first_cycle: bool = True) -> TwitchNotifierBot:
+        self.db = await Database.open(self.settings.database_path)
+        self.twitch_client = TwitchClient(
+            self.settings.twitch_client_id,
+            self.settings.twitch_client_secret,
+            api_base=self.settings.twitch_api_base,
+            auth_base=self.settings.twitch_auth_base,
+            backoff_base=0.01,
+            backoff_max=0.05,
+        )
+        bot = TwitchNotifierBot(self.settings, self.db, self.twitch_client)
+        bot._connection.guild_ready_timeout = 0.05  # type: ignore[attr-defined]
+        self.bot = bot
+        await bot.login(self.settings.discord_token)
+        self._connect_task = asyncio.create_task(bot.connect(reconnect=True), name="bot.connect")
+        await self._watch(bot.wait_until_ready(), "the bot to become ready")
+        if wait_first_cycle:
+            await self.wait_for_cycles(1)
+        return bot
+
+    async def stop(self) -> None:
+        if self.bot is not None:
+            await self.bot.close()
+        if self._connect_task is not None:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.wait_for(self._connect_task, 5)
+        if self.twitch_client is not None:
+            await self.twitch_client.close()
+        if self.db is not None:
+            await self.db.close()
+        self.bot = self.db = self.twitch_client = self._connect_task = None
+
+    async def restart(self) -> TwitchNotifierBot:
+        await self.stop()
+        return await self.start()
+
+    async def _watch(self, awaitable: Any, what: str, timeout: float = READY_TIMEOUT) -> Any:
+        """Await `awaitable`, failing at once if the gateway task dies instead of timing out."""
+        assert self._connect_task is not None
+        waiter = asyncio.ensure_future(awaitable)
+        done, _ = await asyncio.wait({waiter, self._connect_task}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        if waiter in done:
+            return waiter.result()
+        waiter.cancel()
+        if self._connect_task in done:
+            exc = self._connect_task.exception()
+            raise AssertionError(f"bot.connect() ended while waiting for {what}: {exc!r}") from exc
+        raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+    async def wait_for_cycles(self, count: int, timeout: float = READY_TIMEOUT) -> None:
+        assert self.bot is not None
+        poller = self.bot.poller
+
+        async def reached() -> None:
+            while poller.cycles < count:
+                await asyncio.sleep(0.01)
+
+        await self._watch(reached(), f"{count} poll cycle(s)", timeout)
+
+    async def wait_for(self, predicate: Any, what: str, timeout: float = READY_TIMEOUT) -> None:
+        """Wait until `predicate()` holds, e.g. until a gateway event has reached the bot's cache."""
+
+        async def holds() -> None:
+            while not predicate():
+                await asyncio.sleep(0.005)
+
+        await self._watch(holds(), what, timeout)
+
+    async def poll(self) -> None:
+        """Run one poll cycle now, exactly as the loop does."""
+        assert self.bot is not None
+        await self.bot.poll_now()
+
+    async def command(
+        self, name: str, options: dict | None = None, *, guild: Any, channel: Any, admin: bool = True, **kwargs: Any
+    ) -> Any:
+        """Invoke a slash command as a member (an admin with Manage Server by default); return the reply."""
+        permissions = self.discord.ADMIN_PERMISSIONS if admin else self.discord.MEMBER_PERMISSIONS
+        kwargs.setdefault("permissions", permissions)
+        interaction = await self.discord.invoke(name, options or {}, guild_id=guild.id, channel_id=channel.id, **kwargs)
+        return await interaction.wait_reply(timeout=READY_TIMEOUT)
+
+
+class LogWatcher(logging.Handler):
+    """Collects ERROR records so a test fails on any unexpected error, from discord.py or the bot."""
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.ERROR)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+    def formatted(self) -> list[str]:
+        return [f"{r.name}: {r.getMessage()}" for r in self.records]

@@ -1,0 +1,1190 @@
+"""Fake Discord (REST API v10 + JSON gateway) that the real discord.py client runs against in tests.
+
+Strict like Discord: bot-token auth, message/embed limits, Discord's error codes, 429s with ``Via``;
+tests drive it through FakeDiscord's methods (add guilds, invoke slash commands, inject faults).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import math
+import re
+import secrets
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import discord
+import discord.gateway
+import discord.http
+import yarl
+from aiohttp import web
+
+from tests.fakes.discord_gateway import FakeGateway
+from tests.fakes.discord_interactions import (
+    FakeInteraction,
+    InteractionRefused,
+    InteractionReply,
+    OptionResolver,
+    check_allowed,
+    find_command,
+)
+from tests.fakes.discord_payloads import (
+    ADMIN_PERMISSIONS,
+    DEFAULT_BOT_PERMISSIONS,
+    DM_CHANNEL,
+    EMBED_LINKS,
+    FLAG_EPHEMERAL,
+    FLAG_LOADING,
+    JSON,
+    MANAGE_GUILD_PERMISSIONS,
+    MANAGE_MESSAGES,
+    MEMBER_PERMISSIONS,
+    MENTION_EVERYONE,
+    READ_MESSAGE_HISTORY,
+    SEND_MESSAGES,
+    TEXT_CHANNEL,
+    VIEW_CHANNEL,
+    FakeChannel,
+    FakeGuild,
+    FakeMember,
+    FakeMessage,
+    FakeRole,
+    FakeUser,
+    Overwrite,
+    SnowflakeFactory,
+    channel_permissions,
+    is_empty_message,
+    iso_now,
+    permission_value,
+    validate_choices,
+    validate_commands,
+    validate_message,
+)
+
+__all__ = [
+    "ADMIN_PERMISSIONS",
+    "DEFAULT_BOT_PERMISSIONS",
+    "MANAGE_GUILD_PERMISSIONS",
+    "MEMBER_PERMISSIONS",
+    "FakeChannel",
+    "FakeDiscord",
+    "FakeGuild",
+    "FakeInteraction",
+    "FakeMessage",
+    "FakeRole",
+    "FakeUser",
+    "Fault",
+    "InteractionRefused",
+    "InteractionReply",
+    "RecordedRequest",
+    "Rejection",
+    "patch_discord_endpoints",
+    "permission_value",
+]
+
+_log = logging.getLogger(__name__)
+
+API_PREFIX = "/api/v10"
+_INTERACTION_TOKEN_TTL = 15 * 60
+_ATTACHMENT_SIZE_LIMIT = 10 * 1024 * 1024
+_CLOCK_SLACK = 0.01  # a client that slept exactly Reset-After must not be refused for a rounding error
+_JSON_BODY = web.RequestKey("fake_discord_json", object)
+_FILES = web.RequestKey("fake_discord_files", list)
+
+
+class RecordedRequest(NamedTuple):
+    method: str
+    path: str  # without the /api/v10 prefix
+    query: dict[str, str]
+    json: Any
+
+
+class Rejection(NamedTuple):
+    """A request the fake refused because the bot sent something Discord would refuse (400/401)."""
+
+    method: str
+    path: str
+    status: int
+    body: JSON
+    request_json: Any
+
+
+@dataclass(slots=True)
+class Fault:
+    """An injected failure for the next ``times`` requests matching ``method`` and the ``path`` regex."""
+
+    method: str
+    path: str
+    status: int
+    code: int = 0
+    message: str = "Injected failure"
+    times: int = 1
+    retry_after: float = 0.05
+    global_: bool = False
+    scope: str = "user"
+    hits: int = 0
+
+    def matches(self, method: str, path: str) -> bool:
+        return self.hits < self.times and method == self.method and re.fullmatch(self.path, path) is not None
+
+
+class _ApiError(Exception):
+    def __init__(self, status: int, code: int, message: str, errors: JSON | None = None) -> None:
+        super().__init__(f"{status} {code} {message}")
+        self.status = status
+        self.body: JSON = {"code": code, "message": message}
+        if errors:
+            self.body["errors"] = errors
+
+
+def _form_error(errors: JSON) -> _ApiError:
+    return _ApiError(400, 50035, "Invalid Form Body", errors)
+
+
+def _round_up(seconds: float) -> float:
+    """Discord's rate-limit headers carry milliseconds; rounding down would invite a too-early retry."""
+    return math.ceil(seconds * 1000) / 1000
+
+
+def _json_response(status: int, data: Any, headers: Mapping[str, str] | None = None) -> web.Response:
+    # discord.py only parses JSON when Content-Type is exactly application/json (no charset).
+    body = json.dumps(data).encode()
+    return web.Response(status=status, body=body, content_type="application/json", headers=headers)
+
+
+@dataclass(slots=True)
+class _RouteSpec:
+    auth: bool
+    bucket: str | None
+
+
+@dataclass(slots=True)
+class _Window:
+    reset_at: float
+    count: int = 0
+
+
+class FakeDiscord:
+    """Discord as the bot sees it: one bot user, one application, guilds/channels built by the test."""
+
+    MEMBER_PERMISSIONS = MEMBER_PERMISSIONS
+    MANAGE_GUILD_PERMISSIONS = MANAGE_GUILD_PERMISSIONS
+    ADMIN_PERMISSIONS = ADMIN_PERMISSIONS
+    DEFAULT_BOT_PERMISSIONS = DEFAULT_BOT_PERMISSIONS
+
+    def __init__(
+        self,
+        token: str = "fake-discord-token",  # noqa: S107 - a test token
+        *,
+        enforce_rate_limits: bool = False,
+        allowed_privileged_intents: int = 0,
+        interaction_response_timeout: float = 3.0,
+        heartbeat_interval_ms: int = 41_250,
+        message_rate_limit: tuple[int, float] = (5, 5.0),
+        global_rate_limit: int = 50,
+    ) -> None:
+        self.token = token
+        self.enforce_rate_limits = enforce_rate_limits
+        self.interaction_response_timeout = interaction_response_timeout
+        # Opt-in limits: requests per second per token, and (requests, per seconds) per channel.
+        self.global_rate_limit = global_rate_limit
+        self._bucket_limits = {"channel_message_create": message_rate_limit, "channel_message_edit": message_rate_limit}
+        self._next_id = SnowflakeFactory()
+        self.bot_user = FakeUser(self._next_id(), "NotifierBot", bot=True)
+        self.bot_user_id = self.bot_user.id
+        self.application_id = self.bot_user.id  # Discord uses the bot user's id for newer apps
+        self.owner = FakeUser(self._next_id(), "app-owner")
+        self.default_user = FakeUser(self._next_id(), "member")
+        self.users: dict[int, FakeUser] = {u.id: u for u in (self.bot_user, self.owner, self.default_user)}
+        self.guilds: dict[int, FakeGuild] = {}
+        self.channels: dict[int, FakeChannel] = {}
+        self.messages: list[FakeMessage] = []
+        self.requests: list[RecordedRequest] = []
+        self.unhandled: list[tuple[str, str]] = []
+        self.rejected: list[Rejection] = []
+        self.rate_limited: list[RecordedRequest] = []  # 429s from enforced (not injected) limits
+        self.faults: list[Fault] = []
+        self.synced_commands: list[JSON] = []
+        self.guild_commands: dict[int, list[JSON]] = {}
+        self.interactions: dict[int, FakeInteraction] = {}
+        self._interactions_by_token: dict[str, FakeInteraction] = {}
+        self.gateway = FakeGateway(
+            token,
+            initial_dispatches=self._initial_dispatches,
+            members_chunk=self._members_chunk,
+            on_change=self._bump,
+            unhandled=self.unhandled,
+            heartbeat_interval_ms=heartbeat_interval_ms,
+            allowed_privileged_intents=allowed_privileged_intents,
+        )
+        self.identify_payloads = self.gateway.identify_payloads
+        self.resume_payloads = self.gateway.resume_payloads
+        self._changed = asyncio.Event()
+        self._route_specs: dict[str, _RouteSpec] = {}
+        self._windows: dict[tuple[str, str], _Window] = {}
+        self._global_hits: list[float] = []
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+
+    # ------------------------------------------------------------------ lifecycle
+
+    @property
+    def api_base(self) -> str:
+        return f"http://127.0.0.1:{self.port}{API_PREFIX}"
+
+    @property
+    def gateway_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/gateway/"
+
+    async def start(self) -> None:
+        app = web.Application(middlewares=[self._middleware])
+        self._add_routes(app)
+        app.router.add_get("/gateway/", self.gateway.handler)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = self._runner.addresses[0][1]
+
+    async def stop(self) -> None:
+        await self.gateway.close_all()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    # ------------------------------------------------------------------ building the world
+
+    def add_user(self, username: str, *, bot: bool = False) -> FakeUser:
+        user = FakeUser(self._next_id(), username, bot=bot)
+        self.users[user.id] = user
+        return user
+
+    def add_guild(self, name: str, *, bot_permissions: int = DEFAULT_BOT_PERMISSIONS) -> FakeGuild:
+        """Create a guild with the bot as a member; once connected, announce it with ``join_guild``."""
+        guild = FakeGuild(self._next_id(), name, owner_id=self.add_user(f"{name} owner").id)
+        guild.bot_joined = self.gateway.session is None  # before IDENTIFY it simply shows up in READY
+        guild.roles[guild.id] = FakeRole(guild.id, guild.id, "@everyone", MEMBER_PERMISSIONS)
+        bot_role = FakeRole(
+            self._next_id(), guild.id, self.bot_user.username, bot_permissions, 1, managed=True, bot_id=self.bot_user_id
+        )
+        guild.roles[bot_role.id] = bot_role
+        guild.members[self.bot_user_id] = FakeMember(self.bot_user, [bot_role.id])
+        guild.members[guild.owner_id] = FakeMember(self.users[guild.owner_id])
+        self.guilds[guild.id] = guild
+        return guild
+
+    def add_role(self, guild_id: int, name: str, *, permissions: int = 0, mentionable: bool = False) -> FakeRole:
+        guild = self.guilds[guild_id]
+        role = FakeRole(self._next_id(), guild_id, name, permissions, len(guild.roles), mentionable=mentionable)
+        guild.roles[role.id] = role
+        self._dispatch("GUILD_ROLE_CREATE", {"guild_id": str(guild_id), "role": role.payload()}, guild=guild)
+        return role
+
+    def add_channel(
+        self, guild_id: int, name: str, *, type: int = TEXT_CHANNEL, topic: str | None = None
+    ) -> FakeChannel:
+        guild = self.guilds[guild_id]
+        channel = FakeChannel(self._next_id(), guild_id, name, type, position=len(guild.channels), topic=topic)
+        guild.channels[channel.id] = channel
+        self.channels[channel.id] = channel
+        self._dispatch("CHANNEL_CREATE", channel.payload(), guild=guild)
+        return channel
+
+    def add_text_channel(self, guild_id: int, name: str, *, topic: str | None = None) -> FakeChannel:
+        """Create a text channel; dispatches CHANNEL_CREATE when the bot is connected."""
+        return self.add_channel(guild_id, name, type=TEXT_CHANNEL, topic=topic)
+
+    async def create_channel(self, guild_id: int, name: str, *, type: int = TEXT_CHANNEL) -> FakeChannel:
+        """Like ``add_channel`` but returns once CHANNEL_CREATE has been written to the socket."""
+        channel = self.add_channel(guild_id, name, type=type)
+        await self.drain()
+        return channel
+
+    async def join_guild(self, guild: FakeGuild | int) -> None:
+        """The bot is added to a guild: GUILD_CREATE without ``unavailable`` (discord.py: on_guild_join)."""
+        guild = self.guilds[guild if isinstance(guild, int) else guild.id]
+        guild.bot_joined = True
+        self._dispatch("GUILD_CREATE", guild.gateway_payload(initial=False), guild=guild)
+        await self.drain()
+
+    async def remove_guild(self, guild_id: int) -> None:
+        """The bot is kicked: GUILD_DELETE (discord.py: on_guild_remove); REST on it then answers 50001."""
+        self._leave_guild(self.guilds[guild_id])
+        await self.drain()
+
+    def _leave_guild(self, guild: FakeGuild) -> None:
+        self._dispatch("GUILD_DELETE", {"id": str(guild.id)}, guild=guild)
+        guild.bot_joined = False
+
+    async def delete_channel(self, channel_id: int) -> None:
+        channel = self.channels[channel_id]
+        self._dispatch("CHANNEL_DELETE", channel.payload(), guild=self.guilds[channel.guild_id])
+        channel.deleted = True
+        await self.drain()
+
+    def set_channel_overwrite(
+        self, channel_id: int, target_id: int, *, target_type: int, allow: int = 0, deny: int = 0
+    ) -> None:
+        """Replace one permission overwrite (type 0 role, 1 member); dispatches CHANNEL_UPDATE."""
+        channel = self.channels[channel_id]
+        channel.overwrites = [o for o in channel.overwrites if (o.type, o.id) != (target_type, target_id)]
+        if allow or deny:
+            channel.overwrites.append(Overwrite(target_id, target_type, allow, deny))
+        self._dispatch("CHANNEL_UPDATE", channel.payload(), guild=self.guilds[channel.guild_id])
+
+    def set_bot_channel_permissions(
+        self, channel_id: int, *, allow: tuple[str, ...] = (), deny: tuple[str, ...] = ()
+    ) -> None:
+        """Member overwrite for the bot in a channel, by discord.py permission names."""
+        self.set_channel_overwrite(
+            channel_id,
+            self.bot_user_id,
+            target_type=1,
+            allow=permission_value(*allow),
+            deny=permission_value(*deny),
+        )
+
+    def set_bot_guild_permissions(self, guild_id: int, permissions: int) -> None:
+        """Change the bot's managed role; dispatches GUILD_ROLE_UPDATE."""
+        guild = self.guilds[guild_id]
+        role = next(r for r in guild.roles.values() if r.bot_id == self.bot_user_id)
+        role.permissions = permissions
+        self._dispatch("GUILD_ROLE_UPDATE", {"guild_id": str(guild_id), "role": role.payload()}, guild=guild)
+
+    def bot_permissions_in(self, channel_id: int) -> int:
+        channel = self.channels[channel_id]
+        guild = self.guilds[channel.guild_id]
+        return channel_permissions(guild, channel, guild.members[self.bot_user_id])
+
+    # ------------------------------------------------------------------ faults and inspection
+
+    def fail_next(
+        self,
+        method: str,
+        path: str,
+        *,
+        status: int = 500,
+        code: int = 0,
+        message: str = "Injected failure",
+        times: int = 1,
+        retry_after: float = 0.05,
+        global_: bool = False,
+        scope: str | None = None,
+    ) -> Fault:
+        """Fail the next ``times`` requests whose path (without /api/v10) fully matches ``path``.
+
+        ``status=429`` answers like Discord's rate limiter (JSON ``retry_after``, ``Via`` header).
+        """
+        fault = Fault(method.upper(), path, status, code, message, times, retry_after, global_)
+        fault.scope = scope or ("global" if global_ else "user")
+        self.faults.append(fault)
+        return fault
+
+    def messages_in(self, channel_id: int) -> list[FakeMessage]:
+        return [m for m in self.messages if m.channel_id == channel_id and not m.deleted]
+
+    async def wait_for_messages(
+        self, n: int, channel_id: int | None = None, *, timeout: float = 5.0
+    ) -> list[FakeMessage]:
+        """Wait until at least ``n`` live channel messages exist (in ``channel_id`` if given)."""
+
+        def current() -> list[FakeMessage]:
+            return [m for m in self.messages if not m.deleted and channel_id in (None, m.channel_id)]
+
+        where = f" in channel {channel_id}" if channel_id else ""
+        await self.wait_until(lambda: len(current()) >= n, timeout=timeout, what=f"{n} message(s){where}")
+        return current()
+
+    async def wait_until(self, predicate: Callable[[], Any], *, timeout: float = 5.0, what: str = "condition") -> None:
+        """Wait until ``predicate()`` is true; re-checked after every request and gateway event."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while not predicate():
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise TimeoutError(f"timed out after {timeout}s waiting for {what}\n{self.describe()}")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), remaining)
+
+    def _bump(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    def describe(self) -> str:
+        """Human-readable dump of recent traffic, for failure messages."""
+        lines = ["-- last requests:"]
+        lines += [f"   {r.method} {r.path} {r.query or ''} {json.dumps(r.json)[:200]}" for r in self.requests[-15:]]
+        lines.append("-- messages:")
+        lines += [
+            f"   {m.id} ch={m.channel_id}{' (deleted)' if m.deleted else ''}: {m.text[:120]!r}" for m in self.messages
+        ]
+        lines.append(f"-- interactions: {list(self.interactions.values())}")
+        lines.append(f"-- unhandled: {self.unhandled}  rejected: {self.rejected}")
+        lines.append(f"-- gateway connected: {self.connected}")
+        return "\n".join(lines)
+
+    # ------------------------------------------------------------------ gateway controls
+
+    @property
+    def connected(self) -> bool:
+        return self.gateway.connected
+
+    async def wait_connected(self, timeout: float = 5.0) -> None:
+        await self.wait_until(lambda: self.connected, timeout=timeout, what="a gateway session")
+
+    async def drain(self) -> None:
+        """Return once every queued gateway frame has been written to the bot's socket."""
+        await self.gateway.drain()
+
+    async def disconnect_gateway(self, code: int = 4000, *, invalidate_session: bool = False) -> None:
+        """Close the bot's websocket; with 4000 discord.py reconnects and RESUMEs."""
+        await self.gateway.disconnect(code, invalidate_session=invalidate_session)
+
+    async def send_reconnect(self) -> None:
+        """Op 7 RECONNECT: discord.py closes the socket and RESUMEs on a new one."""
+        await self.gateway.send_reconnect()
+
+    async def invalidate_session(self, *, resumable: bool = False) -> None:
+        """Op 9 INVALID_SESSION; with ``resumable=False`` the bot must IDENTIFY again."""
+        await self.gateway.invalidate_session(resumable=resumable)
+
+    # ------------------------------------------------------------------ interactions
+
+    async def invoke(
+        self,
+        command: str,
+        options: Mapping[str, Any] | None = None,
+        *,
+        guild_id: int | None = None,
+        channel_id: int | None = None,
+        user_id: int | None = None,
+        permissions: int = MEMBER_PERMISSIONS,
+        subcommand: str | None = None,
+        bypass_default_permissions: bool = False,
+        locale: str = "en-US",
+    ) -> FakeInteraction:
+        """A user runs ``/command`` (``subcommand`` may be ``"group sub"``); raises InteractionRefused."""
+        inter = self._new_interaction(
+            2, command, dict(options or {}), None, guild_id, channel_id, user_id, permissions, subcommand,
+            bypass_default_permissions, locale,
+        )  # fmt: skip
+        await self.drain()
+        return inter
+
+    async def autocomplete(
+        self,
+        command: str,
+        option: str,
+        value: str,
+        options: Mapping[str, Any] | None = None,
+        *,
+        guild_id: int | None = None,
+        channel_id: int | None = None,
+        user_id: int | None = None,
+        permissions: int = MEMBER_PERMISSIONS,
+        subcommand: str | None = None,
+        timeout: float = 5.0,
+    ) -> list[JSON]:
+        """A user types ``value`` into ``option``; returns the choices the bot answered with."""
+        inter = self._new_interaction(
+            4, command, {**(options or {}), option: value}, option, guild_id, channel_id, user_id, permissions,
+            subcommand, False, "en-US",
+        )  # fmt: skip
+        await self.wait_until(lambda: inter.callbacks, timeout=timeout, what=f"autocomplete for /{command} {option}")
+        return inter.choices or []
+
+    def _new_interaction(
+        self,
+        itype: int,
+        name: str,
+        given: dict[str, Any],
+        focused: str | None,
+        guild_id: int | None,
+        channel_id: int | None,
+        user_id: int | None,
+        permissions: int,
+        subcommand: str | None,
+        bypass: bool,
+        locale: str,
+    ) -> FakeInteraction:
+        if self.gateway.session is None:
+            raise RuntimeError("the bot has not identified on the gateway")
+        guild = self.guilds.get(guild_id) if guild_id is not None else None
+        if guild_id is not None and (guild is None or not guild.bot_joined):
+            raise InteractionRefused(f"the bot is not in guild {guild_id}")
+        scopes = [self.guild_commands.get(guild_id, []), self.synced_commands] if guild else [self.synced_commands]
+        cmd = find_command(name, scopes)
+        check_allowed(cmd, guild_id, permissions, bypass=bypass)
+        user = self.users.get(user_id) if user_id is not None else self.default_user
+        if user is None:
+            user = self.users[user_id] = FakeUser(user_id, f"user{user_id}")
+        data = OptionResolver(guild, self.channels, self.users, permissions).command_data(
+            cmd, subcommand, given, focused
+        )
+
+        payload: JSON = {
+            "id": str(self._next_id()),
+            "application_id": str(self.application_id),
+            "type": itype,
+            "data": data,
+            "token": secrets.token_urlsafe(32),
+            "version": 1,
+            "locale": locale,
+            "entitlements": [],
+            "entitlement_sku_ids": [],
+            "attachment_size_limit": _ATTACHMENT_SIZE_LIMIT,
+        }
+        if guild is not None:
+            channel = self._interaction_channel(guild, channel_id)
+            member = guild.members.setdefault(user.id, FakeMember(user))
+            payload |= {
+                "guild_id": str(guild.id),
+                "guild": {"id": str(guild.id), "locale": "en-US", "features": []},
+                "guild_locale": "en-US",
+                "channel_id": str(channel.id),
+                "channel": channel.payload() | {"permissions": str(permissions)},
+                "member": member.payload() | {"permissions": str(permissions)},
+                "app_permissions": str(self.bot_permissions_in(channel.id)),
+                "authorizing_integration_owners": {"0": str(guild.id)},
+                "context": 0,
+            }
+        else:
+            dm_id = channel_id or self._next_id()
+            payload |= {
+                "channel_id": str(dm_id),
+                "channel": {"id": str(dm_id), "type": DM_CHANNEL, "last_message_id": None, "flags": 0,
+                            "recipients": [user.payload()]},
+                "user": user.payload(),
+                "app_permissions": str(permission_value("view_channel", "send_messages", "embed_links")),
+                "authorizing_integration_owners": {"0": "0"},
+                "context": 1,
+            }  # fmt: skip
+        inter = FakeInteraction(payload, created=asyncio.get_running_loop().time(), wait_until=self.wait_until)
+        self.interactions[inter.id] = inter
+        self._interactions_by_token[inter.token] = inter
+        self._dispatch("INTERACTION_CREATE", payload)
+        return inter
+
+    def _interaction_channel(self, guild: FakeGuild, channel_id: int | None) -> FakeChannel:
+        if channel_id is None:
+            texts = [c for c in guild.live_channels() if c.type == TEXT_CHANNEL]
+            if not texts:
+                raise InteractionRefused(f"guild {guild.id} has no text channel to invoke in")
+            return texts[0]
+        channel = guild.channels.get(channel_id)
+        if channel is None or channel.deleted:
+            raise InteractionRefused(f"channel {channel_id} is not a live channel of guild {guild.id}")
+        return channel
+
+    # ------------------------------------------------------------------ gateway state
+
+    def _dispatch(self, event: str, data: JSON, *, guild: FakeGuild | None = None) -> None:
+        """Dispatch to the bot, unless the event concerns a guild the bot is not in."""
+        if guild is None or guild.bot_joined:
+            self.gateway.dispatch(event, data)
+
+    def _initial_dispatches(self, session_id: str, shard: list[int] | None) -> list[tuple[str, JSON]]:
+        joined = [g for g in self.guilds.values() if g.bot_joined]
+        ready: JSON = {
+            "v": 10,
+            "user": self.bot_user.payload() | {"verified": True, "mfa_enabled": False, "flags": 0, "email": None},
+            "guilds": [{"id": str(g.id), "unavailable": True} for g in joined],
+            "session_id": session_id,
+            "session_type": "normal",
+            "resume_gateway_url": self.gateway_url,
+            "application": {"id": str(self.application_id), "flags": 0},
+            "private_channels": [],
+            "relationships": [],
+            "presences": [],
+            "geo_ordered_rtc_regions": [],
+            "user_settings": {},
+            "guild_join_requests": [],
+            "auth": {},
+            "_trace": ["fake-gateway"],
+        }
+        if shard is not None:
+            ready["shard"] = shard
+        return [("READY", ready)] + [("GUILD_CREATE", g.gateway_payload(initial=True)) for g in joined]
+
+    def _members_chunk(self, data: JSON) -> JSON | None:
+        guild = self.guilds.get(int(data.get("guild_id", 0)))
+        if guild is None:
+            return None
+        chunk: JSON = {
+            "guild_id": str(guild.id),
+            "members": [m.payload() for m in guild.members.values()],
+            "chunk_index": 0,
+            "chunk_count": 1,
+            "not_found": [],
+        }
+        if data.get("nonce"):
+            chunk["nonce"] = data["nonce"]
+        return chunk
+
+    # ------------------------------------------------------------------ REST plumbing
+
+    def _add_routes(self, app: web.Application) -> None:
+        chan = r"/channels/{channel_id:\d+}"
+        hook = "/webhooks/{app_id:\\d+}/{token}"
+        routes: list[tuple[str, str, Callable[[web.Request], Any], bool, str | None]] = [
+            ("GET", "/users/@me", self._get_me, True, None),
+            ("GET", "/oauth2/applications/@me", self._get_application, True, None),
+            ("GET", "/gateway", self._get_gateway, False, None),
+            ("GET", "/gateway/bot", self._get_gateway_bot, True, None),
+            ("PUT", "/applications/{app_id:\\d+}/commands", self._put_commands, True, None),
+            ("GET", "/applications/{app_id:\\d+}/commands", self._get_commands, True, None),
+            ("PUT", "/applications/{app_id:\\d+}/guilds/{guild_id:\\d+}/commands", self._put_commands, True, None),
+            ("GET", "/applications/{app_id:\\d+}/guilds/{guild_id:\\d+}/commands", self._get_commands, True, None),
+            ("POST", "/interactions/{interaction_id:\\d+}/{token}/callback", self._interaction_callback, False, None),
+            ("POST", hook, self._webhook_execute, False, None),
+            ("GET", hook + "/messages/{message_id:@original|\\d+}", self._webhook_message_get, False, None),
+            ("PATCH", hook + "/messages/{message_id:@original|\\d+}", self._webhook_message_patch, False, None),
+            ("DELETE", hook + "/messages/{message_id:@original|\\d+}", self._webhook_message_delete, False, None),
+            ("POST", chan + "/messages", self._create_message, True, "channel_message_create"),
+            ("GET", chan + "/messages", self._list_messages, True, None),
+            ("GET", chan + "/messages/{message_id:\\d+}", self._get_message, True, None),
+            ("PATCH", chan + "/messages/{message_id:\\d+}", self._edit_message, True, "channel_message_edit"),
+            ("DELETE", chan + "/messages/{message_id:\\d+}", self._delete_message, True, None),
+            ("GET", chan, self._get_channel, True, None),
+            ("GET", "/guilds/{guild_id:\\d+}", self._get_guild, True, None),
+            ("GET", "/guilds/{guild_id:\\d+}/channels", self._get_guild_channels, True, None),
+            ("GET", "/guilds/{guild_id:\\d+}/members/{user_id:\\d+}", self._get_member, True, None),
+            ("DELETE", "/users/@me/guilds/{guild_id:\\d+}", self._leave_guild_route, True, None),
+        ]
+        for i, (method, path, handler, auth, bucket) in enumerate(routes):
+            name = f"r{i}"
+            app.router.add_route(method, API_PREFIX + path, handler, name=name)
+            self._route_specs[name] = _RouteSpec(auth, bucket)
+
+    @web.middleware
+    async def _middleware(self, request: web.Request, handler: Callable[[web.Request], Any]) -> web.StreamResponse:
+        if not request.path.startswith(API_PREFIX + "/"):
+            return await handler(request)
+        path = request.path.removeprefix(API_PREFIX)
+        try:
+            try:
+                await self._read_body(request, path)
+            finally:
+                self.requests.append(
+                    RecordedRequest(request.method, path, dict(request.query), request.get(_JSON_BODY))
+                )
+            return await self._handle(request, handler, path)
+        except _ApiError as err:
+            if err.status in (400, 401):
+                self.rejected.append(Rejection(request.method, path, err.status, err.body, request.get(_JSON_BODY)))
+            return _json_response(err.status, err.body)
+        finally:
+            self._bump()
+
+    async def _handle(
+        self, request: web.Request, handler: Callable[[web.Request], Any], path: str
+    ) -> web.StreamResponse:
+        http_exc = request.match_info.http_exception
+        if http_exc is not None:
+            self.unhandled.append((request.method, path))
+            return _json_response(http_exc.status, {"code": 0, "message": f"{http_exc.status}: {http_exc.reason}"})
+        name = request.match_info.route.name or ""
+        spec = self._route_specs[name]
+        if spec.auth and request.headers.get("Authorization") != f"Bot {self.token}":
+            raise _ApiError(401, 0, "401: Unauthorized")
+        for fault in self.faults:
+            if fault.matches(request.method, path):
+                fault.hits += 1
+                if fault.status == 429:
+                    return self._rate_limited(fault.retry_after, global_=fault.global_, scope=fault.scope, bucket=name)
+                return _json_response(fault.status, {"code": fault.code, "message": fault.message})
+        headers: dict[str, str] = {}
+        if self.enforce_rate_limits:
+            limited, headers = self._apply_rate_limits(request, spec, name)
+            if limited is not None:
+                self.rate_limited.append(self.requests[-1])
+                return limited
+        response: web.StreamResponse = await handler(request)
+        response.headers.update(headers)
+        return response
+
+    async def _read_body(self, request: web.Request, path: str) -> None:
+        """Parse a JSON or multipart (payload_json + files[n]) body into the request's storage."""
+        request[_FILES] = []
+        if not request.body_exists:
+            return None
+        if request.content_type == "application/json":
+            try:
+                request[_JSON_BODY] = json.loads(await request.read())
+            except ValueError:
+                raise _ApiError(400, 50109, "The request body contains invalid JSON.") from None
+            return
+        if request.content_type == "multipart/form-data":
+            form = await request.post()
+            for key, value in form.items():
+                if key == "payload_json":
+                    raw = value if isinstance(value, str | bytes | bytearray) else value.file.read()
+                    request[_JSON_BODY] = json.loads(raw)
+                elif re.fullmatch(r"files\[\d+\]", key) and isinstance(value, web.FileField):
+                    request[_FILES].append(
+                        {"filename": value.filename, "size": len(value.file.read()), "content_type": value.content_type}
+                    )
+                else:
+                    self.unhandled.append((request.method, f"{path} (multipart field {key!r})"))
+            return
+        self.unhandled.append((request.method, f"{path} (Content-Type {request.content_type})"))
+
+    def _rate_limited(self, retry_after: float, *, global_: bool, scope: str, bucket: str) -> web.Response:
+        headers = {
+            "Retry-After": str(math.ceil(retry_after)),
+            "Via": "1.1 google",  # without it discord.py treats the 429 as a Cloudflare ban
+            "X-RateLimit-Scope": scope,
+        }
+        if global_:
+            headers["X-RateLimit-Global"] = "true"
+        else:
+            headers |= {
+                "X-RateLimit-Limit": "5",
+                "X-RateLimit-Remaining": "0",
+                "X-RateLimit-Reset": f"{time.time() + retry_after:.3f}",
+                "X-RateLimit-Reset-After": f"{retry_after:.3f}",
+                "X-RateLimit-Bucket": f"fake-{bucket}",
+            }
+        body = {"message": "You are being rate limited.", "retry_after": retry_after, "global": global_}
+        return _json_response(429, body, headers)
+
+    def _apply_rate_limits(
+        self, request: web.Request, spec: _RouteSpec, name: str
+    ) -> tuple[web.Response | None, dict[str, str]]:
+        now = asyncio.get_running_loop().time()
+        if spec.auth:  # the global limit counts bot-token requests only
+            self._global_hits = [t for t in self._global_hits if t > now - 1.0 + _CLOCK_SLACK]
+            if len(self._global_hits) >= self.global_rate_limit:
+                retry = _round_up(self._global_hits[0] + 1.0 - now)
+                return self._rate_limited(retry, global_=True, scope="global", bucket=name), {}
+            self._global_hits.append(now)
+        if spec.bucket is None:
+            return None, {}
+        limit, period = self._bucket_limits[spec.bucket]
+        key = (spec.bucket, request.match_info.get("channel_id", ""))
+        window = self._windows.get(key)
+        if window is None or now >= window.reset_at - _CLOCK_SLACK:
+            window = self._windows[key] = _Window(now + period)
+        reset_after = _round_up(window.reset_at - now)
+        if window.count >= limit:
+            return self._rate_limited(reset_after, global_=False, scope="user", bucket=spec.bucket), {}
+        window.count += 1
+        return None, {
+            "X-RateLimit-Limit": str(limit),
+            "X-RateLimit-Remaining": str(limit - window.count),
+            "X-RateLimit-Reset": f"{time.time() + reset_after:.3f}",
+            "X-RateLimit-Reset-After": f"{reset_after:.3f}",
+            "X-RateLimit-Bucket": f"fake-{spec.bucket}",
+        }
+
+    @staticmethod
+    def _body(request: web.Request, kind: type = dict) -> Any:
+        body = request.get(_JSON_BODY)
+        if not isinstance(body, kind):
+            raise _form_error({"_errors": [{"code": "BASE_TYPE_REQUIRED", "message": "This field is required"}]})
+        return body
+
+    # ------------------------------------------------------------------ REST: identity, gateway, commands
+
+    async def _get_me(self, request: web.Request) -> web.Response:
+        return _json_response(200, self.bot_user.payload() | {"verified": True, "mfa_enabled": False, "flags": 0})
+
+    async def _get_application(self, request: web.Request) -> web.Response:
+        return _json_response(
+            200,
+            {
+                "id": str(self.application_id),
+                "name": self.bot_user.username,
+                "description": "",
+                "icon": None,
+                "bot_public": True,
+                "bot_require_code_grant": False,
+                "owner": self.owner.payload(),
+                "team": None,
+                "verify_key": secrets.token_hex(32),
+                "flags": 0,
+                "bot": self.bot_user.payload(),
+                "interactions_endpoint_url": None,
+                "tags": [],
+                "redirect_uris": [],
+                "approximate_guild_count": sum(g.bot_joined for g in self.guilds.values()),
+            },
+        )
+
+    async def _get_gateway(self, request: web.Request) -> web.Response:
+        return _json_response(200, {"url": self.gateway_url})
+
+    async def _get_gateway_bot(self, request: web.Request) -> web.Response:
+        limit = {"total": 1000, "remaining": 999, "reset_after": 86_400_000, "max_concurrency": 1}
+        return _json_response(200, {"url": self.gateway_url, "shards": 1, "session_start_limit": limit})
+
+    def _command_scope(self, request: web.Request) -> tuple[list[JSON], int | None]:
+        if int(request.match_info["app_id"]) != self.application_id:
+            raise _ApiError(403, 20012, "You are not authorized to perform this action on this application")
+        if "guild_id" not in request.match_info:
+            return self.synced_commands, None
+        guild = self._bot_guild(request.match_info["guild_id"])
+        return self.guild_commands.setdefault(guild.id, []), guild.id
+
+    async def _put_commands(self, request: web.Request) -> web.Response:
+        current, guild_id = self._command_scope(request)
+        body = self._body(request, list)
+        if errors := validate_commands(body):
+            raise _form_error(errors.tree)
+        existing = {(c["name"], c.get("type", 1)): c for c in current}
+        stored: list[JSON] = []
+        for cmd in body:
+            old = existing.get((cmd["name"], cmd.get("type", 1)))
+            perms = cmd.get("default_member_permissions")
+            stored.append(
+                {
+                    "id": old["id"] if old else str(self._next_id()),
+                    "application_id": str(self.application_id),
+                    "version": str(self._next_id()),
+                    "type": cmd.get("type", 1),
+                    "name": cmd["name"],
+                    "description": cmd.get("description", ""),
+                    "options": cmd.get("options") or [],
+                    "default_member_permissions": None if perms is None else str(perms),
+                    "dm_permission": cmd.get("dm_permission", True),
+                    "contexts": cmd.get("contexts"),
+                    "integration_types": cmd.get("integration_types") or [0],
+                    "nsfw": cmd.get("nsfw", False),
+                    "name_localizations": cmd.get("name_localizations"),
+                    "description_localizations": cmd.get("description_localizations"),
+                }
+                | ({"guild_id": str(guild_id)} if guild_id else {})
+            )
+        current[:] = stored
+        return _json_response(200, stored)
+
+    async def _get_commands(self, request: web.Request) -> web.Response:
+        current, _ = self._command_scope(request)
+        return _json_response(200, current)
+
+    # ------------------------------------------------------------------ REST: interactions and webhooks
+
+    def _interaction_message(self, inter: FakeInteraction, data: JSON, flags: int) -> FakeMessage:
+        return FakeMessage(
+            self._next_id(),
+            inter.channel_id,
+            inter.guild_id,
+            self.bot_user,
+            content=data.get("content") or "",
+            embeds=[{"type": "rich"} | e for e in data.get("embeds") or []],
+            components=data.get("components") or [],
+            allowed_mentions=data.get("allowed_mentions"),
+            flags=flags,
+            webhook_id=self.application_id,
+            interaction={
+                "id": str(inter.id),
+                "type": inter.type,
+                "name": inter.name,
+                "user": self.users[inter.user_id].payload(),
+            },
+        )
+
+    def _check_message_body(self, body: JSON, *, creating: bool, attachments: int = 0) -> None:
+        if errors := validate_message(body):
+            raise _form_error(errors.tree)
+        if creating and is_empty_message(body) and not attachments:
+            raise _ApiError(400, 50006, "Cannot send an empty message")
+
+    async def _interaction_callback(self, request: web.Request) -> web.Response:
+        inter = self.interactions.get(int(request.match_info["interaction_id"]))
+        if inter is None or inter.token != request.match_info["token"]:
+            raise _ApiError(404, 10062, "Unknown interaction")
+        body = self._body(request)
+        if inter.callbacks:
+            raise _ApiError(400, 40060, "Interaction has already been acknowledged.")
+        age = asyncio.get_running_loop().time() - inter.created
+        if age > self.interaction_response_timeout:
+            self.rejected.append(Rejection("POST", request.path.removeprefix(API_PREFIX), 404, {"late_by": age}, body))
+            raise _ApiError(404, 10062, "Unknown interaction")
+        ctype = body.get("type")
+        allowed = (8,) if inter.type == 4 else (4, 5)
+        if ctype not in allowed:
+            error = {
+                "code": "INTERACTION_RESPONSE_TYPE_INVALID",
+                "message": f"Response type {ctype} is not valid here.",
+            }
+            raise _form_error({"type": {"_errors": [error]}})
+        data = body.get("data") or {}
+        message: FakeMessage | None = None
+        if ctype == 4:
+            self._check_message_body(data, creating=True, attachments=len(request[_FILES]))
+            message = self._interaction_message(inter, data, int(data.get("flags") or 0))
+        elif ctype == 5:
+            message = self._interaction_message(
+                inter, {}, FLAG_LOADING | (int(data.get("flags") or 0) & FLAG_EPHEMERAL)
+            )
+        elif errors := validate_choices(data.get("choices")):
+            raise _form_error(errors.tree)
+        inter.callbacks.append(body)
+        inter.original = message
+        if request.query.get("with_response") not in ("1", "true", "True"):
+            return web.Response(status=204)
+        result: JSON = {"interaction": {"id": str(inter.id), "type": inter.type}, "resource": {"type": ctype}}
+        if message is not None:
+            result["interaction"] |= {
+                "response_message_id": str(message.id),
+                "response_message_loading": bool(message.flags & FLAG_LOADING),
+                "response_message_ephemeral": message.ephemeral,
+            }
+            result["resource"]["message"] = message.payload()
+        return _json_response(200, result)
+
+    def _webhook_interaction(self, request: web.Request) -> FakeInteraction:
+        inter = self._interactions_by_token.get(request.match_info["token"])
+        if int(request.match_info["app_id"]) != self.application_id or inter is None:
+            raise _ApiError(404, 10015, "Unknown Webhook")
+        if asyncio.get_running_loop().time() - inter.created > _INTERACTION_TOKEN_TTL:
+            raise _ApiError(401, 50027, "Invalid Webhook Token")
+        if not inter.callbacks or inter.type == 4:  # no webhook before the ack, nor for autocomplete
+            raise _ApiError(404, 10015, "Unknown Webhook")
+        return inter
+
+    def _webhook_message(self, request: web.Request) -> tuple[FakeInteraction, FakeMessage]:
+        inter = self._webhook_interaction(request)
+        mid = request.match_info["message_id"]
+        candidates = [inter.original, *inter.followups]
+        found = inter.original if mid == "@original" else next((m for m in candidates if m and str(m.id) == mid), None)
+        if found is None or found.deleted:
+            raise _ApiError(404, 10008, "Unknown Message")
+        return inter, found
+
+    async def _webhook_execute(self, request: web.Request) -> web.Response:
+        inter = self._webhook_interaction(request)
+        body = self._body(request)
+        self._check_message_body(body, creating=True, attachments=len(request[_FILES]))
+        original = inter.original
+        if original is not None and original.flags & FLAG_LOADING:
+            # The first follow-up after a defer replaces the "thinking" message (keeping its ephemerality).
+            self._apply_edit(original, {k: v for k, v in body.items() if k != "flags"}, record=False)
+            original.flags &= ~FLAG_LOADING
+            message = original
+        else:
+            message = self._interaction_message(inter, body, int(body.get("flags") or 0))
+            inter.followups.append(message)
+        if request.query.get("wait") in ("1", "true", "True"):
+            return _json_response(200, message.payload())
+        return web.Response(status=204)
+
+    async def _webhook_message_get(self, request: web.Request) -> web.Response:
+        _, message = self._webhook_message(request)
+        return _json_response(200, message.payload())
+
+    async def _webhook_message_patch(self, request: web.Request) -> web.Response:
+        _, message = self._webhook_message(request)
+        body = self._body(request)
+        self._check_message_body(body, creating=False)
+        self._apply_edit(message, body)
+        message.flags &= ~FLAG_LOADING
+        return _json_response(200, message.payload())
+
+    async def _webhook_message_delete(self, request: web.Request) -> web.Response:
+        _, message = self._webhook_message(request)
+        message.deleted = True
+        return web.Response(status=204)
+
+    # ------------------------------------------------------------------ REST: channels, messages, guilds
+
+    def _bot_guild(self, raw_id: str) -> FakeGuild:
+        guild = self.guilds.get(int(raw_id))
+        if guild is None:
+            raise _ApiError(404, 10004, "Unknown Guild")
+        if not guild.bot_joined:
+            raise _ApiError(403, 50001, "Missing Access")
+        return guild
+
+    def _bot_channel(self, request: web.Request, need: int = 0) -> tuple[FakeChannel, int]:
+        """The channel from the URL plus the bot's permissions there, or Discord's error."""
+        channel = self.channels.get(int(request.match_info["channel_id"]))
+        if channel is None or channel.deleted:
+            raise _ApiError(404, 10003, "Unknown Channel")
+        if not self.guilds[channel.guild_id].bot_joined:
+            raise _ApiError(403, 50001, "Missing Access")
+        perms = self.bot_permissions_in(channel.id)
+        if not perms & VIEW_CHANNEL:
+            raise _ApiError(403, 50001, "Missing Access")
+        if need & ~perms:
+            raise _ApiError(403, 50013, "Missing Permissions")
+        return channel, perms
+
+    def _channel_message(self, channel: FakeChannel, raw_id: str) -> FakeMessage:
+        mid = int(raw_id)
+        for message in self.messages:
+            if message.id == mid and message.channel_id == channel.id and not message.deleted:
+                return message
+        raise _ApiError(404, 10008, "Unknown Message")
+
+    def _effective_mentions(self, guild: FakeGuild, message: FakeMessage, perms: int) -> None:
+        """Which role / @everyone pings Discord would actually deliver, honouring allowed_mentions."""
+        allowed = message.allowed_mentions
+        parse = ["users", "roles", "everyone"] if allowed is None else allowed.get("parse", [])
+        listed = {str(r) for r in (allowed or {}).get("roles", [])}
+        message.mention_roles = [
+            int(rid)
+            for rid in dict.fromkeys(re.findall(r"<@&(\d+)>", message.content))
+            if int(rid) in guild.roles
+            and ("roles" in parse or rid in listed)
+            and (guild.roles[int(rid)].mentionable or perms & MENTION_EVERYONE)
+        ]
+        pings_everyone = "@everyone" in message.content or "@here" in message.content
+        message.mention_everyone = pings_everyone and "everyone" in parse and bool(perms & MENTION_EVERYONE)
+
+    def _apply_edit(self, message: FakeMessage, body: JSON, *, record: bool = True) -> None:
+        if "content" in body:
+            message.content = body["content"] or ""
+        if "embeds" in body:
+            message.embeds = [{"type": "rich"} | e for e in body["embeds"] or []]
+        if "components" in body:
+            message.components = body["components"] or []
+        if "allowed_mentions" in body:
+            message.allowed_mentions = body["allowed_mentions"]
+        if body.get("flags") is not None:
+            message.flags = (message.flags & (FLAG_EPHEMERAL | FLAG_LOADING)) | int(body["flags"])
+        if record:
+            message.edits.append(body)
+            message.edited_timestamp = iso_now()
+
+    async def _create_message(self, request: web.Request) -> web.Response:
+        channel, perms = self._bot_channel(request, need=SEND_MESSAGES)
+        body = self._body(request)
+        files = request[_FILES]
+        self._check_message_body(body, creating=True, attachments=len(files))
+        if body.get("embeds") and not perms & EMBED_LINKS:
+            raise _ApiError(403, 50013, "Missing Permissions")
+        nonce = body.get("nonce")
+        if nonce is not None and body.get("enforce_nonce"):
+            for old in self.messages:
+                if old.channel_id == channel.id and old.nonce == nonce:
+                    return _json_response(200, old.payload())
+        message = FakeMessage(
+            self._next_id(),
+            channel.id,
+            channel.guild_id,
+            self.bot_user,
+            content=body.get("content") or "",
+            embeds=[{"type": "rich"} | e for e in body.get("embeds") or []],
+            components=body.get("components") or [],
+            allowed_mentions=body.get("allowed_mentions"),
+            nonce=nonce,
+            flags=int(body.get("flags") or 0),
+            tts=bool(body.get("tts")),
+            message_reference=body.get("message_reference"),
+        )
+        message.attachments = [
+            f
+            | {
+                "id": str(self._next_id()),
+                "url": f"https://cdn.discordapp.com/attachments/{channel.id}/{f['filename']}",
+                "proxy_url": f"https://media.discordapp.net/attachments/{channel.id}/{f['filename']}",
+            }
+            for f in files
+        ]
+        guild = self.guilds[channel.guild_id]
+        self._effective_mentions(guild, message, perms)
+        channel.last_message_id = message.id
+        self.messages.append(message)
+        member = guild.members[self.bot_user_id].payload(with_user=False)
+        self._dispatch("MESSAGE_CREATE", message.payload() | {"member": member}, guild=guild)
+        return _json_response(200, message.payload())
+
+    async def _list_messages(self, request: web.Request) -> web.Response:
+        channel, perms = self._bot_channel(request)
+        try:
+            limit = int(request.query.get("limit", "50"))
+            before = int(request.query["before"]) if "before" in request.query else None
+            after = int(request.query["after"]) if "after" in request.query else None
+        except ValueError:
+            raise _form_error(
+                {"limit": {"_errors": [{"code": "NUMBER_TYPE_COERCE", "message": "Not an int."}]}}
+            ) from None
+        if not 1 <= limit <= 100:
+            raise _form_error({"limit": {"_errors": [{"code": "NUMBER_TYPE_MAX", "message": "Must be 1-100."}]}})
+        if not perms & READ_MESSAGE_HISTORY:
+            return _json_response(200, [])  # Discord returns nothing rather than an error here
+        found = sorted((m for m in self.messages if m.channel_id == channel.id and not m.deleted), key=lambda m: m.id)
+        if after is not None:
+            found = [m for m in found if m.id > after][:limit]
+        else:
+            found = [m for m in found if before is None or m.id < before][-limit:]
+        return _json_response(200, [m.payload() for m in reversed(found)])
+
+    async def _get_message(self, request: web.Request) -> web.Response:
+        channel, _ = self._bot_channel(request, need=READ_MESSAGE_HISTORY)
+        return _json_response(200, self._channel_message(channel, request.match_info["message_id"]).payload())
+
+    async def _edit_message(self, request: web.Request) -> web.Response:
+        channel, perms = self._bot_channel(request)
+        message = self._channel_message(channel, request.match_info["message_id"])
+        if message.author.id != self.bot_user_id:
+            raise _ApiError(403, 50005, "Cannot edit a message authored by another user")
+        body = self._body(request)
+        self._check_message_body(body, creating=False)
+        if body.get("embeds") and not perms & EMBED_LINKS:
+            raise _ApiError(403, 50013, "Missing Permissions")
+        merged = {"content": message.content, "embeds": message.embeds, "attachments": message.attachments} | body
+        if is_empty_message(merged):
+            raise _ApiError(400, 50006, "Cannot send an empty message")
+        self._apply_edit(message, body)
+        guild = self.guilds[channel.guild_id]
+        self._effective_mentions(guild, message, perms)
+        self._dispatch("MESSAGE_UPDATE", message.payload(), guild=guild)
+        return _json_response(200, message.payload())
+
+    async def _delete_message(self, request: web.Request) -> web.Response:
+        channel, perms = self._bot_channel(request)
+        message = self._channel_message(channel, request.match_info["message_id"])
+        if message.author.id != self.bot_user_id and not perms & MANAGE_MESSAGES:
+            raise _ApiError(403, 50013, "Missing Permissions")
+        message.deleted = True
+        event = {"id": str(message.id), "channel_id": str(channel.id), "guild_id": str(channel.guild_id)}
+        self._dispatch("MESSAGE_DELETE", event, guild=self.guilds[channel.guild_id])
+        return web.Response(status=204)
+
+    async def _get_channel(self, request: web.Request) -> web.Response:
+        channel, _ = self._bot_channel(request)
+        return _json_response(200, channel.payload())
+
+    async def _get_guild(self, request: web.Request) -> web.Response:
+        guild = self._bot_guild(request.match_info["guild_id"])
+        data = guild.rest_payload()
+        if request.query.get("with_counts") in ("1", "true", "True"):
+            data |= {"approximate_member_count": len(guild.members), "approximate_presence_count": 0}
+        return _json_response(200, data)
+
+    async def _get_guild_channels(self, request: web.Request) -> web.Response:
+        guild = self._bot_guild(request.match_info["guild_id"])
+        return _json_response(200, [c.payload() for c in guild.live_channels()])
+
+    async def _get_member(self, request: web.Request) -> web.Response:
+        guild = self._bot_guild(request.match_info["guild_id"])
+        member = guild.members.get(int(request.match_info["user_id"]))
+        if member is None:
+            raise _ApiError(404, 10007, "Unknown Member")
+        return _json_response(200, member.payload())
+
+    async def _leave_guild_route(self, request: web.Request) -> web.Response:
+        self._leave_guild(self._bot_guild(request.match_info["guild_id"]))
+        return web.Response(status=204)
+
+
+@contextlib.contextmanager
+def patch_discord_endpoints(fake: FakeDiscord) -> Iterator[None]:
+    """Point discord.py's REST base and default gateway at a started fake; restore them afterwards."""
+    old_base = discord.http.Route.BASE
+    old_gateway = discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY
+    discord.http.Route.BASE = fake.api_base
+    discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(fake.gateway_url)
+    try:
+        yield
+    finally:
+        discord.http.Route.BASE = old_base
+        discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = old_gateway

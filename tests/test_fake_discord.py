@@ -1,0 +1,511 @@
+"""Proves the fake Discord with the real discord.py client: login, gateway, commands, messages, faults.
+
+A small commands.Bot (not the shipped bot) exercises each behaviour the e2e tests rely on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+from collections.abc import AsyncIterator, Awaitable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import discord
+import pytest
+from discord import app_commands
+from discord.ext import commands
+
+from tests.fakes.fake_discord import (
+    FakeChannel,
+    FakeDiscord,
+    FakeGuild,
+    FakeRole,
+    InteractionRefused,
+    patch_discord_endpoints,
+    permission_value,
+)
+
+TOKEN = "fake-discord-token.Abc.Secret"
+STREAMERS = ["shroud", "shroomy", "xqc"]
+
+
+def _build_commands() -> list[app_commands.Command[Any, ..., Any] | app_commands.Group]:
+    @app_commands.command(name="addstreamer", description="Follow a streamer")
+    @app_commands.guild_only()
+    @app_commands.default_permissions(manage_guild=True)
+    async def addstreamer(interaction: discord.Interaction, streamer: str, channel: discord.TextChannel) -> None:
+        if not interaction.permissions.manage_guild:  # Discord's default can be overridden by server admins
+            await interaction.response.send_message("You need the Manage Server permission.", ephemeral=True)
+            return
+        embed = discord.Embed(title="Now following", description=f"{streamer} in {channel.mention}")
+        await interaction.response.send_message(embed=embed, ephemeral=True)
+
+    @app_commands.command(name="status", description="Show the bot's status")
+    async def status(interaction: discord.Interaction) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        embed = discord.Embed(title="Status", description="polling").set_footer(text="fake")
+        await interaction.followup.send("All systems go", embed=embed, ephemeral=True)
+
+    @app_commands.command(name="removestreamer", description="Stop following a streamer")
+    @app_commands.guild_only()
+    async def removestreamer(interaction: discord.Interaction, streamer: str) -> None:
+        await interaction.response.send_message(f"Removed {streamer}", ephemeral=True)
+
+    @removestreamer.autocomplete("streamer")
+    async def streamer_choices(interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
+        return [app_commands.Choice(name=s, value=s) for s in STREAMERS if s.startswith(current)]
+
+    config = app_commands.Group(name="config", description="Settings", guild_only=True)
+
+    @config.command(name="show", description="Show the settings")
+    async def show(interaction: discord.Interaction, verbose: bool = False, role: discord.Role | None = None) -> None:
+        await interaction.response.send_message(f"verbose={verbose} role={role.name if role else None}")
+
+    return [addstreamer, status, removestreamer, config]
+
+
+class MiniBot(commands.Bot):
+    def __init__(self) -> None:
+        super().__init__(command_prefix=commands.when_mentioned, intents=discord.Intents.default(), help_command=None)
+        for command in _build_commands():
+            self.tree.add_command(command)
+
+    async def setup_hook(self) -> None:
+        await self.tree.sync()
+
+    async def before_identify_hook(self, shard_id: int | None, *, initial: bool = False) -> None:
+        """Skip discord.py's 5 s pause before a re-IDENTIFY."""
+
+
+class ErrorCollector(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(level=logging.ERROR)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@dataclass
+class World:
+    guild: FakeGuild
+    alerts: FakeChannel
+    general: FakeChannel
+    role: FakeRole
+
+
+@pytest.fixture(autouse=True)
+def no_discord_errors() -> Iterator[None]:
+    """Every test fails if any discord.* logger recorded an ERROR."""
+    errors = ErrorCollector()
+    logger = logging.getLogger("discord")
+    logger.addHandler(errors)
+    yield
+    logger.removeHandler(errors)
+    assert [f"{r.name}: {r.getMessage()}" for r in errors.records] == []
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeDiscord]:
+    fake = FakeDiscord(token=TOKEN)
+    await fake.start()
+    with patch_discord_endpoints(fake):
+        yield fake
+    await fake.stop()
+    assert fake.unhandled == []
+
+
+@pytest.fixture
+def world(fake: FakeDiscord) -> World:
+    guild = fake.add_guild("Guild A")
+    alerts = fake.add_text_channel(guild.id, "alerts")
+    general = fake.add_text_channel(guild.id, "general")
+    role = fake.add_role(guild.id, "live-pings", mentionable=True)
+    return World(guild, alerts, general, role)
+
+
+@pytest.fixture
+async def bot(fake: FakeDiscord, world: World) -> AsyncIterator[MiniBot]:
+    bot = MiniBot()
+    bot._connection.guild_ready_timeout = 0.05
+    await bot.login(TOKEN)
+    task = asyncio.create_task(bot.connect(), name="bot.connect")
+    ready = asyncio.ensure_future(bot.wait_until_ready())
+    try:
+        done, _ = await asyncio.wait({ready, task}, timeout=5, return_when=asyncio.FIRST_COMPLETED)
+        if task in done:
+            raise AssertionError(f"bot.connect() died: {task.exception()!r}")
+        assert ready in done, "bot never became ready"
+        yield bot
+        # Let command handlers finish their last HTTP call before the session closes.
+        invokers = [t for t in asyncio.all_tasks() if t.get_name() == "CommandTree-invoker"]
+        await asyncio.wait_for(asyncio.gather(*invokers), 5)
+    finally:
+        ready.cancel()
+        await bot.close()
+        await asyncio.wait_for(task, 5)
+
+
+async def expect_event(bot: MiniBot, event: str, trigger: Awaitable[Any], timeout: float = 5.0) -> Any:
+    """Run ``trigger`` and wait for discord.py to dispatch ``event`` because of it."""
+    waiter = bot.wait_for(event, timeout=timeout)  # registers the listener before the trigger
+    await trigger
+    return await waiter
+
+
+# --------------------------------------------------------------------------- login and ready
+
+
+async def test_login_with_wrong_token_fails(fake: FakeDiscord) -> None:
+    bot = MiniBot()
+    with pytest.raises(discord.LoginFailure):
+        await bot.login("not-the-token")
+    await bot.close()
+    assert [(r.method, r.path, r.status) for r in fake.rejected] == [("GET", "/users/@me", 401)]
+
+
+async def test_ready_shows_guilds_channels_and_bot_permissions(bot: MiniBot, fake: FakeDiscord, world: World) -> None:
+    assert fake.identify_payloads[0]["intents"] == discord.Intents.default().value
+    assert bot.application_id == fake.application_id
+    guild = bot.get_guild(world.guild.id)
+    assert guild is not None and guild.name == "Guild A"
+    assert {c.name for c in guild.text_channels} == {"alerts", "general"}
+    assert guild.me.id == fake.bot_user_id
+    alerts = guild.get_channel(world.alerts.id)
+    assert isinstance(alerts, discord.TextChannel)
+    perms = alerts.permissions_for(guild.me)
+    assert perms.view_channel and perms.send_messages and perms.embed_links and not perms.manage_guild
+
+    fake.set_bot_channel_permissions(world.alerts.id, deny=("send_messages",))
+    await expect_event(bot, "guild_channel_update", fake.drain())
+    perms = alerts.permissions_for(guild.me)
+    assert perms.view_channel and not perms.send_messages and not perms.embed_links
+    # discord.py strips voice permissions in text channels; otherwise both agree.
+    assert perms.value == fake.bot_permissions_in(world.alerts.id) & ~discord.Permissions.voice().value
+
+
+async def test_runtime_channel_create_and_role_update(bot: MiniBot, fake: FakeDiscord, world: World) -> None:
+    channel = await expect_event(bot, "guild_channel_create", fake.create_channel(world.guild.id, "new"))
+    assert channel.name == "new" and channel.guild.id == world.guild.id
+    assert not channel.permissions_for(channel.guild.me).manage_guild
+    fake.set_bot_guild_permissions(world.guild.id, permission_value("administrator"))
+    await expect_event(bot, "guild_role_update", fake.drain())
+    assert channel.permissions_for(channel.guild.me).manage_guild
+
+
+async def test_guild_join_and_remove_at_runtime(bot: MiniBot, fake: FakeDiscord, world: World) -> None:
+    other = fake.add_guild("Guild B")
+    other_channel = fake.add_text_channel(other.id, "b-alerts")
+    assert bot.get_guild(other.id) is None
+    joined = await expect_event(bot, "guild_join", fake.join_guild(other))
+    assert joined.id == other.id and joined.me is not None
+    assert joined.get_channel(other_channel.id) is not None
+
+    removed = await expect_event(bot, "guild_remove", fake.remove_guild(other.id))
+    assert removed.id == other.id and bot.get_guild(other.id) is None
+    with pytest.raises(discord.Forbidden) as excinfo:
+        await bot.get_partial_messageable(other_channel.id).send("still here?")
+    assert excinfo.value.code == 50001
+
+
+# --------------------------------------------------------------------------- commands and interactions
+
+
+async def test_tree_sync_is_stored(bot: MiniBot, fake: FakeDiscord, world: World) -> None:
+    synced = {c["name"]: c for c in fake.synced_commands}
+    assert set(synced) == {"addstreamer", "status", "removestreamer", "config"}
+    assert synced["addstreamer"]["default_member_permissions"] == str(1 << 5)
+    assert synced["addstreamer"]["contexts"] == [0]
+    fetched = await bot.tree.fetch_commands()
+    assert {c.id for c in fetched} == {int(c["id"]) for c in fake.synced_commands}
+
+    bot.tree.copy_global_to(guild=discord.Object(world.guild.id))
+    await bot.tree.sync(guild=discord.Object(world.guild.id))
+    assert {c["name"] for c in fake.guild_commands[world.guild.id]} == set(synced)
+    assert all(c["guild_id"] == str(world.guild.id) for c in fake.guild_commands[world.guild.id])
+
+
+async def test_invoke_gets_an_ephemeral_reply(bot: MiniBot, fake: FakeDiscord, world: World) -> None:
+    inter = await fake.invoke(
+        "addstreamer",
+        {"streamer": "shroud", "channel": world.alerts.id},
+        guild_id=world.guild.id,
+        channel_id=world.general.id,
+        permissions=fake.MANAGE_GUILD_PERMISSIONS,
+    )
+    reply = await inter.wait_reply()
+    assert inter.callbacks[0]["type"] == 4
+    assert reply.ephemeral and not reply.deferred
+    assert "Now following" in reply.text and f"shroud in <#{world.alerts.id}>" in reply.text
+    assert reply.payload["interaction"]["name"] == "addstreamer"
+
+
+async def test_defer_then_follow_up(bot: MiniBot, fake: FakeDiscord, world: World) -> None:
+    inter = await fake.invoke("status", guild_id=world.guild.id, channel_id=world.general.id)
+    reply = await inter.wait_reply()
+    assert inter.callbacks == [{"type": 5, "data": {"flags": 64}}]
+    assert reply.deferred and reply.ephemeral
+    assert reply.content == "All systems go"
+    assert reply.text == "All systems go\nStatus\npolling\nfake"
+
+
+async def test_invoke_in_a_dm(bot: MiniBot, fake: FakeDiscord) -> None:
+    reply = await (await fake.invoke("status")).wait_reply()
+    assert reply.content == "All systems go"
+    with pytest.raises(InteractionRefused, match=r"guild-only|context"):
+        await fake.invoke("addstreamer", {"streamer": "x", "channel": 1})
+
+
+async def test_subcommand_with_role_option(bot: MiniBot, fake: FakeDiscord, world: World) -> None:
+    inter = await fake.invoke(
+        "config", {"verbose": True, "role": world.role.id}, subcommand="show", guild_id=world.guild.id
+    )
+    reply = await inter.wait_reply()
+    assert reply.content == "verbose=True role=live-pings" and not reply.ephemeral
+    with pytest.raises(InteractionRefused, match="needs a subcommand"):
+        await fake.invoke("config", guild_id=world.guild.id)
+
+
+async def test_autocomplete_returns_the_bots_choices(bot: MiniBot, fake: FakeDiscord, world: World) -> None:
+    choices = await fake.autocomplete("removestreamer", "streamer", "sh", guild_id=world.guild.id)
+    assert choices == [{"name": "shroud", "value": "shroud"}, {"name": "shroomy", "value": "shroomy"}]
+
+
+async def test_discord_refuses_what_the_schema_does_not_allow(bot: MiniBot, fake: FakeDiscord, world: World) -> None:
+    where = {"guild_id": world.guild.id, "channel_id": world.general.id}
+    good = {"streamer": "shroud", "channel": world.alerts.id}
+    with pytest.raises(InteractionRefused, match="default_member_permissions"):
+        await fake.invoke("addstreamer", good, permissions=fake.MEMBER_PERMISSIONS, **where)
+    with pytest.raises(InteractionRefused, match="required option 'channel'"):
+        await fake.invoke("addstreamer", {"streamer": "shroud"}, permissions=fake.ADMIN_PERMISSIONS, **where)
+    with pytest.raises(InteractionRefused, match="unknown option"):
+        await fake.invoke("addstreamer", {**good, "extra": 1}, permissions=fake.ADMIN_PERMISSIONS, **where)
+    with pytest.raises(InteractionRefused, match="expected a string"):
+        await fake.invoke("addstreamer", {**good, "streamer": 5}, permissions=fake.ADMIN_PERMISSIONS, **where)
+    with pytest.raises(InteractionRefused, match="not a synced command"):
+        await fake.invoke("nope", **where)
+    assert fake.interactions == {}
+    # An admin opened the command to everyone: the bot's own check must still refuse.
+    inter = await fake.invoke(
+        "addstreamer", good, permissions=fake.MEMBER_PERMISSIONS, bypass_default_permissions=True, **where
+    )
+    reply = await inter.wait_reply()
+    assert reply.ephemeral and "Manage Server" in reply.text
+
+
+async def test_second_callback_is_refused(bot: MiniBot, fake: FakeDiscord, world: World) -> None:
+    inter = await fake.invoke("status", guild_id=world.guild.id)
+    await inter.wait_reply()
+    route = discord.http.Route("POST", "/interactions/{i}/{t}/callback", i=inter.id, t=inter.token)
+    with pytest.raises(discord.HTTPException) as excinfo:
+        await bot.http.request(route, json={"type": 4, "data": {"content": "again"}})
+    assert excinfo.value.status == 400 and excinfo.value.code == 40060
+
+
+# --------------------------------------------------------------------------- channel messages
+
+
+async def test_send_records_embed_and_allowed_mentions(bot: MiniBot, fake: FakeDiscord, world: World) -> None:
+    channel = bot.get_channel(world.alerts.id)
+    assert isinstance(channel, discord.TextChannel)
+    mentions = discord.AllowedMentions(everyone=False, users=False, roles=[discord.Object(world.role.id)])
+    embed = discord.Embed(title="shroud is live", url="https://twitch.tv/shroud", description="ranked")
+    embed.add_field(name="Game", value="VALORANT")
+    sent = await channel.send(f"<@&{world.role.id}> @everyone", embed=embed, allowed_mentions=mentions)
+
+    [stored] = await fake.wait_for_messages(1, channel_id=world.alerts.id)
+    assert stored.id == sent.id and sent.author.id == fake.bot_user_id
+    assert stored.allowed_mentions == {"parse": [], "roles": [world.role.id], "replied_user": True}
+    assert stored.mention_roles == [world.role.id] and not stored.mention_everyone
+    assert stored.embeds[0]["title"] == "shroud is live" and sent.embeds[0].fields[0].value == "VALORANT"
+    assert [r.path for r in fake.requests if r.method == "POST"] == [f"/channels/{world.alerts.id}/messages"]
+
+    edited = await sent.edit(content="edited", embed=None)
+    assert edited.content == "edited" and edited.embeds == []
+    assert stored.content == "edited" and stored.edits[0]["embeds"] == []
+    history = [m async for m in channel.history(limit=10)]
+    assert [m.id for m in history] == [sent.id]
+    await sent.delete()
+    assert stored.deleted and fake.messages_in(world.alerts.id) == []
+
+
+async def test_rest_reads_files_and_leaving(bot: MiniBot, fake: FakeDiscord, world: World) -> None:
+    channel = await bot.fetch_channel(world.alerts.id)
+    assert isinstance(channel, discord.TextChannel) and channel.name == "alerts"
+    guild = await bot.fetch_guild(world.guild.id)
+    assert guild.name == "Guild A" and {r.name for r in guild.roles} >= {"@everyone", "live-pings"}
+    assert {c.name for c in await guild.fetch_channels()} == {"alerts", "general"}
+    assert (await guild.fetch_member(fake.bot_user_id)).bot
+
+    sent = await channel.send("with a file", file=discord.File(io.BytesIO(b"hello"), "hello.txt"))  # multipart
+    assert sent.attachments[0].filename == "hello.txt"
+    assert fake.messages[0].attachments[0]["size"] == 5 and fake.requests[-1].json["content"] == "with a file"
+    assert (await channel.fetch_message(sent.id)).content == "with a file"
+    with pytest.raises(discord.NotFound) as excinfo:
+        await channel.fetch_message(sent.id + 1)
+    assert excinfo.value.code == 10008
+
+    cached = bot.get_guild(world.guild.id)
+    assert cached is not None
+    await expect_event(bot, "guild_remove", cached.leave())
+    assert not fake.guilds[world.guild.id].bot_joined
+
+
+async def test_over_limit_payloads_are_rejected(bot: MiniBot, fake: FakeDiscord, world: World) -> None:
+    channel = bot.get_partial_messageable(world.alerts.id)
+    with pytest.raises(discord.HTTPException) as excinfo:
+        await channel.send(embed=discord.Embed(title="x" * 257))
+    assert excinfo.value.status == 400 and excinfo.value.code == 50035
+    assert "embeds.0.title" in str(excinfo.value)
+    big = [discord.Embed(description="y" * 3500) for _ in range(2)]
+    with pytest.raises(discord.HTTPException, match=r"MAX_EMBED_SIZE_EXCEEDED|6000"):
+        await channel.send(embeds=big)
+    with pytest.raises(discord.HTTPException, match="Cannot send an empty message"):
+        await bot.http.send_message(world.alerts.id, params=discord.http.MultipartParameters({}, None, None))
+    assert [r.status for r in fake.rejected] == [400, 400, 400]
+    assert fake.messages == []
+
+
+async def test_deleted_channel_is_unknown(bot: MiniBot, fake: FakeDiscord, world: World) -> None:
+    await expect_event(bot, "guild_channel_delete", fake.delete_channel(world.alerts.id))
+    assert bot.get_channel(world.alerts.id) is None
+    with pytest.raises(discord.NotFound) as excinfo:
+        await bot.get_partial_messageable(world.alerts.id).send("hello?")
+    assert excinfo.value.code == 10003
+
+
+async def test_missing_permissions_are_forbidden(bot: MiniBot, fake: FakeDiscord, world: World) -> None:
+    channel = bot.get_partial_messageable(world.alerts.id)
+    fake.set_bot_channel_permissions(world.alerts.id, deny=("embed_links",))
+    await channel.send("plain text still works")
+    with pytest.raises(discord.Forbidden) as excinfo:
+        await channel.send(embed=discord.Embed(title="needs Embed Links"))
+    assert excinfo.value.code == 50013
+    fake.set_bot_channel_permissions(world.alerts.id, deny=("send_messages",))
+    with pytest.raises(discord.Forbidden) as excinfo:
+        await channel.send("muted")
+    assert excinfo.value.code == 50013
+    fake.set_bot_channel_permissions(world.alerts.id, deny=("view_channel",))
+    with pytest.raises(discord.Forbidden) as excinfo:
+        await channel.send("hidden")
+    assert excinfo.value.code == 50001
+    assert len(fake.messages) == 1
+    await fake.drain()  # the CHANNEL_UPDATEs reach the bot before it closes
+
+
+# --------------------------------------------------------------------------- injected faults
+
+
+@pytest.mark.parametrize("global_", [False, True])
+async def test_injected_429_is_retried(bot: MiniBot, fake: FakeDiscord, world: World, global_: bool) -> None:
+    fault = fake.fail_next("POST", r"/channels/\d+/messages", status=429, retry_after=0.05, global_=global_)
+    await bot.get_partial_messageable(world.alerts.id).send("after the rate limit")
+    assert fault.hits == 1
+    assert len([r for r in fake.requests if r.method == "POST"]) == 2
+    assert [m.content for m in fake.messages] == ["after the rate limit"]
+
+
+async def test_injected_500_is_retried(bot: MiniBot, fake: FakeDiscord, world: World) -> None:
+    fault = fake.fail_next("POST", r"/channels/\d+/messages", status=500, message="500: Internal Server Error")
+    await bot.get_partial_messageable(world.alerts.id).send("after a 500")  # discord.py waits 1 s
+    assert fault.hits == 1 and len(fake.messages) == 1
+
+
+async def test_unknown_route_is_recorded(bot: MiniBot, fake: FakeDiscord) -> None:
+    with pytest.raises(discord.NotFound):
+        await bot.http.request(discord.http.Route("GET", "/nope/{x}", x=1))
+    assert fake.unhandled == [("GET", "/nope/1")]
+    fake.unhandled.clear()
+
+
+async def test_enforced_rate_limits_are_respected_by_discord_py() -> None:
+    fake = FakeDiscord(token=TOKEN, enforce_rate_limits=True, message_rate_limit=(2, 0.2))
+    guild = fake.add_guild("Guild A")
+    channel = fake.add_text_channel(guild.id, "alerts")
+    await fake.start()
+    try:
+        with patch_discord_endpoints(fake):
+            client = discord.Client(intents=discord.Intents.default())
+            await client.login(TOKEN)
+            try:
+                target = client.get_partial_messageable(channel.id)
+                for i in range(5):
+                    await target.send(f"message {i}")
+            finally:
+                await client.close()
+    finally:
+        await fake.stop()
+    assert len(fake.messages) == 5
+    assert fake.rate_limited == []  # discord.py waited on the headers instead of hitting 429s
+    assert fake.unhandled == []
+
+
+async def test_raw_http_shapes_and_global_rate_limit() -> None:
+    fake = FakeDiscord(token=TOKEN, enforce_rate_limits=True, global_rate_limit=3)
+    await fake.start()
+    try:
+        async with aiohttp.ClientSession() as session:
+            async with session.get(f"{fake.api_base}/users/@me") as resp:
+                assert resp.status == 401 and resp.headers["Content-Type"] == "application/json"
+                assert await resp.json() == {"code": 0, "message": "401: Unauthorized"}
+            auth = {"Authorization": f"Bot {TOKEN}"}
+            statuses = []
+            for _ in range(3):
+                async with session.get(f"{fake.api_base}/users/@me", headers=auth) as resp:
+                    statuses.append(resp.status)
+            assert statuses == [200] * 3
+            async with session.get(f"{fake.api_base}/users/@me", headers=auth) as resp:
+                assert resp.status == 429
+                assert resp.headers["Via"] == "1.1 google" and resp.headers["X-RateLimit-Global"] == "true"
+                assert resp.headers["X-RateLimit-Scope"] == "global" and int(resp.headers["Retry-After"]) >= 1
+                body = await resp.json()
+            assert body["global"] is True and 0 < body["retry_after"] <= 1
+    finally:
+        await fake.stop()
+    assert len(fake.rate_limited) == 1
+
+
+async def test_wait_for_messages_times_out_with_a_dump(fake: FakeDiscord) -> None:
+    with pytest.raises(TimeoutError, match=r"1 message\(s\)[\s\S]*last requests"):
+        await fake.wait_for_messages(1, timeout=0.05)
+
+
+# --------------------------------------------------------------------------- gateway resilience
+
+
+async def test_privileged_intents_are_refused(fake: FakeDiscord, world: World) -> None:
+    client = discord.Client(intents=discord.Intents.all())
+    await client.login(TOKEN)
+    try:
+        with pytest.raises(discord.PrivilegedIntentsRequired):
+            await asyncio.wait_for(client.connect(), 5)
+    finally:
+        await client.close()
+    assert fake.identify_payloads == []
+
+
+async def test_close_4000_resumes_and_replays_missed_events(bot: MiniBot, fake: FakeDiscord, world: World) -> None:
+    resumed = bot.wait_for("resumed", timeout=5)
+    await fake.disconnect_gateway(4000)
+    inter = await fake.invoke("status", guild_id=world.guild.id)  # sent while the bot is away
+    await resumed
+    reply = await inter.wait_reply()
+    assert reply.content == "All systems go"
+    assert len(fake.identify_payloads) == 1 and len(fake.resume_payloads) == 1
+    assert isinstance(fake.resume_payloads[0]["seq"], int)
+
+    await expect_event(bot, "resumed", fake.send_reconnect())
+    assert len(fake.resume_payloads) == 2
+    reply = await (await fake.invoke("status", guild_id=world.guild.id)).wait_reply()
+    assert reply.deferred
+
+
+async def test_invalid_session_makes_the_bot_identify_again(bot: MiniBot, fake: FakeDiscord, world: World) -> None:
+    await expect_event(bot, "ready", fake.invalidate_session())
+    assert len(fake.identify_payloads) == 2
+    assert bot.get_guild(world.guild.id) is not None
+    reply = await (await fake.invoke("status", guild_id=world.guild.id)).wait_reply()
+    assert reply.content == "All systems go"
