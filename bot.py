@@ -25,7 +25,7 @@ from health_server import HealthServer, HealthStatus, evaluate_health
 from live_tracker import live_stream_from
 from messages import live_announcement, live_line, paginate, streamer_line
 from metrics import Metrics
-from notifier import AnnounceError, Notifier, Poller
+from notifier import AnnounceError, CycleReport, Notifier, Poller
 from twitch_api import InvalidLogin, TwitchAuthError, TwitchClient, TwitchError, TwitchUser, parse_login
 
 _log = logging.getLogger(__name__)
@@ -208,18 +208,24 @@ class TwitchNotifierBot(commands.Bot):
             try:
                 await self._validate_token_if_due()
                 report = await self.poller.run_cycle()
-                await self._refresh_streamers_if_due()
             except Exception:
                 self.metrics.observe_cycle(time.monotonic() - started, False, 0, 0)
                 _log.exception("Poll cycle failed; the next one runs in %s s", self.settings.check_interval_seconds)
                 return
+            self._record_cycle(report)
+            try:
+                await self._refresh_streamers_if_due()
+            except Exception:
+                _log.exception("Refreshing streamer names failed; it is tried again next cycle")
+
+    def _record_cycle(self, report: CycleReport) -> None:
         self.metrics.observe_cycle(report.duration, True, report.announced, report.announce_failed)
         if self.poller.last_success is not None:
             self.metrics.mark_success(self.poller.last_success)
         self.metrics.set_counts(
             streamers=report.checked + report.failed, guilds=len(self.guilds), live_streams=report.live
         )
-        if report.started or report.ended or report.announce_failed or report.failed:
+        if report.started or report.ended or report.announced or report.announce_failed or report.failed:
             _log.info(
                 "Poll: %d checked, %d live, %d started, %d ended, %d announced, %d failed to post, "
                 "%d unknown (Twitch errors), %.2f s",

@@ -117,6 +117,15 @@ class BotHarness:
 
         await self._watch(holds(), what, timeout)
 
+    async def eventually(self, check: Any, what: str, timeout: float = READY_TIMEOUT) -> None:
+        """Wait until `await check()` is true, e.g. until an event handler has written to the database."""
+
+        async def holds() -> None:
+            while not await check():
+                await asyncio.sleep(0.005)
+
+        await self._watch(holds(), what, timeout)
+
     async def poll(self) -> None:
         """Run one poll cycle now, exactly as the loop does."""
         assert self.bot is not None
