@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import sys
 import time
@@ -634,11 +635,30 @@ def _stop_on_signals(bot: TwitchNotifierBot) -> set[asyncio.Task]:
     return tasks_
 
 
-def main() -> int:
+def check_configuration(settings: Settings) -> int:
+    """`python bot.py --check`: validate what can be validated without connecting anywhere."""
+    directory = os.path.dirname(os.path.abspath(settings.database_path))
+    if not os.path.isdir(directory) or not os.access(directory, os.W_OK):
+        print(  # noqa: T201 - a command-line answer, not a log line
+            f"DATABASE_PATH {settings.database_path!r}: the directory {directory!r} does not exist or is not writable",
+            file=sys.stderr,
+        )
+        return 2
+    print(f"Configuration OK: {settings}")  # noqa: T201 - secrets are hidden by Settings.__repr__
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else list(argv)
     try:
         settings = load_settings()
     except ConfigError as exc:
         print(exc, file=sys.stderr)  # noqa: T201 - logging is not configured before settings exist
+        return 2
+    if args == ["--check"]:
+        return check_configuration(settings)
+    if args:
+        print("usage: python bot.py [--check]", file=sys.stderr)  # noqa: T201
         return 2
     setup_logging(settings.log_level, settings.secrets)
     try:

@@ -67,13 +67,7 @@ case "${1:-run}" in
         ;;
     check)
         make_venv requirements.txt
-        exec "$VENV/bin/python" -c 'import sys, config
-try:
-    print(config.load_settings())
-except config.ConfigError as exc:
-    print(exc, file=sys.stderr)
-    sys.exit(2)
-print("Configuration OK.")'
+        exec "$VENV/bin/python" bot.py --check
         ;;
     test)
         make_venv requirements-dev.txt

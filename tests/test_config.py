@@ -105,3 +105,28 @@ def test_python_bot_py_without_configuration_exits_2_with_one_message(tmp_path):
     for name in REQUIRED:
         assert name in result.stderr
     assert result.stdout == ""
+
+
+def _run_bot(args, env, cwd):
+    return subprocess.run(
+        [sys.executable, str(ROOT / "bot.py"), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=60
+    )
+
+
+def test_check_validates_and_exits_without_connecting(tmp_path):
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), **REQUIRED, "DATABASE_PATH": str(tmp_path / "x.db")}
+    result = _run_bot(["--check"], env, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "Configuration OK" in result.stdout
+    for secret in REQUIRED.values():
+        assert secret not in result.stdout + result.stderr
+    assert not (tmp_path / "x.db").exists()  # nothing created, nothing contacted
+
+
+def test_check_reports_bad_configuration(tmp_path):
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), **REQUIRED, "DATABASE_PATH": str(tmp_path / "no" / "x.db")}
+    result = _run_bot(["--check"], env, tmp_path)
+    assert result.returncode == 2
+    assert "DATABASE_PATH" in result.stderr
+    result = _run_bot(["--check"], {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}, tmp_path)
+    assert result.returncode == 2 and "DISCORD_TOKEN" in result.stderr
