@@ -274,3 +274,30 @@ async def test_offline_rename_and_banned_user_found_by_the_periodic_refresh(guil
     assert "SHROUD2" in reply.text
     assert "Twitch no longer returns this account" in reply.text
     assert len(await harness.db.guild_subscriptions(guild.id)) == 2  # reported, not silently dropped
+
+
+async def test_token_is_validated_hourly_and_replaced_when_invalid(guild_a, harness, fake_twitch):
+    before = (fake_twitch.validate_requests, fake_twitch.token_requests)
+    await harness.poll()
+    assert fake_twitch.validate_requests == before[0]  # not due yet
+    fake_twitch.expire_tokens()
+    harness.bot._last_token_validation -= 3601  # an hour later
+    await harness.poll()
+    assert fake_twitch.validate_requests == before[0] + 1
+    assert fake_twitch.token_requests == before[1] + 1  # the invalid token was replaced at once
+
+
+async def test_hostile_stream_text_pings_nobody(guild_a, harness, fake_discord, fake_twitch):
+    guild, alerts, general = guild_a
+    role = fake_discord.add_role(guild.id, "subs", mentionable=True)
+    await follow(harness, guild, general, "shroud", alerts)
+    title = f"@everyone @here <@&{role.id}> <@{fake_discord.default_user.id}> **bold** " + "x" * 300
+    fake_twitch.go_live("shroud", title=title, game_name="@everyone")
+    await harness.poll()
+    [message] = await fake_discord.wait_for_messages(1)
+    # What Discord would actually deliver as pings, computed by the fake from allowed_mentions and content.
+    assert message.mention_everyone is False and message.mention_roles == []
+    assert message.allowed_mentions["parse"] == []
+    embed = message.embeds[0]
+    assert len(embed["title"]) <= 256 and embed["title"].endswith("…")
+    assert "@everyone" not in embed["title"] and "\\*\\*bold\\*\\*" in embed["title"]
