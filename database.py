@@ -25,7 +25,20 @@ class DatabaseError(Exception):
 
 
 class AlreadySubscribed(Exception):
-    """The guild already follows this streamer."""
+    """The guild already follows this streamer in that channel."""
+
+
+UNSET: object = object()
+"""Marks an argument of `update_subscription` as "leave as it is"."""
+
+
+@dataclass(frozen=True, slots=True)
+class Category:
+    """A Twitch category (game) a subscription's game filter allows."""
+
+    id: str
+    name: str
+    box_art_url: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +58,22 @@ class Subscription:
     last_error: str | None = None
     missing_since: str | None = None
     """When Twitch stopped returning this streamer (banned or deleted), if it did."""
+    ping: str | None = None
+    """Override of the guild's ping ("" none, "everyone", "here", a role id); None uses the guild's."""
+    message_template: str | None = None
+    """Override of the guild's message template; None uses the guild's."""
+    games: tuple[Category, ...] | None = None
+    """Game filter: announce only while the stream is in one of these categories; None announces always."""
+
+
+@dataclass(frozen=True, slots=True)
+class GuildSettings:
+    guild_id: int
+    announce_channel_id: int | None = None
+    ping: str | None = None
+    message_template: str | None = None
+    end_action: str = "edit"
+    live_updates: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +88,7 @@ class LiveStream:
     started_at: datetime
     thumbnail_url: str
     missed_polls: int = 0
+    game_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +101,43 @@ class PendingAnnouncement:
     twitch_user_id: str
     stream_id: str
     last_error: str | None = None
+    ping: str | None = None
+    """The ping in effect (the subscription's override, else the guild's)."""
+    template: str | None = None
+    """The message template in effect (override, else the guild's; None is the default)."""
+    box_art_url: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class CardUpdate:
+    """A live card whose stream changed since it was last rendered (and not within the throttle)."""
+
+    subscription_id: int
+    guild_id: int
+    channel_id: int
+    message_id: int
+    ping: str | None
+    template: str | None
+    box_art_url: str
+    live: LiveStream
+    streamer: Streamer
+
+
+@dataclass(frozen=True, slots=True)
+class CardToClose:
+    """An announced stream that has ended and whose card has not been dealt with yet."""
+
+    subscription_id: int
+    stream_id: str
+    guild_id: int
+    channel_id: int
+    message_id: int | None
+    end_action: str
+    title: str
+    game_name: str
+    started_at: datetime | None
+    ended_at: datetime | None
+    streamer: Streamer
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,18 +211,104 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE streamers ADD COLUMN missing_since TEXT;
     """,
+    # 3: per-server settings, per-subscription overrides, one streamer in several channels of a guild
+    # (uniqueness becomes guild + streamer + channel: a table rebuild, ids kept), the card's life
+    # (what it shows, when it was last edited, when its stream ended and when the card was dealt with)
+    # and a cache of game box art. Announcements of streams already over are closed: never touched again.
+    """
+    ALTER TABLE guild_settings ADD COLUMN ping TEXT;
+    ALTER TABLE guild_settings ADD COLUMN message_template TEXT;
+    ALTER TABLE guild_settings ADD COLUMN end_action TEXT NOT NULL DEFAULT 'edit';
+    ALTER TABLE guild_settings ADD COLUMN live_updates INTEGER NOT NULL DEFAULT 1;
+
+    CREATE TABLE subscriptions_v3 (
+        id               INTEGER PRIMARY KEY,
+        guild_id         INTEGER NOT NULL,
+        twitch_user_id   TEXT NOT NULL REFERENCES streamers (twitch_user_id),
+        channel_id       INTEGER NOT NULL,
+        added_by         INTEGER,
+        created_at       TEXT NOT NULL,
+        last_error       TEXT,
+        ping             TEXT,
+        message_template TEXT,
+        games            TEXT,
+        UNIQUE (guild_id, twitch_user_id, channel_id)
+    );
+    INSERT INTO subscriptions_v3 (id, guild_id, twitch_user_id, channel_id, added_by, created_at, last_error)
+        SELECT id, guild_id, twitch_user_id, channel_id, added_by, created_at, last_error FROM subscriptions;
+    DROP TABLE subscriptions;
+    ALTER TABLE subscriptions_v3 RENAME TO subscriptions;
+    CREATE INDEX ix_subscriptions_user ON subscriptions (twitch_user_id);
+    CREATE INDEX ix_subscriptions_channel ON subscriptions (channel_id);
+
+    ALTER TABLE live_streams ADD COLUMN game_id TEXT NOT NULL DEFAULT '';
+
+    ALTER TABLE announcements ADD COLUMN title TEXT;
+    ALTER TABLE announcements ADD COLUMN game_name TEXT;
+    ALTER TABLE announcements ADD COLUMN viewer_count INTEGER;
+    ALTER TABLE announcements ADD COLUMN thumbnail_url TEXT;
+    ALTER TABLE announcements ADD COLUMN started_at TEXT;
+    ALTER TABLE announcements ADD COLUMN card_updated_at TEXT;
+    ALTER TABLE announcements ADD COLUMN ended_at TEXT;
+    ALTER TABLE announcements ADD COLUMN closed_at TEXT;
+    UPDATE announcements SET closed_at = created_at
+        WHERE stream_id NOT IN (SELECT stream_id FROM live_streams);
+    CREATE INDEX ix_announcements_open ON announcements (ended_at) WHERE closed_at IS NULL;
+
+    CREATE TABLE games (
+        id          TEXT PRIMARY KEY,
+        name        TEXT NOT NULL,
+        box_art_url TEXT NOT NULL DEFAULT '',
+        updated_at  TEXT NOT NULL
+    );
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
+# Migrations that rebuild a table other tables reference: foreign keys are off while they run (SQLite
+# cannot switch them inside a transaction) and checked with `PRAGMA foreign_key_check` before commit.
+_REBUILDING_MIGRATIONS = frozenset({2})
 
 _SUBSCRIPTION_COLUMNS = """
     s.id, s.guild_id, s.channel_id, s.last_error,
-    st.twitch_user_id, st.login, st.display_name, st.profile_image_url, st.missing_since
+    st.twitch_user_id, st.login, st.display_name, st.profile_image_url, st.missing_since,
+    s.ping, s.message_template, s.games
 """
-_SUBSCRIPTION_WIDTH = 9
+_SUBSCRIPTION_WIDTH = 12
 _LIVE_COLUMNS = """
     l.twitch_user_id, l.stream_id, l.title, l.game_name, l.viewer_count, l.started_at,
-    l.thumbnail_url, l.missed_polls
+    l.thumbnail_url, l.missed_polls, l.game_id
 """
+_LIVE_WIDTH = 9
+_GUILD_SETTINGS_COLUMNS = {
+    "announce_channel_id": "announce_channel_id",
+    "ping": "ping",
+    "message_template": "message_template",
+    "end_action": "end_action",
+    "live_updates": "live_updates",
+}
+_GUILD_SETTINGS_DEFAULTS = {
+    "announce_channel_id": None,
+    "ping": None,
+    "message_template": None,
+    "end_action": "edit",
+    "live_updates": 1,
+}
+
+
+def _games_json(games: Iterable[Category] | None) -> str | None:
+    if games is None:
+        return None
+    return json.dumps([{"id": g.id, "name": g.name} for g in games])
+
+
+def _games_from_json(text: str | None) -> tuple[Category, ...] | None:
+    if text is None:
+        return None
+    try:
+        items = json.loads(text)
+    except ValueError:
+        return None
+    return tuple(Category(str(item["id"]), str(item["name"])) for item in items if isinstance(item, dict))
 
 
 def _subscription(row: Sequence) -> Subscription:
@@ -166,6 +319,9 @@ def _subscription(row: Sequence) -> Subscription:
         last_error=row[3],
         streamer=Streamer(twitch_user_id=row[4], login=row[5], display_name=row[6], profile_image_url=row[7]),
         missing_since=row[8],
+        ping=row[9],
+        message_template=row[10],
+        games=_games_from_json(row[11]),
     )
 
 
@@ -179,6 +335,7 @@ def _live(row: Sequence) -> LiveStream:
         started_at=_parse_time(row[5]),
         thumbnail_url=row[6],
         missed_polls=row[7],
+        game_id=row[8] or "",
     )
 
 
@@ -239,9 +396,36 @@ class Database:
                 f"{SCHEMA_VERSION}: upgrade the bot instead of running an older version on it"
             )
         for target in range(version, SCHEMA_VERSION):
-            # executescript commits on its own, so the version bump is part of the same script.
-            await self._conn.executescript(f"BEGIN; {MIGRATIONS[target]}; PRAGMA user_version = {target + 1}; COMMIT;")
+            if target in _REBUILDING_MIGRATIONS:
+                await self._rebuilding_migration(target)
+            else:
+                # executescript commits on its own, so the version bump is part of the same script.
+                await self._conn.executescript(
+                    f"BEGIN; {MIGRATIONS[target]}; PRAGMA user_version = {target + 1}; COMMIT;"
+                )
             _log.info("Database %s migrated to schema version %d", self.path, target + 1)
+
+    async def _rebuilding_migration(self, target: int) -> None:
+        await self._conn.execute("PRAGMA foreign_keys=OFF")
+        try:
+            try:
+                # executescript commits anything pending first, then leaves this script's transaction open.
+                await self._conn.executescript(f"BEGIN; {MIGRATIONS[target]};")
+                async with self._conn.execute("PRAGMA foreign_key_check") as cursor:
+                    broken = await cursor.fetchall()
+                if broken:
+                    raise DatabaseError(
+                        f"migrating {self.path!r} to schema version {target + 1} would break "
+                        f"{len(broken)} foreign key(s) (first: {tuple(broken[0])}); nothing was changed"
+                    )
+                await self._conn.execute(f"PRAGMA user_version = {target + 1}")
+            except BaseException:
+                if self._conn.in_transaction:
+                    await self._conn.execute("ROLLBACK")
+                raise
+            await self._conn.execute("COMMIT")
+        finally:
+            await self._conn.execute("PRAGMA foreign_keys=ON")
 
     async def close(self) -> None:
         try:
@@ -296,6 +480,46 @@ class Database:
         row = await self._fetchone("SELECT announce_channel_id FROM guild_settings WHERE guild_id = ?", (guild_id,))
         return row[0] if row else None
 
+    async def get_guild_settings(self, guild_id: int) -> GuildSettings:
+        row = await self._fetchone(
+            """
+            SELECT announce_channel_id, ping, message_template, end_action, live_updates
+            FROM guild_settings WHERE guild_id = ?
+            """,
+            (guild_id,),
+        )
+        if row is None:
+            return GuildSettings(guild_id)
+        return GuildSettings(guild_id, row[0], row[1], row[2], row[3] or "edit", bool(row[4]))
+
+    async def update_guild_settings(self, guild_id: int, **values: object) -> GuildSettings:
+        """Set some of a guild's settings (announce_channel_id, ping, message_template, end_action,
+        live_updates); the others keep their values."""
+        if not values:
+            return await self.get_guild_settings(guild_id)
+        unknown = set(values) - set(_GUILD_SETTINGS_COLUMNS)
+        if unknown:
+            raise ValueError(f"unknown guild settings: {sorted(unknown)}")
+        # Column names come from the fixed mapping above, never from the caller's text.
+        columns = [_GUILD_SETTINGS_COLUMNS[name] for name in values]
+        params = {f"v_{name}": (int(v) if isinstance(v, bool) else v) for name, v in values.items()}
+        params |= {"guild_id": guild_id, "now": _now()}
+        insert_values = ", ".join(f":v_{name}" for name in values)
+        updates = ", ".join(f"{column} = excluded.{column}" for column in columns)
+        await self._execute(
+            f"""
+            INSERT INTO guild_settings (guild_id, {", ".join(columns)}, updated_at)
+            VALUES (:guild_id, {insert_values}, :now)
+            ON CONFLICT (guild_id) DO UPDATE SET {updates}, updated_at = excluded.updated_at
+            """,
+            params,
+        )
+        return await self.get_guild_settings(guild_id)
+
+    async def reset_guild_settings(self, guild_id: int, names: Iterable[str]) -> GuildSettings:
+        """Put some of a guild's settings back to their defaults."""
+        return await self.update_guild_settings(guild_id, **{name: _GUILD_SETTINGS_DEFAULTS[name] for name in names})
+
     async def delete_guild(self, guild_id: int) -> None:
         """Forget everything about a guild (the bot was removed from it)."""
         self.query_count += 1
@@ -307,24 +531,145 @@ class Database:
     # -- streamers and subscriptions ---------------------------------------------------------------
 
     async def add_subscription(
-        self, guild_id: int, channel_id: int, streamer: Streamer, added_by: int | None = None
+        self,
+        guild_id: int,
+        channel_id: int,
+        streamer: Streamer,
+        added_by: int | None = None,
+        *,
+        ping: str | None = None,
+        message_template: str | None = None,
+        games: Sequence[Category] | None = None,
     ) -> Subscription:
-        """Follow a streamer in a guild; raises AlreadySubscribed if the guild already does."""
+        """Follow a streamer in a guild's channel; raises AlreadySubscribed if that channel already does."""
         self.query_count += 1
         async with self.transaction() as conn:
             await self._upsert_streamer(conn, streamer)
             try:
                 cursor = await conn.execute(
                     """
-                    INSERT INTO subscriptions (guild_id, twitch_user_id, channel_id, added_by, created_at)
-                    VALUES (?, ?, ?, ?, ?)
+                    INSERT INTO subscriptions (guild_id, twitch_user_id, channel_id, added_by, created_at,
+                                               ping, message_template, games)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
                     """,
-                    (guild_id, streamer.twitch_user_id, channel_id, added_by, _now()),
+                    (
+                        guild_id,
+                        streamer.twitch_user_id,
+                        channel_id,
+                        added_by,
+                        _now(),
+                        ping,
+                        message_template,
+                        _games_json(games),
+                    ),
                 )
             except sqlite3.IntegrityError as exc:
                 raise AlreadySubscribed(streamer.login) from exc
             subscription_id = cursor.lastrowid or 0
-        return Subscription(id=subscription_id, guild_id=guild_id, channel_id=channel_id, streamer=streamer)
+            if games:
+                await self._upsert_games(conn, games)
+        return Subscription(
+            id=subscription_id,
+            guild_id=guild_id,
+            channel_id=channel_id,
+            streamer=streamer,
+            ping=ping,
+            message_template=message_template,
+            games=tuple(games) if games is not None else None,
+        )
+
+    async def update_subscription(
+        self,
+        subscription_id: int,
+        *,
+        channel_id: int | object = UNSET,
+        ping: str | object | None = UNSET,
+        message_template: str | object | None = UNSET,
+        games: Sequence[Category] | object | None = UNSET,
+    ) -> None:
+        """Change a subscription's channel and overrides (None clears an override); arguments left UNSET
+        keep their value. Raises AlreadySubscribed if the new channel already follows the streamer."""
+        sets: list[str] = []
+        params: dict[str, object] = {"id": subscription_id}
+        if channel_id is not UNSET:
+            sets += ["channel_id = :channel_id", "last_error = NULL"]
+            params["channel_id"] = channel_id
+        if ping is not UNSET:
+            sets.append("ping = :ping")
+            params["ping"] = ping
+        if message_template is not UNSET:
+            sets.append("message_template = :template")
+            params["template"] = message_template
+        if games is not UNSET:
+            sets.append("games = :games")
+            params["games"] = _games_json(games)  # type: ignore[arg-type]
+        if not sets:
+            return
+        self.query_count += 1
+        async with self.transaction() as conn:
+            try:
+                await conn.execute(f"UPDATE subscriptions SET {', '.join(sets)} WHERE id = :id", params)
+            except sqlite3.IntegrityError as exc:
+                raise AlreadySubscribed(str(subscription_id)) from exc
+            if games not in (UNSET, None):
+                await self._upsert_games(conn, games)  # type: ignore[arg-type]
+
+    async def get_subscription(self, guild_id: int, subscription_id: int) -> Subscription | None:
+        row = await self._fetchone(
+            f"""
+            SELECT {_SUBSCRIPTION_COLUMNS} FROM subscriptions s
+            JOIN streamers st ON st.twitch_user_id = s.twitch_user_id
+            WHERE s.guild_id = ? AND s.id = ?
+            """,
+            (guild_id, subscription_id),
+        )
+        return _subscription(row) if row else None
+
+    async def find_subscriptions(self, guild_id: int, query: str) -> list[Subscription]:
+        """Every subscription of a guild to one streamer, found by user id or (case-insensitive) login or
+        display name; several when the streamer is followed into several channels."""
+        text = query.strip()
+        rows = await self._fetchall(
+            f"""
+            SELECT {_SUBSCRIPTION_COLUMNS} FROM subscriptions s
+            JOIN streamers st ON st.twitch_user_id = s.twitch_user_id
+            WHERE s.guild_id = ? AND s.twitch_user_id = (
+                SELECT st2.twitch_user_id FROM subscriptions s2
+                JOIN streamers st2 ON st2.twitch_user_id = s2.twitch_user_id
+                WHERE s2.guild_id = ? AND (st2.twitch_user_id = ? OR st2.login = lower(?)
+                                           OR lower(st2.display_name) = lower(?))
+                ORDER BY st2.twitch_user_id = ? DESC
+                LIMIT 1
+            )
+            ORDER BY s.id
+            """,
+            (guild_id, guild_id, text, text, text, text),
+        )
+        return [_subscription(row) for row in rows]
+
+    async def remove_subscription_by_id(self, guild_id: int, subscription_id: int) -> Subscription | None:
+        subscription = await self.get_subscription(guild_id, subscription_id)
+        if subscription is None:
+            return None
+        self.query_count += 1
+        async with self.transaction() as conn:
+            await conn.execute("DELETE FROM subscriptions WHERE id = ?", (subscription.id,))
+            await self._delete_orphan_streamers(conn)
+        return subscription
+
+    async def search_guild_subscriptions(self, guild_id: int, prefix: str, limit: int = 25) -> list[Subscription]:
+        """Autocomplete: this guild's subscriptions whose streamer's login or display name contains the text."""
+        pattern = "%" + prefix.strip().lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        rows = await self._fetchall(
+            f"""
+            SELECT {_SUBSCRIPTION_COLUMNS} FROM subscriptions s
+            JOIN streamers st ON st.twitch_user_id = s.twitch_user_id
+            WHERE s.guild_id = ? AND (st.login LIKE ? ESCAPE '\\' OR lower(st.display_name) LIKE ? ESCAPE '\\')
+            ORDER BY lower(st.display_name), s.id LIMIT ?
+            """,
+            (guild_id, pattern, pattern, limit),
+        )
+        return [_subscription(row) for row in rows]
 
     async def remove_subscription(self, guild_id: int, query: str) -> Streamer | None:
         """Stop following a streamer, found by user id or (case-insensitive) login or display name."""
@@ -521,6 +866,53 @@ class Database:
         )
 
     @staticmethod
+    async def _upsert_games(conn: aiosqlite.Connection, games: Iterable[Category]) -> None:
+        # A category without box art (typed in a filter) must not wipe box art fetched earlier.
+        await conn.executemany(
+            """
+            INSERT INTO games (id, name, box_art_url, updated_at) VALUES (:id, :name, :art, :now)
+            ON CONFLICT (id) DO UPDATE SET name = excluded.name,
+                box_art_url = CASE WHEN excluded.box_art_url = '' THEN games.box_art_url
+                                   ELSE excluded.box_art_url END,
+                updated_at = CASE WHEN excluded.box_art_url = '' THEN games.updated_at
+                                  ELSE excluded.updated_at END
+            """,
+            [{"id": g.id, "name": g.name, "art": g.box_art_url, "now": _now()} for g in games],
+        )
+
+    # -- game box art cache ------------------------------------------------------------------------
+
+    async def store_games(self, games: Iterable[Category]) -> None:
+        games = list(games)
+        if not games:
+            return
+        self.query_count += 1
+        async with self.transaction() as conn:
+            await self._upsert_games(conn, games)
+
+    async def games_needing_art(self, game_ids: Iterable[str], older_than: datetime) -> list[str]:
+        """Of these game ids, those with no cached box art or art fetched before `older_than` (one query)."""
+        ids = sorted({g for g in game_ids if g})
+        if not ids:
+            return []
+        rows = await self._fetchall(
+            """
+            SELECT j.value FROM json_each(?) j
+            LEFT JOIN games g ON g.id = j.value
+            WHERE g.id IS NULL OR g.box_art_url = '' OR g.updated_at < ?
+            """,
+            (json.dumps(ids), older_than.isoformat(timespec="seconds")),
+        )
+        return [row[0] for row in rows]
+
+    async def cached_games(self, game_ids: Iterable[str]) -> dict[str, Category]:
+        rows = await self._fetchall(
+            "SELECT id, name, box_art_url FROM games WHERE id IN (SELECT value FROM json_each(?))",
+            (json.dumps(sorted(set(game_ids))),),
+        )
+        return {row[0]: Category(row[0], row[1], row[2]) for row in rows}
+
+    @staticmethod
     async def _delete_orphan_streamers(conn: aiosqlite.Connection) -> None:
         # A streamer nobody follows any more is not polled; its live state and history go with it.
         await conn.execute(
@@ -539,10 +931,19 @@ class Database:
         return {row[0]: _live(row) for row in rows}
 
     async def apply_live_changes(
-        self, upserts: Iterable[LiveStream], missed: dict[str, int], ended: Iterable[str]
+        self,
+        upserts: Iterable[LiveStream],
+        missed: dict[str, int],
+        ended: Iterable[str],
+        ended_streams: Iterable[str] = (),
     ) -> None:
-        """Record one poll's outcome in a single transaction: live/updated, missed once more, ended."""
+        """Record one poll's outcome in a single transaction: live/updated, missed once more, ended.
+
+        `ended_streams` are the stream ids that are over (including ones replaced by a newer stream of the
+        same streamer): their announcements are marked ended, with the time the stream was last seen, so
+        the cards are turned into "was live" cards even if the bot stops before doing it."""
         now = _now()
+        ended_stream_ids = json.dumps(list(dict.fromkeys(ended_streams)))
         live_rows = [
             {
                 "user_id": s.twitch_user_id,
@@ -553,28 +954,43 @@ class Database:
                 "started_at": s.started_at.isoformat(),
                 "thumbnail": s.thumbnail_url,
                 "missed": s.missed_polls,
+                "game_id": s.game_id,
                 "now": now,
             }
             for s in upserts
         ]
         ended_rows = [(user_id,) for user_id in ended]
         missed_rows = [(count, user_id) for user_id, count in missed.items()]
-        if not (live_rows or ended_rows or missed_rows):
+        if not (live_rows or ended_rows or missed_rows or ended_stream_ids != "[]"):
             return
         self.query_count += 1
         async with self.transaction() as conn:
+            if ended_stream_ids != "[]":
+                # Before the live rows are replaced or deleted: they hold when each stream was last seen.
+                await conn.execute(
+                    """
+                    UPDATE announcements SET ended_at = coalesce(
+                        (SELECT l.last_seen_at FROM live_streams l WHERE l.stream_id = announcements.stream_id),
+                        :now)
+                    WHERE ended_at IS NULL AND closed_at IS NULL
+                      AND stream_id IN (SELECT value FROM json_each(:ids))
+                    """,
+                    {"ids": ended_stream_ids, "now": now},
+                )
             if live_rows:
                 await conn.executemany(
                     """
                     INSERT INTO live_streams (twitch_user_id, stream_id, title, game_name, viewer_count,
-                                              started_at, thumbnail_url, missed_polls, last_seen_at)
-                    SELECT :user_id, :stream_id, :title, :game, :viewers, :started_at, :thumbnail, :missed, :now
+                                              started_at, thumbnail_url, missed_polls, last_seen_at, game_id)
+                    SELECT :user_id, :stream_id, :title, :game, :viewers, :started_at, :thumbnail, :missed, :now,
+                           :game_id
                     WHERE EXISTS (SELECT 1 FROM streamers WHERE twitch_user_id = :user_id)
                     ON CONFLICT (twitch_user_id) DO UPDATE SET
                         stream_id = excluded.stream_id, title = excluded.title,
                         game_name = excluded.game_name, viewer_count = excluded.viewer_count,
                         started_at = excluded.started_at, thumbnail_url = excluded.thumbnail_url,
-                        missed_polls = excluded.missed_polls, last_seen_at = excluded.last_seen_at
+                        missed_polls = excluded.missed_polls, last_seen_at = excluded.last_seen_at,
+                        game_id = excluded.game_id
                     """,
                     live_rows,
                 )
@@ -584,29 +1000,42 @@ class Database:
                 await conn.executemany("DELETE FROM live_streams WHERE twitch_user_id = ?", ended_rows)
 
     async def pending_announcements(self) -> list[PendingAnnouncement]:
-        """Every (subscription, live stream) pair with no announcement yet — the 'went live' set."""
+        """Every (subscription, live stream) pair with no announcement yet — the 'went live' set — with the
+        ping and template in effect. A subscription with a game filter only while the stream's category is
+        in it, so a stream switching into a listed category becomes pending then (and is announced once)."""
         rows = await self._fetchall(
             """
-            SELECT s.id, s.guild_id, s.channel_id, l.twitch_user_id, l.stream_id, s.last_error
+            SELECT s.id, s.guild_id, s.channel_id, l.twitch_user_id, l.stream_id, s.last_error,
+                   coalesce(s.ping, gs.ping), coalesce(s.message_template, gs.message_template),
+                   coalesce(gm.box_art_url, '')
             FROM live_streams l
             JOIN subscriptions s ON s.twitch_user_id = l.twitch_user_id
             LEFT JOIN announcements a ON a.subscription_id = s.id AND a.stream_id = l.stream_id
+            LEFT JOIN guild_settings gs ON gs.guild_id = s.guild_id
+            LEFT JOIN games gm ON gm.id = l.game_id
             WHERE a.subscription_id IS NULL
+              AND (s.games IS NULL OR EXISTS (
+                    SELECT 1 FROM json_each(s.games) j WHERE json_extract(j.value, '$.id') = l.game_id))
             ORDER BY l.twitch_user_id, s.id
             """
         )
         return [PendingAnnouncement(*row) for row in rows]
 
-    async def record_announcement(self, pending: PendingAnnouncement, message_id: int | None) -> None:
-        """Mark a stream as announced for one subscription; committed at once to keep the
-        crash-between-send-and-commit window as small as possible."""
+    async def record_announcement(
+        self, pending: PendingAnnouncement, message_id: int | None, stream: LiveStream | None = None
+    ) -> None:
+        """Mark a stream as announced for one subscription, with what its card shows; committed at once to
+        keep the crash-between-send-and-commit window as small as possible."""
+        now = _now()
         self.query_count += 1
         async with self.transaction() as conn:
             await conn.execute(
                 """
                 INSERT OR IGNORE INTO announcements
-                    (subscription_id, stream_id, twitch_user_id, guild_id, channel_id, message_id, created_at)
-                SELECT :sub, :stream_id, :user_id, :guild_id, :channel_id, :message_id, :now
+                    (subscription_id, stream_id, twitch_user_id, guild_id, channel_id, message_id, created_at,
+                     title, game_name, viewer_count, thumbnail_url, started_at, card_updated_at)
+                SELECT :sub, :stream_id, :user_id, :guild_id, :channel_id, :message_id, :now,
+                       :title, :game, :viewers, :thumbnail, :started_at, :now
                 WHERE EXISTS (SELECT 1 FROM subscriptions WHERE id = :sub)
                 """,
                 {
@@ -616,12 +1045,133 @@ class Database:
                     "guild_id": pending.guild_id,
                     "channel_id": pending.channel_id,
                     "message_id": message_id,
-                    "now": _now(),
+                    "now": now,
+                    "title": stream.title if stream else None,
+                    "game": stream.game_name if stream else None,
+                    "viewers": stream.viewer_count if stream else None,
+                    "thumbnail": stream.thumbnail_url if stream else None,
+                    "started_at": stream.started_at.isoformat() if stream else None,
                 },
             )
             await conn.execute(
                 "UPDATE subscriptions SET last_error = NULL WHERE id = ? AND last_error IS NOT NULL",
                 (pending.subscription_id,),
+            )
+
+    async def cards_to_update(self, not_since: datetime) -> list[CardUpdate]:
+        """Live cards (in guilds with live updates on) whose stream's title, game, viewers or thumbnail
+        differ from what the card shows and that were not edited after `not_since` (one query)."""
+        rows = await self._fetchall(
+            f"""
+            SELECT a.subscription_id, a.guild_id, a.channel_id, a.message_id,
+                   coalesce(s.ping, gs.ping), coalesce(s.message_template, gs.message_template),
+                   coalesce(gm.box_art_url, ''),
+                   st.twitch_user_id, st.login, st.display_name, st.profile_image_url,
+                   {_LIVE_COLUMNS}
+            FROM announcements a
+            JOIN live_streams l ON l.stream_id = a.stream_id AND l.twitch_user_id = a.twitch_user_id
+            JOIN subscriptions s ON s.id = a.subscription_id
+            JOIN streamers st ON st.twitch_user_id = a.twitch_user_id
+            LEFT JOIN guild_settings gs ON gs.guild_id = a.guild_id
+            LEFT JOIN games gm ON gm.id = l.game_id
+            WHERE a.closed_at IS NULL AND a.ended_at IS NULL AND a.message_id IS NOT NULL
+              AND coalesce(gs.live_updates, 1) = 1
+              AND coalesce(a.card_updated_at, a.created_at) <= :cutoff
+              AND (a.title IS NOT l.title OR a.game_name IS NOT l.game_name
+                   OR a.viewer_count IS NOT l.viewer_count OR a.thumbnail_url IS NOT l.thumbnail_url)
+            ORDER BY a.subscription_id
+            """,
+            {"cutoff": not_since.isoformat(timespec="seconds")},
+        )
+        return [
+            CardUpdate(
+                subscription_id=row[0],
+                guild_id=row[1],
+                channel_id=row[2],
+                message_id=row[3],
+                ping=row[4],
+                template=row[5],
+                box_art_url=row[6],
+                streamer=Streamer(row[7], row[8], row[9], row[10]),
+                live=_live(row[11:]),
+            )
+            for row in rows
+        ]
+
+    async def mark_cards_rendered(self, cards: Iterable[tuple[int, LiveStream]]) -> None:
+        """Remember what (subscription id, stream) cards now show, and when they were edited."""
+        now = _now()
+        rows = [
+            {
+                "sub": sub_id,
+                "stream_id": live.stream_id,
+                "title": live.title,
+                "game": live.game_name,
+                "viewers": live.viewer_count,
+                "thumbnail": live.thumbnail_url,
+                "now": now,
+            }
+            for sub_id, live in cards
+        ]
+        if not rows:
+            return
+        self.query_count += 1
+        async with self.transaction() as conn:
+            await conn.executemany(
+                """
+                UPDATE announcements SET title = :title, game_name = :game, viewer_count = :viewers,
+                    thumbnail_url = :thumbnail, card_updated_at = :now
+                WHERE subscription_id = :sub AND stream_id = :stream_id
+                """,
+                rows,
+            )
+
+    async def cards_to_close(self) -> list[CardToClose]:
+        """Announcements whose stream has ended and whose card was not yet edited, deleted or kept."""
+        rows = await self._fetchall(
+            """
+            SELECT a.subscription_id, a.stream_id, a.guild_id, a.channel_id, a.message_id,
+                   coalesce(gs.end_action, 'edit'), coalesce(a.title, ''), coalesce(a.game_name, ''),
+                   a.started_at, a.ended_at,
+                   st.twitch_user_id, st.login, st.display_name, st.profile_image_url
+            FROM announcements a
+            JOIN streamers st ON st.twitch_user_id = a.twitch_user_id
+            LEFT JOIN guild_settings gs ON gs.guild_id = a.guild_id
+            WHERE a.closed_at IS NULL AND a.ended_at IS NOT NULL
+            ORDER BY a.stream_id, a.subscription_id
+            """
+        )
+        return [
+            CardToClose(
+                subscription_id=row[0],
+                stream_id=row[1],
+                guild_id=row[2],
+                channel_id=row[3],
+                message_id=row[4],
+                end_action=row[5],
+                title=row[6],
+                game_name=row[7],
+                started_at=_parse_time(row[8]) if row[8] else None,
+                ended_at=_parse_time(row[9]) if row[9] else None,
+                streamer=Streamer(row[10], row[11], row[12], row[13]),
+            )
+            for row in rows
+        ]
+
+    async def close_cards(self, cards: Iterable[tuple[int, str]]) -> None:
+        """(subscription id, stream id) cards that are dealt with: never edited or deleted again. Also
+        how a card whose message a human deleted is forgotten (it stays announced: never posted again)."""
+        rows = [{"sub": sub_id, "stream_id": stream_id, "now": _now()} for sub_id, stream_id in cards]
+        if not rows:
+            return
+        self.query_count += 1
+        async with self.transaction() as conn:
+            await conn.executemany(
+                """
+                UPDATE announcements SET closed_at = :now
+                WHERE subscription_id = :sub AND stream_id = :stream_id AND closed_at IS NULL
+                """,
+                rows,
             )
 
     async def announcements_for_stream(self, stream_id: str) -> list[tuple[int, int, int | None]]:

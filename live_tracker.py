@@ -21,6 +21,7 @@ def live_stream_from(stream: TwitchStream) -> LiveStream:
         viewer_count=stream.viewer_count,
         started_at=stream.started_at,
         thumbnail_url=stream.thumbnail_url,
+        game_id=stream.game_id,
     )
 
 

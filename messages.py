@@ -7,10 +7,12 @@ Everything that comes from Twitch is markdown-escaped, mention-defused and cut t
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from database import LiveStream, Streamer
+from templates import describe_ping, ping_allowed_mentions, ping_mention, render_template
 
 TWITCH_PURPLE = 0x9146FF
 OFFLINE_GREY = 0x6E6E78
@@ -92,15 +94,55 @@ def uptime(started_at: datetime, now: datetime | None = None) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Announcement:
+    """A message in Discord's JSON shapes: content, one embed, components (link buttons) and
+    allowed_mentions, which lets through at most the one ping configured and nothing else."""
+
     content: str
     embed: dict
+    components: list[dict] = field(default_factory=list)
+    allowed_mentions: dict = field(default_factory=lambda: {"parse": [], "replied_user": False})
 
 
-def live_announcement(stream: LiveStream, streamer: Streamer, now: datetime | None = None) -> Announcement:
-    """The message posted when a stream goes live."""
+def link_button(label: str, url: str) -> list[dict]:
+    """One action row with one link button (style 5): Discord opens the URL, the bot gets no interaction."""
+    return [{"type": 1, "components": [{"type": 2, "style": 5, "label": label[:80], "url": url}]}]
+
+
+def template_values(stream: LiveStream, streamer: Streamer, ping: str | None) -> dict[str, str]:
+    """What a message template's placeholders stand for; Twitch's text escaped and mention-defused."""
+    return {
+        "streamer": escape_and_truncate(streamer.display_name or streamer.login, 100),
+        "title": escape_and_truncate(stream.title.strip() or "Untitled broadcast", 300),
+        "game": escape_and_truncate(stream.game_name or "No category", 100),
+        "url": channel_url(streamer.login),
+        "viewers": f"{stream.viewer_count:,}",
+        "ping": ping_mention(ping),
+    }
+
+
+def announcement_content(
+    stream: LiveStream, streamer: Streamer, *, ping: str | None = None, template: str | None = None
+) -> str:
+    """The text above the card: the template filled in; a ping the template does not place goes first."""
+    content = render_template(template, template_values(stream, streamer, ping), CONTENT_LIMIT)
+    mention = ping_mention(ping)
+    if mention and "{ping}" not in (template or ""):
+        content = f"{mention} {content}"[:CONTENT_LIMIT]
+    return content
+
+
+def live_announcement(
+    stream: LiveStream,
+    streamer: Streamer,
+    now: datetime | None = None,
+    *,
+    ping: str | None = None,
+    template: str | None = None,
+    box_art_url: str = "",
+) -> Announcement:
+    """The message posted when a stream goes live (and re-rendered while it stays live)."""
     now = now or datetime.now(UTC)
     url = channel_url(streamer.login)
-    name = escape_and_truncate(streamer.display_name or streamer.login, 100)
     embed: dict = {
         "title": escape_and_truncate(stream.title.strip() or "Untitled broadcast", EMBED_TITLE_LIMIT),
         "url": url,
@@ -121,32 +163,112 @@ def live_announcement(stream: LiveStream, streamer: Streamer, now: datetime | No
     if _URL_SAFE.match(streamer.profile_image_url):
         embed["author"]["icon_url"] = streamer.profile_image_url
         embed["thumbnail"] = {"url": streamer.profile_image_url}
+    art = box_art(box_art_url)
+    if art:
+        embed["thumbnail"] = {"url": art}
     if stream.thumbnail_url and _URL_SAFE.match(stream.thumbnail_url):
         embed["image"] = {"url": thumbnail_url(stream.thumbnail_url, int(now.timestamp()))}
-    content = f"\N{LARGE RED CIRCLE} **{name}** is live on Twitch!"
-    return Announcement(content=content[:CONTENT_LIMIT], embed=embed)
+    return Announcement(
+        content=announcement_content(stream, streamer, ping=ping, template=template),
+        embed=embed,
+        components=link_button("Watch stream", url),
+        allowed_mentions=ping_allowed_mentions(ping),
+    )
 
 
-def streamer_line(streamer: Streamer, channel_mention: str, live: LiveStream | None, problem: str | None) -> str:
+def box_art(template: str, width: int = 144, height: int = 192) -> str:
+    if not template or not _URL_SAFE.match(template):
+        return ""
+    return template.replace("{width}", str(width)).replace("{height}", str(height))
+
+
+def ended_announcement(
+    streamer: Streamer,
+    *,
+    title: str,
+    game_name: str,
+    started_at: datetime | None,
+    ended_at: datetime | None,
+    vod_url: str | None = None,
+) -> Announcement:
+    """The muted "was live" card a live card turns into when the stream ends."""
+    url = channel_url(streamer.login)
+    name = escape_and_truncate(streamer.display_name or streamer.login, 100)
+    target = vod_url if vod_url and _URL_SAFE.match(vod_url) else url
+    embed: dict = {
+        "title": escape_and_truncate(title.strip() or "Untitled broadcast", EMBED_TITLE_LIMIT),
+        "url": target,
+        "color": OFFLINE_GREY,
+        "author": {"name": f"{(streamer.display_name or streamer.login)[:200]} was live", "url": url},
+        "fields": [
+            {
+                "name": "Game",
+                "value": escape_and_truncate(game_name or "No category", EMBED_FIELD_VALUE_LIMIT),
+                "inline": True,
+            },
+        ],
+        "footer": {"text": "Stream ended"},
+    }
+    if started_at is not None and ended_at is not None:
+        embed["fields"].append(
+            {"name": "Duration", "value": format_duration((ended_at - started_at).total_seconds()), "inline": True}
+        )
+    if ended_at is not None:
+        embed["timestamp"] = ended_at.astimezone(UTC).isoformat()
+    if _URL_SAFE.match(streamer.profile_image_url):
+        embed["author"]["icon_url"] = streamer.profile_image_url
+    if target != url:
+        embed["description"] = f"[Watch the VOD]({target})"
+        components = link_button("Watch the VOD", target)
+    else:
+        components = link_button("Twitch channel", url)
+    return Announcement(
+        content=f"**{name}** was live on Twitch.",
+        embed=embed,
+        components=components,
+        allowed_mentions={"parse": [], "replied_user": False},
+    )
+
+
+def overrides_summary(ping: str | None, template: str | None, games: Sequence[str] | None) -> str:
+    """What a subscription sets for itself instead of the server's settings, for /streamers."""
+    parts = []
+    if ping is not None:
+        parts.append(f"ping {describe_ping(ping)}")
+    if template is not None:
+        parts.append(f"own message: “{escape_and_truncate(template, 80)}”")
+    if games is not None:
+        parts.append("only " + ", ".join(escape(name) for name in games))
+    return " · ".join(parts)
+
+
+def streamer_line(
+    streamer: Streamer, channel_mention: str, live: LiveStream | None, problem: str | None, overrides: str = ""
+) -> str:
     """One line of /streamers."""
     name = escape(streamer.display_name or streamer.login)
     state = "\N{LARGE RED CIRCLE} live" if live else "offline"
     link = f"[twitch.tv/{escape(streamer.login)}]({channel_url(streamer.login)})"
     line = f"**{name}** ({link}) → {channel_mention} · {state}"
+    if overrides:
+        line += f"\n  {overrides}"
     if problem:
         line += f"\n  \N{WARNING SIGN} {problem}"
     return line
 
 
-def live_line(streamer: Streamer, live: LiveStream, now: datetime | None = None) -> str:
-    """One entry of /live."""
+def live_line(streamer: Streamer, live: LiveStream, now: datetime | None = None, where: str = "") -> str:
+    """One entry of /live: one per streamer, however many channels announce them (`where`)."""
     name = escape(streamer.display_name or streamer.login)
     title = escape_and_truncate(live.title.strip() or "Untitled broadcast", 200)
     game = escape_and_truncate(live.game_name or "No category", 100)
-    return (
+    line = (
         f"\N{LARGE RED CIRCLE} **[{name}]({channel_url(streamer.login)})** — {title}\n"
         f"  {game} · {live.viewer_count:,} viewers · up {uptime(live.started_at, now)}"
     )
+    if where:
+        line += f" · {where}"
+    return line
 
 
 def paginate(lines: list[str], limit: int = EMBED_DESCRIPTION_LIMIT) -> list[str]:

@@ -10,17 +10,35 @@ import asyncio
 import hashlib
 import logging
 import time
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
-from database import Database, LiveStream, PendingAnnouncement, Streamer
+from database import (
+    CardToClose,
+    CardUpdate,
+    Category,
+    Database,
+    LiveStream,
+    PendingAnnouncement,
+    Streamer,
+)
 from live_tracker import reconcile
-from twitch_api import StreamsSnapshot, TwitchClient
+from messages import Announcement, ended_announcement, live_announcement
+from twitch_api import StreamsSnapshot, TwitchClient, TwitchError
 
 _log = logging.getLogger(__name__)
 
 ANNOUNCEMENT_RETENTION = timedelta(days=30)
+LIVE_UPDATE_INTERVAL = timedelta(minutes=5)
+"""A live card is edited at most this often, and only when what it shows has changed."""
+BOX_ART_MAX_AGE = timedelta(days=1)
+
+VodLookup = Callable[[str, str], Awaitable[str | None]]
+"""(user id, stream id) -> URL of that stream's VOD, or None."""
+ArtLookup = Callable[[list[str]], Awaitable[list[Category]]]
+"""Game ids -> their categories with box art (batched by the implementation)."""
 
 
 def announcement_nonce(pending: PendingAnnouncement) -> str:
@@ -39,12 +57,29 @@ class AnnounceError(Exception):
         self.permanent = permanent
 
 
+class MessageGone(AnnounceError):
+    """The message to edit or delete no longer exists (a human deleted it, or its channel is gone)."""
+
+    def __init__(self, reason: str = "the message no longer exists") -> None:
+        super().__init__(reason, permanent=True)
+
+
 class Announcer(Protocol):
-    async def announce(self, channel_id: int, stream: LiveStream, streamer: Streamer, *, nonce: str) -> int:
-        """Post the live announcement; return the message id or raise AnnounceError.
+    async def announce(
+        self, channel_id: int, stream: LiveStream, streamer: Streamer, *, nonce: str, message: Announcement
+    ) -> int:
+        """Post `message`, the live announcement of `stream`; return the message id or raise AnnounceError.
 
         `nonce` is the same for every attempt at one (subscription, stream): Discord returns the message
         it already created for a repeated nonce instead of posting it twice."""
+        ...
+
+    async def edit(self, channel_id: int, message_id: int, message: Announcement) -> None:
+        """Replace a posted message's content, embed and components; raise MessageGone or AnnounceError."""
+        ...
+
+    async def delete(self, channel_id: int, message_id: int) -> None:
+        """Delete a posted message; raise MessageGone or AnnounceError."""
         ...
 
 
@@ -59,6 +94,8 @@ class CycleReport:
     ended: int = 0
     announced: int = 0
     announce_failed: int = 0
+    cards_updated: int = 0
+    cards_closed: int = 0
     twitch_requests: int = 0
     duration: float = 0.0
     errors: list[str] = field(default_factory=list)
@@ -74,10 +111,18 @@ class Notifier:
         *,
         offline_after_polls: int = 2,
         max_concurrent_sends: int = 10,
+        vod_lookup: VodLookup | None = None,
+        art_lookup: ArtLookup | None = None,
+        update_interval: timedelta = LIVE_UPDATE_INTERVAL,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._db = db
         self._announcer = announcer
         self._offline_after_polls = offline_after_polls
+        self._vod_lookup = vod_lookup
+        self._art_lookup = art_lookup
+        self.update_interval = update_interval
+        self.clock = clock
         self._send_limit = asyncio.Semaphore(max_concurrent_sends)
         # Observations and announcement rounds never interleave: two sources must not both post a stream.
         self._lock = asyncio.Lock()
@@ -94,7 +139,9 @@ class Notifier:
                 for s in snapshot.streams.values()
                 if s.user_login
             )
-            await self._db.apply_live_changes(outcome.live, outcome.missed, outcome.offline)
+            await self._db.apply_live_changes(
+                outcome.live, outcome.missed, outcome.offline, ended_streams=[s.stream_id for s in outcome.ended]
+            )
             report.checked += len(snapshot.checked)
             report.failed += len(snapshot.failed)
             report.live += len(snapshot.streams)
@@ -104,8 +151,28 @@ class Notifier:
                 _log.info("Stream %s of user %s is live: %r", stream.stream_id, stream.twitch_user_id, stream.title)
             for stream in outcome.ended:
                 _log.info("Stream %s of user %s has ended", stream.stream_id, stream.twitch_user_id)
+            await self._cache_box_art(s.game_id for s in outcome.live)
             await self._announce_pending(report)
+            await self._update_cards(report)
+            await self._close_cards(report)
         return report
+
+    async def _cache_box_art(self, game_ids: Iterable[str]) -> None:
+        """Box art for the categories being streamed, fetched in batches and kept a day; never per post."""
+        if self._art_lookup is None:
+            return
+        ids = {game_id for game_id in game_ids if game_id}
+        if not ids:
+            return
+        stale = await self._db.games_needing_art(ids, self.clock() - BOX_ART_MAX_AGE)
+        if not stale:
+            return
+        try:
+            games = await self._art_lookup(stale)
+        except TwitchError as exc:
+            _log.warning("Could not fetch box art of %d categories: %s", len(stale), exc)
+            return
+        await self._db.store_games(games)
 
     async def _announce_pending(self, report: CycleReport) -> None:
         pending = await self._db.pending_announcements()
@@ -136,10 +203,13 @@ class Notifier:
     ) -> bool:
         if stream is None or streamer is None or stream.stream_id != pending.stream_id:
             return False  # removed meanwhile; nothing to post
+        rendered = live_announcement(
+            stream, streamer, ping=pending.ping, template=pending.template, box_art_url=pending.box_art_url
+        )
         async with self._send_limit:
             try:
                 message_id = await self._announcer.announce(
-                    pending.channel_id, stream, streamer, nonce=announcement_nonce(pending)
+                    pending.channel_id, stream, streamer, nonce=announcement_nonce(pending), message=rendered
                 )
             except AnnounceError as exc:
                 level = logging.WARNING if exc.reason != pending.last_error else logging.DEBUG
@@ -154,7 +224,7 @@ class Notifier:
                 if exc.permanent and exc.reason != pending.last_error:
                     await self._db.set_subscription_error(pending.subscription_id, exc.reason)
                 return False
-        await self._db.record_announcement(pending, message_id)
+        await self._db.record_announcement(pending, message_id, stream)
         _log.info(
             "Announced %s (stream %s) in channel %s of guild %s",
             streamer.login,
@@ -162,6 +232,109 @@ class Notifier:
             pending.channel_id,
             pending.guild_id,
         )
+        return True
+
+    async def _update_cards(self, report: CycleReport) -> None:
+        """Keep live cards current: each at most once per `update_interval`, and only when it changed."""
+        cards = await self._db.cards_to_update(self.clock() - self.update_interval)
+        if not cards:
+            return
+        results = await asyncio.gather(*(self._update_one(card) for card in cards), return_exceptions=True)
+        rendered: list[tuple[int, LiveStream]] = []
+        gone: list[tuple[int, str]] = []
+        for card, result in zip(cards, results, strict=True):
+            if result == "ok":
+                report.cards_updated += 1
+                rendered.append((card.subscription_id, card.live))
+            elif result == "retry-later":
+                # A permanent failure (permission taken away) waits for the next change and interval.
+                rendered.append((card.subscription_id, card.live))
+            elif result == "gone":
+                gone.append((card.subscription_id, card.live.stream_id))
+            elif isinstance(result, BaseException):
+                _log.error("Unexpected error updating message %s", card.message_id, exc_info=result)
+                report.errors.append(repr(result))
+        await self._db.mark_cards_rendered(rendered)
+        await self._db.close_cards(gone)
+
+    async def _update_one(self, card: CardUpdate) -> str:
+        message = live_announcement(
+            card.live, card.streamer, ping=card.ping, template=card.template, box_art_url=card.box_art_url
+        )
+        async with self._send_limit:
+            try:
+                await self._announcer.edit(card.channel_id, card.message_id, message)
+            except MessageGone:
+                _log.info("Live card %s in channel %s is gone; forgetting it", card.message_id, card.channel_id)
+                return "gone"
+            except AnnounceError as exc:
+                _log.warning("Could not update live card %s in channel %s: %s", card.message_id, card.channel_id, exc)
+                return "retry-later" if exc.permanent else "transient"
+        return "ok"
+
+    async def _close_cards(self, report: CycleReport) -> None:
+        """Turn the cards of ended streams into "was live" cards, delete them, or keep them, per guild."""
+        cards = await self._db.cards_to_close()
+        if not cards:
+            return
+        vods: dict[str, str | None] = {}
+        to_edit = {(c.streamer.twitch_user_id, c.stream_id) for c in cards if c.end_action == "edit" and c.message_id}
+        if to_edit and self._vod_lookup is not None:
+            # One look-up per ended stream, however many guilds announced it.
+            keys = sorted(to_edit)
+            found = await asyncio.gather(*(self._find_vod(uid, sid) for uid, sid in keys))
+            vods = {sid: url for (_, sid), url in zip(keys, found, strict=True)}
+        results = await asyncio.gather(
+            *(self._close_one(card, vods.get(card.stream_id)) for card in cards), return_exceptions=True
+        )
+        closed: list[tuple[int, str]] = []
+        for card, result in zip(cards, results, strict=True):
+            if result is True:
+                report.cards_closed += 1
+                closed.append((card.subscription_id, card.stream_id))
+            elif isinstance(result, BaseException):
+                _log.error("Unexpected error closing message %s", card.message_id, exc_info=result)
+                report.errors.append(repr(result))
+        await self._db.close_cards(closed)
+
+    async def _find_vod(self, user_id: str, stream_id: str) -> str | None:
+        if self._vod_lookup is None:
+            return None
+        try:
+            return await self._vod_lookup(user_id, stream_id)
+        except TwitchError as exc:
+            _log.warning("Could not look up the VOD of stream %s: %s", stream_id, exc)
+            return None
+
+    async def _close_one(self, card: CardToClose, vod_url: str | None) -> bool:
+        """True once the card is dealt with for good; False to try again next cycle."""
+        if card.message_id is None or card.end_action not in ("edit", "delete"):
+            return True  # "keep", or a card from before message ids were stored
+        async with self._send_limit:
+            try:
+                if card.end_action == "delete":
+                    await self._announcer.delete(card.channel_id, card.message_id)
+                else:
+                    message = ended_announcement(
+                        card.streamer,
+                        title=card.title,
+                        game_name=card.game_name,
+                        started_at=card.started_at,
+                        ended_at=card.ended_at,
+                        vod_url=vod_url,
+                    )
+                    await self._announcer.edit(card.channel_id, card.message_id, message)
+            except MessageGone:
+                return True
+            except AnnounceError as exc:
+                _log.warning(
+                    "Could not %s the card %s of an ended stream in channel %s: %s",
+                    card.end_action,
+                    card.message_id,
+                    card.channel_id,
+                    exc,
+                )
+                return exc.permanent
         return True
 
     async def prune(self) -> int:

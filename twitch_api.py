@@ -29,6 +29,7 @@ __all__ = [
     "StreamsSnapshot",
     "TwitchAPIError",
     "TwitchAuthError",
+    "TwitchCategory",
     "TwitchClient",
     "TwitchError",
     "TwitchRateLimited",
@@ -36,6 +37,7 @@ __all__ = [
     "TwitchStream",
     "TwitchUnavailable",
     "TwitchUser",
+    "TwitchVideo",
     "parse_login",
 ]
 
@@ -220,6 +222,27 @@ class TwitchStream:
     @property
     def url(self) -> str:
         return f"https://www.twitch.tv/{self.user_login}"
+
+
+@dataclass(frozen=True, slots=True)
+class TwitchCategory:
+    """A category (game). `box_art_url` keeps Twitch's {width}x{height} placeholders."""
+
+    id: str
+    name: str
+    box_art_url: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class TwitchVideo:
+    id: str
+    user_id: str
+    stream_id: str
+    title: str
+    url: str
+    created_at: datetime | None
+    duration: str = ""
+    type: str = "archive"
 
 
 @dataclass(frozen=True, slots=True)
@@ -417,6 +440,49 @@ class TwitchClient:
         return StreamsSnapshot(
             streams=streams, checked=frozenset(checked), failed=frozenset(failed), requests=tally.requests
         )
+
+    async def get_games(self, ids: Iterable[str] = (), *, names: Iterable[str] = ()) -> list[TwitchCategory]:
+        """Categories by id and/or exact name, 100 per request (box art included). Unknown ones are absent."""
+        pairs = [("id", i) for i in _unique(str(i).strip() for i in ids) if i.isdigit() and i.isascii()]
+        pairs += [("name", n) for n in _unique(str(n).strip() for n in names) if n]
+        if not pairs:
+            return []
+        chunks = [pairs[i : i + MAX_IDS_PER_REQUEST] for i in range(0, len(pairs), MAX_IDS_PER_REQUEST)]
+        results = await _gather_all(self._request("GET", "/games", chunk) for chunk in chunks)
+        games: dict[str, TwitchCategory] = {}
+        for payload in results:
+            for item in _data_items(payload):
+                category = _parse_category(item)
+                if category is not None:
+                    games.setdefault(category.id, category)
+        return list(games.values())
+
+    async def search_categories(self, query: str, *, first: int = 25) -> list[TwitchCategory]:
+        """Categories whose name matches what a user is typing (autocomplete); one page only."""
+        text = query.strip()
+        if not text:
+            return []
+        first = max(1, min(MAX_IDS_PER_REQUEST, first))
+        payload = await self._request("GET", "/search/categories", [("query", text[:100]), ("first", str(first))])
+        return [c for c in (_parse_category(item) for item in _data_items(payload)) if c is not None]
+
+    async def get_latest_vod(self, user_id: str) -> TwitchVideo | None:
+        """The user's most recent archive (past broadcast), or None if they keep none."""
+        if not (user_id.isdigit() and user_id.isascii()):
+            return None
+        payload = await self._request("GET", "/videos", [("user_id", user_id), ("type", "archive"), ("first", "1")])
+        for item in _data_items(payload):
+            video = _parse_video(item)
+            if video is not None:
+                return video
+        return None
+
+    async def find_vod_url(self, user_id: str, stream_id: str) -> str | None:
+        """The VOD of one particular stream, if Twitch kept one (the latest archive, when it is that stream's)."""
+        video = await self.get_latest_vod(user_id)
+        if video is None or (video.stream_id and video.stream_id != stream_id):
+            return None
+        return video.url or f"https://www.twitch.tv/videos/{video.id}"
 
     async def validate_token(self) -> bool:
         """Twitch's required periodic token check. False (and a fresh token fetched) if it was revoked."""
@@ -743,6 +809,30 @@ def _parse_stream(item: Mapping[str, Any], clock: Callable[[], float]) -> Twitch
         language=_as_str(item.get("language")),
         is_mature=item.get("is_mature") is True,
         tags=tuple(str(tag) for tag in tags) if isinstance(tags, list) else (),
+    )
+
+
+def _parse_category(item: Mapping[str, Any]) -> TwitchCategory | None:
+    game_id = _as_str(item.get("id"))
+    name = _as_str(item.get("name"))
+    if not game_id or not name:
+        return None
+    return TwitchCategory(id=game_id, name=name, box_art_url=_as_str(item.get("box_art_url")))
+
+
+def _parse_video(item: Mapping[str, Any]) -> TwitchVideo | None:
+    video_id = _as_str(item.get("id"))
+    if not video_id:
+        return None
+    return TwitchVideo(
+        id=video_id,
+        user_id=_as_str(item.get("user_id")),
+        stream_id=_as_str(item.get("stream_id")),
+        title=_as_str(item.get("title")),
+        url=_as_str(item.get("url")),
+        created_at=_parse_time(item.get("created_at")),
+        duration=_as_str(item.get("duration")),
+        type=_as_str(item.get("type")) or "archive",
     )
 
 

@@ -5,7 +5,16 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from database import SCHEMA_VERSION, AlreadySubscribed, Database, DatabaseError, LiveStream, Streamer
+from database import (
+    SCHEMA_VERSION,
+    AlreadySubscribed,
+    Category,
+    Database,
+    DatabaseError,
+    GuildSettings,
+    LiveStream,
+    Streamer,
+)
 
 SHROUD = Streamer("37402112", "shroud", "shroud", "https://static-cdn.jtvnw.net/shroud.png")
 POKI = Streamer("44445592", "pokimane", "Pokimane")
@@ -78,14 +87,17 @@ async def test_missing_directory_is_named(tmp_path):
         await Database.open(str(tmp_path / "nope" / "bot.db"))
 
 
-async def test_subscriptions_are_per_guild_and_unique(db):
+async def test_subscriptions_are_unique_per_guild_streamer_and_channel(db):
     await db.add_subscription(1, 10, SHROUD)
     await db.add_subscription(2, 20, SHROUD)
     with pytest.raises(AlreadySubscribed):
-        await db.add_subscription(1, 11, SHROUD)
-    assert [s.channel_id for s in await db.guild_subscriptions(1)] == [10]
+        await db.add_subscription(1, 10, SHROUD)
+    # The same streamer into a second channel of the same guild is a second subscription.
+    await db.add_subscription(1, 11, SHROUD)
+    assert sorted(s.channel_id for s in await db.guild_subscriptions(1)) == [10, 11]
     assert await db.monitored_user_ids() == [SHROUD.twitch_user_id]
-    assert await db.count_subscriptions(1) == 1
+    assert await db.count_subscriptions(1) == 2
+    assert [s.channel_id for s in await db.find_subscriptions(1, "SHROUD")] == [10, 11]
 
 
 async def test_find_by_id_login_or_display_name(db):
@@ -299,3 +311,175 @@ async def test_set_channel_and_clear_errors(db):
     await db.set_subscription_channel(sub.id, 12)
     found = await db.find_subscription(1, "shroud")
     assert (found.channel_id, found.last_error) == (12, None)
+
+
+def _build(path, version: int) -> sqlite3.Connection:
+    """A database file created by an older bot: the first `version` migrations, nothing after."""
+    from database import MIGRATIONS
+
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA foreign_keys=ON")
+    for target in range(version):
+        conn.executescript(f"BEGIN; {MIGRATIONS[target]}; PRAGMA user_version = {target + 1}; COMMIT;")
+    return conn
+
+
+async def test_migrates_a_version_2_database_without_loss(tmp_path):
+    path = tmp_path / "v2.db"
+    conn = _build(path, 2)
+    t = "2026-01-01T00:00:00+00:00"
+    conn.execute("INSERT INTO guild_settings VALUES (1, 10, ?)", (t,))
+    conn.execute("INSERT INTO streamers VALUES ('37402112', 'shroud', 'shroud', 'https://a.png', ?, ?)", (t, t))
+    conn.execute("INSERT INTO streamers VALUES ('44445592', 'pokimane', 'Pokimane', '', ?, NULL)", (t,))
+    conn.execute(
+        "INSERT INTO subscriptions (id, guild_id, twitch_user_id, channel_id, added_by, created_at, last_error) "
+        "VALUES (7, 1, '37402112', 10, 99, ?, 'missing Send Messages'), (9, 1, '44445592', 11, NULL, ?, NULL), "
+        "(12, 2, '37402112', 20, NULL, ?, NULL)",
+        (t, t, t),
+    )
+    conn.execute(
+        "INSERT INTO live_streams VALUES ('37402112', 's-live', 'hi', 'VALORANT', 5, ?, 'https://x/{width}.jpg', 0, ?)",
+        (t, t),
+    )
+    conn.execute(
+        "INSERT INTO announcements VALUES (7, 's-live', '37402112', 1, 10, 111, ?), "
+        "(9, 'p-over', '44445592', 1, 11, 222, ?), (12, 's-live', '37402112', 2, 20, 333, ?)",
+        (t, t, t),
+    )
+    conn.commit()
+    conn.close()
+
+    db = await Database.open(str(path))
+    try:
+        async with db._conn.execute("PRAGMA user_version") as cur:
+            assert (await cur.fetchone())[0] == SCHEMA_VERSION
+        async with db._conn.execute("PRAGMA foreign_keys") as cur:
+            assert (await cur.fetchone())[0] == 1
+        async with db._conn.execute("PRAGMA foreign_key_check") as cur:
+            assert await cur.fetchall() == []
+        subs = {s.id: s for s in await db.guild_subscriptions(1)}
+        assert set(subs) == {7, 9}  # ids are kept: announcements still point at them
+        assert (subs[7].channel_id, subs[7].last_error, subs[7].streamer.profile_image_url) == (
+            10,
+            "missing Send Messages",
+            "https://a.png",
+        )
+        assert subs[7].missing_since == t
+        assert (subs[7].ping, subs[7].message_template, subs[7].games) == (None, None, None)
+        assert [s.id for s in await db.guild_subscriptions(2)] == [12]
+        assert await db.announcements_for_stream("s-live") == [(7, 10, 111), (12, 20, 333)]
+        assert await db.announcements_for_stream("p-over") == [(9, 11, 222)]
+        assert await db.pending_announcements() == []  # nothing is announced twice after the upgrade
+        assert (await db.live_streams())["37402112"].game_id == ""
+        settings = await db.get_guild_settings(1)
+        assert (settings.announce_channel_id, settings.ping, settings.end_action, settings.live_updates) == (
+            10,
+            None,
+            "edit",
+            True,
+        )
+        # The stream that was already over is closed: its old card is never edited; the live one still is.
+        assert await db.cards_to_close() == []
+        await db.apply_live_changes([], {}, ["37402112"], ended_streams=["s-live"])
+        assert sorted(c.message_id for c in await db.cards_to_close()) == [111, 333]
+        # The new uniqueness rule holds and the foreign key from announcements still cascades.
+        await db.add_subscription(1, 11, Streamer("37402112", "shroud", "shroud"))
+        with pytest.raises(AlreadySubscribed):
+            await db.add_subscription(1, 10, Streamer("37402112", "shroud", "shroud"))
+        await db.remove_subscription_by_id(1, 9)
+        assert await db.announcements_for_stream("p-over") == []
+    finally:
+        await db.close()
+
+
+async def test_a_migration_that_would_break_foreign_keys_is_rolled_back(tmp_path):
+    path = tmp_path / "broken.db"
+    conn = _build(path, 2)
+    conn.execute("PRAGMA foreign_keys=OFF")
+    t = "2026-01-01T00:00:00+00:00"
+    # An announcement of a subscription that no longer exists (written by a tool with foreign keys off).
+    conn.execute("INSERT INTO announcements VALUES (404, 's', '1', 1, 10, 1, ?)", (t,))
+    conn.commit()
+    conn.close()
+    with pytest.raises(DatabaseError, match="foreign key"):
+        await Database.open(str(path))
+    check = sqlite3.connect(path)
+    assert check.execute("PRAGMA user_version").fetchone()[0] == 2
+    assert check.execute("SELECT count(*) FROM announcements").fetchone()[0] == 1
+    check.close()
+
+
+async def test_guild_settings_set_and_reset(db):
+    assert await db.get_guild_settings(5) == GuildSettings(5)
+    await db.set_announce_channel(5, 50)
+    await db.update_guild_settings(5, ping="everyone", message_template="{streamer}!", live_updates=False)
+    settings = await db.update_guild_settings(5, end_action="delete")
+    assert settings == GuildSettings(5, 50, "everyone", "{streamer}!", "delete", False)
+    settings = await db.reset_guild_settings(5, ["ping", "live_updates"])
+    assert settings == GuildSettings(5, 50, None, "{streamer}!", "delete", True)
+    with pytest.raises(ValueError, match="unknown"):
+        await db.update_guild_settings(5, **{"ping = 1; --": 1})
+
+
+async def test_overrides_and_game_filter_decide_what_is_pending(db):
+    valorant = Category("516575", "VALORANT")
+    sub = await db.add_subscription(1, 10, SHROUD, ping="123456789012345678", games=[valorant])
+    other = await db.add_subscription(1, 11, SHROUD)
+    await db.update_guild_settings(1, ping="here", message_template="{streamer} live")
+    await db.apply_live_changes([live(SHROUD, "s1", game_id="509658", game_name="Just Chatting")], {}, [])
+    [pending] = await db.pending_announcements()
+    assert (pending.subscription_id, pending.ping, pending.template) == (other.id, "here", "{streamer} live")
+    # Switching into the listed category makes it pending for the filtered subscription too.
+    await db.apply_live_changes([live(SHROUD, "s1", game_id="516575")], {}, [])
+    pending = {p.subscription_id: p for p in await db.pending_announcements()}
+    assert set(pending) == {sub.id, other.id}
+    assert pending[sub.id].ping == "123456789012345678"
+    await db.update_subscription(sub.id, games=None, ping=None, channel_id=12)
+    found = await db.get_subscription(1, sub.id)
+    assert (found.games, found.ping, found.channel_id) == (None, None, 12)
+    with pytest.raises(AlreadySubscribed):
+        await db.update_subscription(sub.id, channel_id=11)
+
+
+async def test_cards_to_update_are_throttled_and_only_when_changed(db):
+    sub = await db.add_subscription(1, 10, SHROUD)
+    stream = live(SHROUD, "s1")
+    await db.apply_live_changes([stream], {}, [])
+    [pending] = await db.pending_announcements()
+    await db.record_announcement(pending, 555, stream)
+    later = datetime.now(UTC) + timedelta(minutes=10)
+    assert await db.cards_to_update(later) == []  # nothing changed
+    await db.apply_live_changes([live(SHROUD, "s1", title="new title")], {}, [])
+    assert await db.cards_to_update(datetime.now(UTC) - timedelta(minutes=5)) == []  # edited too recently
+    [card] = await db.cards_to_update(later)
+    assert (card.subscription_id, card.message_id, card.live.title) == (sub.id, 555, "new title")
+    await db.mark_cards_rendered([(sub.id, card.live)])
+    assert await db.cards_to_update(later) == []
+    await db.update_guild_settings(1, live_updates=False)
+    await db.apply_live_changes([live(SHROUD, "s1", viewer_count=99)], {}, [])
+    assert await db.cards_to_update(later) == []
+
+
+async def test_ended_and_replaced_streams_are_closed_once(db):
+    sub = await db.add_subscription(1, 10, SHROUD)
+    await db.apply_live_changes([live(SHROUD, "s1")], {}, [])
+    [pending] = await db.pending_announcements()
+    await db.record_announcement(pending, 555, live(SHROUD, "s1"))
+    # A new stream id replaces s1 without an offline poll in between: s1's card is ended.
+    await db.apply_live_changes([live(SHROUD, "s2")], {}, [], ended_streams=["s1"])
+    [card] = await db.cards_to_close()
+    assert (card.subscription_id, card.stream_id, card.message_id, card.end_action) == (sub.id, "s1", 555, "edit")
+    assert card.title == "hello" and card.started_at == STARTED and card.ended_at is not None
+    await db.close_cards([(sub.id, "s1")])
+    assert await db.cards_to_close() == []
+    assert [p.stream_id for p in await db.pending_announcements()] == ["s2"]
+
+
+async def test_box_art_cache(db):
+    old = datetime.now(UTC) - timedelta(days=1)
+    assert await db.games_needing_art(["1", "2", ""], old) == ["1", "2"]
+    await db.store_games([Category("1", "One", "https://art/1.jpg"), Category("2", "Two")])
+    assert await db.games_needing_art(["1", "2"], old) == ["2"]
+    assert await db.games_needing_art(["1"], datetime.now(UTC) + timedelta(days=1)) == ["1"]
+    await db.store_games([Category("1", "One renamed")])  # no art: keeps the cached art
+    assert (await db.cached_games(["1"]))["1"] == Category("1", "One renamed", "https://art/1.jpg")

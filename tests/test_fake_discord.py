@@ -509,3 +509,21 @@ async def test_invalid_session_makes_the_bot_identify_again(bot: MiniBot, fake: 
     assert bot.get_guild(world.guild.id) is not None
     reply = await (await fake.invoke("status", guild_id=world.guild.id)).wait_reply()
     assert reply.content == "All systems go"
+
+
+def test_component_validation_like_discord() -> None:
+    from tests.fakes.discord_payloads import validate_message
+
+    link = {"type": 2, "style": 5, "label": "Watch stream", "url": "https://www.twitch.tv/x"}
+    assert not validate_message({"components": [{"type": 1, "components": [link]}]})
+    bad = [
+        [link],  # a button outside an action row
+        [{"type": 1, "components": []}],
+        [{"type": 1, "components": [link] * 6}],
+        [{"type": 1, "components": [{**link, "url": None}]}],
+        [{"type": 1, "components": [{**link, "custom_id": "x"}]}],
+        [{"type": 1, "components": [{**link, "label": "x" * 81}]}],
+        [{"type": 1, "components": [{"type": 2, "style": 1, "label": "no id"}]}],
+    ]
+    for components in bad:
+        assert validate_message({"components": components}), components

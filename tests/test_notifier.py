@@ -40,16 +40,34 @@ class RecordingAnnouncer:
         self.sent: list[tuple[int, str, str]] = []
         self.failures: dict[int, AnnounceError | Exception] = {}
         self.nonces: list[tuple[int, str]] = []
+        self.messages: list = []
+        self.edits: list = []
+        self.deleted: list = []
         self._next_id = 1000
 
-    async def announce(self, channel_id: int, stream: LiveStream, streamer: Streamer, *, nonce: str) -> int:
+    async def announce(
+        self, channel_id: int, stream: LiveStream, streamer: Streamer, *, nonce: str, message=None
+    ) -> int:
         await asyncio.sleep(0)
         self.nonces.append((channel_id, nonce))
         if channel_id in self.failures:
             raise self.failures[channel_id]
         self.sent.append((channel_id, stream.stream_id, streamer.login))
+        self.messages.append((channel_id, message))
         self._next_id += 1
         return self._next_id
+
+    async def edit(self, channel_id: int, message_id: int, message) -> None:
+        await asyncio.sleep(0)
+        if channel_id in self.failures:
+            raise self.failures[channel_id]
+        self.edits.append((channel_id, message_id, message))
+
+    async def delete(self, channel_id: int, message_id: int) -> None:
+        await asyncio.sleep(0)
+        if channel_id in self.failures:
+            raise self.failures[channel_id]
+        self.deleted.append((channel_id, message_id))
 
 
 @pytest.fixture
@@ -168,3 +186,72 @@ async def test_nonce_function():
     assert a == announcement_nonce(PendingAnnouncement(1, 2, 20, "1", "stream"))
     assert a != announcement_nonce(PendingAnnouncement(2, 1, 10, "1", "stream"))
     assert len(a) <= 25
+
+
+# ------------------------------------------------------------------ the card's life after the announcement
+
+
+async def test_live_card_is_updated_only_after_the_interval_and_only_when_changed(db, announcer):
+    from datetime import timedelta
+
+    now = [T0]
+    notifier = Notifier(db, announcer, clock=lambda: now[0])
+    await notifier.apply(poll(stream(BOB, "b1", title="one")))
+    [(_, message)] = announcer.messages
+    assert message.components[0]["components"][0]["label"] == "Watch stream"
+    now[0] = datetime.now(UTC) + timedelta(minutes=6)
+    await notifier.apply(poll(stream(BOB, "b1", title="one")))
+    assert announcer.edits == []  # nothing changed
+    report = await notifier.apply(poll(stream(BOB, "b1", title="two")))
+    [(channel, message_id, edited)] = announcer.edits
+    assert (channel, message_id, edited.embed["title"], report.cards_updated) == (20, 1001, "two", 1)
+    now[0] = datetime.now(UTC) + timedelta(minutes=1)
+    await notifier.apply(poll(stream(BOB, "b1", title="three")))
+    assert len(announcer.edits) == 1  # within 5 minutes of the last edit
+
+
+async def test_ended_cards_are_edited_with_the_vod_once(db, announcer):
+    lookups = []
+
+    async def vod(user_id: str, stream_id: str) -> str | None:
+        lookups.append((user_id, stream_id))
+        return "https://www.twitch.tv/videos/1"
+
+    notifier = Notifier(db, announcer, vod_lookup=vod)
+    await notifier.apply(poll(stream(ALICE, "a1")))
+    await notifier.apply(poll())
+    report = await notifier.apply(poll())
+    assert lookups == [("1", "a1")]  # one look-up for both guilds' cards
+    assert sorted(channel for channel, _, _ in announcer.edits) == [10, 20]
+    assert all(m.embed["url"] == "https://www.twitch.tv/videos/1" for _, _, m in announcer.edits)
+    assert report.cards_closed == 2
+    await notifier.apply(poll())
+    assert len(announcer.edits) == 2
+
+
+async def test_closing_retries_transient_failures_and_forgets_gone_messages(db, announcer):
+    from notifier import MessageGone
+
+    notifier = Notifier(db, announcer)
+    await notifier.apply(poll(stream(ALICE, "a1")))
+    announcer.failures[10] = AnnounceError("Discord answered 503", permanent=False)
+    announcer.failures[20] = MessageGone()
+    await notifier.apply(poll())
+    await notifier.apply(poll())
+    assert announcer.edits == []
+    del announcer.failures[10]
+    await notifier.apply(poll())
+    assert [channel for channel, _, _ in announcer.edits] == [10]  # retried; the gone one is forgotten
+    await notifier.apply(poll())
+    assert len(announcer.edits) == 1
+
+
+async def test_delete_and_keep_per_guild(db, announcer):
+    await db.update_guild_settings(1, end_action="delete")
+    await db.update_guild_settings(2, end_action="keep")
+    notifier = Notifier(db, announcer)
+    await notifier.apply(poll(stream(ALICE, "a1")))
+    await notifier.apply(poll())
+    await notifier.apply(poll())
+    assert [channel for channel, _ in announcer.deleted] == [10]
+    assert announcer.edits == []

@@ -45,11 +45,21 @@ class Announcer:
         self.failing: set[int] = set()
         self.permanent = False
 
-    async def announce(self, channel_id: int, stream: LiveStream, streamer: Streamer, *, nonce: str) -> int:
+    async def announce(
+        self, channel_id: int, stream: LiveStream, streamer: Streamer, *, nonce: str, message=None
+    ) -> int:
         if channel_id in self.failing:
             raise AnnounceError("nope", permanent=self.permanent)
         self.log.append((channel_id, stream.stream_id))
         return len(self.log)
+
+    async def edit(self, channel_id: int, message_id: int, message) -> None:
+        if channel_id in self.failing:
+            raise AnnounceError("nope", permanent=self.permanent)
+
+    async def delete(self, channel_id: int, message_id: int) -> None:
+        if channel_id in self.failing:
+            raise AnnounceError("nope", permanent=self.permanent)
 
 
 def twitch_stream(user: Streamer, stream_id: str) -> TwitchStream:

@@ -718,3 +718,46 @@ async def test_no_secret_or_token_is_ever_logged(
     for text in texts:
         for secret in secrets_:
             assert secret not in text
+
+
+# ------------------------------------------------------------------------------- games, categories, VODs
+
+
+async def test_get_games_by_id_and_name_with_box_art(fake: FakeTwitch, client: TwitchClient) -> None:
+    games = await client.get_games(["516575", "nonsense"], names=["minecraft", "No Such Game"])
+    assert sorted(g.name for g in games) == ["Minecraft", "VALORANT"]
+    valorant = next(g for g in games if g.id == "516575")
+    assert valorant.box_art_url == "https://static-cdn.jtvnw.net/ttv-boxart/516575-{width}x{height}.jpg"
+    [request] = fake.requests_to("/helix/games")
+    assert request.values("id") == ["516575"] and request.values("name") == ["minecraft", "No Such Game"]
+    assert await client.get_games([]) == []
+
+
+async def test_get_games_batches_of_100(fake: FakeTwitch, client: TwitchClient) -> None:
+    await client.get_games([str(i) for i in range(1, 251)])
+    assert [len(r.values("id")) for r in fake.requests_to("/helix/games")] == [100, 100, 50]
+
+
+async def test_search_categories(fake: FakeTwitch, client: TwitchClient) -> None:
+    found = await client.search_categories("  val ")
+    assert [c.name for c in found] == ["VALORANT"]
+    assert fake.requests_to("/helix/search/categories")[0].values("query") == ["val"]
+    assert await client.search_categories("   ") == []
+
+
+async def test_latest_vod_and_vod_of_a_stream(fake: FakeTwitch, client: TwitchClient) -> None:
+    user = fake.add_user("vodder")
+    assert await client.get_latest_vod(user.id) is None
+    first = fake.go_live(user.id)
+    fake.go_offline(user.id)
+    second = fake.go_live(user.id)
+    video = fake.go_offline(user.id)
+    latest = await client.get_latest_vod(user.id)
+    assert (latest.id, latest.stream_id, latest.url) == (video.id, second.id, video.url)
+    assert await client.find_vod_url(user.id, second.id) == video.url
+    assert await client.find_vod_url(user.id, first.id) is None  # the latest VOD is another stream's
+    request = fake.requests_to("/helix/videos")[-1]
+    assert (request.values("type"), request.values("first")) == (["archive"], ["1"])
+    fake.go_live(user.id)
+    fake.go_offline(user.id, archive=False)
+    assert await client.get_latest_vod("not-a-number") is None

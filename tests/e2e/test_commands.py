@@ -21,9 +21,17 @@ async def world(harness, fake_discord, fake_twitch):
 
 async def test_commands_are_synced_guild_only_with_manage_server_for_mutations(world, fake_discord):
     commands = {c["name"]: c for c in fake_discord.synced_commands}
-    assert set(commands) == {"setchannel", "addstreamer", "removestreamer", "streamers", "live"}
+    assert set(commands) == {
+        "setchannel",
+        "addstreamer",
+        "editstreamer",
+        "removestreamer",
+        "streamers",
+        "live",
+        "settings",
+    }
     manage_guild = str(1 << 5)
-    for name in ("setchannel", "addstreamer", "removestreamer"):
+    for name in ("setchannel", "addstreamer", "editstreamer", "removestreamer", "settings"):
         assert commands[name]["default_member_permissions"] == manage_guild
     for command in commands.values():
         assert command.get("contexts") == [0]
@@ -116,10 +124,11 @@ async def test_addstreamer_without_any_channel_asks_for_setchannel(world, harnes
 async def test_addstreamer_twice_changes_nothing(world, harness):
     guild, alerts, general = world
     await harness.command("addstreamer", {"streamer": "shroud", "channel": alerts.id}, guild=guild, channel=general)
+    # Issue 4: uniqueness is (guild, streamer, channel), so only the same channel again is a repeat.
     reply = await harness.command(
-        "addstreamer", {"streamer": "twitch.tv/SHROUD", "channel": general.id}, guild=guild, channel=general
+        "addstreamer", {"streamer": "twitch.tv/SHROUD", "channel": alerts.id}, guild=guild, channel=general
     )
-    assert "already followed" in reply.text
+    assert "already announced in" in reply.text
     [sub] = await harness.db.guild_subscriptions(guild.id)
     assert sub.channel_id == alerts.id
 

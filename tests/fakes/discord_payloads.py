@@ -541,7 +541,34 @@ def validate_message(payload: Mapping[str, Any]) -> FormErrors:
     components = payload.get("components")
     if isinstance(components, list) and len(components) > 5 and not (payload.get("flags") or 0) & (1 << 15):
         errors.add(["components"], "BASE_TYPE_MAX_LENGTH", "Must be 5 or fewer in length.")
+    if isinstance(components, list) and not (payload.get("flags") or 0) & (1 << 15):
+        for i, row in enumerate(components):
+            _validate_action_row(errors, ["components", i], row)
     return errors
+
+
+def _validate_action_row(errors: FormErrors, path: list[str | int], row: Any) -> None:
+    """Classic components: an action row (type 1) of at most 5 buttons; a link button (style 5) has a url
+    and no custom_id, every other button a custom_id and no url; labels at most 80 characters."""
+    if not isinstance(row, Mapping) or row.get("type") != 1:
+        errors.add([*path, "type"], "COMPONENT_LAYOUT_WIDTH_EXCEEDED", "Top-level components must be action rows")
+        return
+    items = row.get("components") or []
+    if not 1 <= len(items) <= 5:
+        errors.add([*path, "components"], "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 5 in length.")
+    for j, item in enumerate(items):
+        here = [*path, "components", j]
+        if not isinstance(item, Mapping) or item.get("type") != 2:
+            continue  # select menus and the like: not used by the bots tested here
+        errors.max_length([*here, "label"], item.get("label"), 80)
+        if item.get("style") == 5:
+            if not item.get("url"):
+                errors.add([*here, "url"], "BASE_TYPE_REQUIRED", "This field is required")
+            errors.url([*here, "url"], item.get("url"))
+            if item.get("custom_id") is not None:
+                errors.add([*here, "custom_id"], "COMPONENT_INVALID_CUSTOM_ID", "A link button cannot have a custom_id")
+        elif not item.get("custom_id"):
+            errors.add([*here, "custom_id"], "BASE_TYPE_REQUIRED", "This field is required")
 
 
 def is_empty_message(payload: Mapping[str, Any]) -> bool:
