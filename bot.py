@@ -262,6 +262,11 @@ class TwitchNotifierBot(commands.Bot):
 
     async def on_ready(self) -> None:
         _log.info("Connected as %s in %d guilds", self.user, len(self.guilds))
+        # Guilds that removed the bot while it was offline: READY lists every guild the bot is in (an
+        # unavailable one too), so anything else the database holds is gone for good.
+        for guild_id in await self.db.guild_ids() - {guild.id for guild in self.guilds}:
+            await self.db.delete_guild(guild_id)
+            _log.info("Removed from guild %s while offline: its streamers and settings were deleted", guild_id)
 
     async def on_guild_remove(self, guild: discord.Guild) -> None:
         await self.db.delete_guild(guild.id)

@@ -520,6 +520,11 @@ class Database:
         """Put some of a guild's settings back to their defaults."""
         return await self.update_guild_settings(guild_id, **{name: _GUILD_SETTINGS_DEFAULTS[name] for name in names})
 
+    async def guild_ids(self) -> set[int]:
+        """Every guild the database holds anything for."""
+        rows = await self._fetchall("SELECT guild_id FROM subscriptions UNION SELECT guild_id FROM guild_settings")
+        return {row[0] for row in rows}
+
     async def delete_guild(self, guild_id: int) -> None:
         """Forget everything about a guild (the bot was removed from it)."""
         self.query_count += 1

@@ -301,3 +301,22 @@ async def test_hostile_stream_text_pings_nobody(guild_a, harness, fake_discord, 
     embed = message.embeds[0]
     assert len(embed["title"]) <= 256 and embed["title"].endswith("…")
     assert "@everyone" not in embed["title"] and "\\*\\*bold\\*\\*" in embed["title"]
+
+
+async def test_removed_from_a_guild_while_offline(guild_a, harness, fake_discord):
+    guild, alerts, general = guild_a
+    other = fake_discord.add_guild("Guild B")
+    await fake_discord.join_guild(other)
+    b_alerts = fake_discord.add_text_channel(other.id, "b-alerts")
+    await harness.wait_for(lambda: harness.bot.get_guild(other.id) is not None, "the new guild")
+    await follow(harness, guild, general, "shroud", alerts)
+    await follow(harness, other, b_alerts, "shroud", b_alerts)
+    await harness.stop()
+    fake_discord.guilds[other.id].bot_joined = False  # kicked while the bot was down: no event reaches it
+    await harness.start()
+
+    async def forgotten() -> bool:
+        return await harness.db.guild_subscriptions(other.id) == []
+
+    await harness.eventually(forgotten, "the rows of the guild that removed the bot")
+    assert [s.guild_id for s in await harness.db.guild_subscriptions(guild.id)] == [guild.id]
