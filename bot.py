@@ -57,7 +57,7 @@ from templates import (
 )
 from twitch_api import InvalidLogin, TwitchAuthError, TwitchClient, TwitchError, TwitchUser, parse_login
 
-_log = logging.getLogger(__name__)
+_log = logging.getLogger("bot")  # not __name__: run as a script it would read "__main__"
 
 TOKEN_VALIDATION_INTERVAL = 3600.0
 SHUTDOWN_CYCLE_GRACE = 10.0  # fly.toml's kill_timeout (30 s) leaves room for this and the rest of shutdown
