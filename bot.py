@@ -46,6 +46,7 @@ from messages import (
 )
 from metrics import Metrics
 from notifier import AnnounceError, CycleReport, MessageGone, Notifier, Poller
+from send_pacer import SendPacer
 from templates import (
     DEFAULT_TEMPLATE,
     PingChoice,
@@ -116,18 +117,29 @@ class DiscordAnnouncer:
     """Posts, edits and deletes announcements through discord.py; turns Discord's failures into
     AnnounceError (MessageGone when the message or its channel no longer exists)."""
 
-    def __init__(self, bot: commands.Bot) -> None:
+    def __init__(self, bot: commands.Bot, pacer: SendPacer | None = None) -> None:
         self._bot = bot
+        # discord.py only reacts to Discord's global limit (50 requests/s per bot token) after a 429;
+        # pacing keeps a fan-out to thousands of servers under it instead of into a 429 storm.
+        self._pacer = pacer or SendPacer()
 
     async def announce(
-        self, channel_id: int, stream: LiveStream, streamer: Streamer, *, nonce: str, message: Announcement
+        self,
+        channel_id: int,
+        stream: LiveStream,
+        streamer: Streamer,
+        *,
+        nonce: str,
+        message: Announcement,
+        guild_id: int,
     ) -> int:
-        channel = self._bot.get_channel(channel_id)
+        channel = self._channel(guild_id, channel_id)
         if not isinstance(channel, discord.TextChannel):
             raise AnnounceError(CHANNEL_DELETED, permanent=True)
         problem = channel_problem(channel)
         if problem:
             raise AnnounceError(problem, permanent=True)
+        await self._pacer.acquire()
         try:
             posted = await channel.send(
                 content=message.content or None,
@@ -146,8 +158,9 @@ class DiscordAnnouncer:
             raise AnnounceError(f"could not reach Discord: {exc!r}", permanent=False) from exc
         return posted.id
 
-    async def edit(self, channel_id: int, message_id: int, message: Announcement) -> None:
-        partial = self._partial(channel_id, message_id)
+    async def edit(self, channel_id: int, message_id: int, message: Announcement, *, guild_id: int) -> None:
+        partial = self._partial(guild_id, channel_id, message_id)
+        await self._pacer.acquire()
         await self._call(
             partial.edit(
                 content=message.content,
@@ -157,11 +170,18 @@ class DiscordAnnouncer:
             )
         )
 
-    async def delete(self, channel_id: int, message_id: int) -> None:
-        await self._call(self._partial(channel_id, message_id).delete())
+    async def delete(self, channel_id: int, message_id: int, *, guild_id: int) -> None:
+        partial = self._partial(guild_id, channel_id, message_id)
+        await self._pacer.acquire()
+        await self._call(partial.delete())
 
-    def _partial(self, channel_id: int, message_id: int) -> discord.PartialMessage:
-        channel = self._bot.get_channel(channel_id)
+    def _channel(self, guild_id: int, channel_id: int) -> discord.abc.GuildChannel | None:
+        # Not bot.get_channel(): it scans every guild, which makes a fan-out to G guilds cost O(G²).
+        guild = self._bot.get_guild(guild_id)
+        return guild.get_channel(channel_id) if guild is not None else None
+
+    def _partial(self, guild_id: int, channel_id: int, message_id: int) -> discord.PartialMessage:
+        channel = self._channel(guild_id, channel_id)
         if not isinstance(channel, discord.TextChannel):
             raise MessageGone("its channel was deleted")
         return channel.get_partial_message(message_id)

@@ -66,19 +66,27 @@ class MessageGone(AnnounceError):
 
 class Announcer(Protocol):
     async def announce(
-        self, channel_id: int, stream: LiveStream, streamer: Streamer, *, nonce: str, message: Announcement
+        self,
+        channel_id: int,
+        stream: LiveStream,
+        streamer: Streamer,
+        *,
+        nonce: str,
+        message: Announcement,
+        guild_id: int,
     ) -> int:
-        """Post `message`, the live announcement of `stream`; return the message id or raise AnnounceError.
+        """Post `message`, the live announcement of `stream`, in `channel_id` of `guild_id`; return the
+        message id or raise AnnounceError.
 
         `nonce` is the same for every attempt at one (subscription, stream): Discord returns the message
         it already created for a repeated nonce instead of posting it twice."""
         ...
 
-    async def edit(self, channel_id: int, message_id: int, message: Announcement) -> None:
+    async def edit(self, channel_id: int, message_id: int, message: Announcement, *, guild_id: int) -> None:
         """Replace a posted message's content, embed and components; raise MessageGone or AnnounceError."""
         ...
 
-    async def delete(self, channel_id: int, message_id: int) -> None:
+    async def delete(self, channel_id: int, message_id: int, *, guild_id: int) -> None:
         """Delete a posted message; raise MessageGone or AnnounceError."""
         ...
 
@@ -209,7 +217,12 @@ class Notifier:
         async with self._send_limit:
             try:
                 message_id = await self._announcer.announce(
-                    pending.channel_id, stream, streamer, nonce=announcement_nonce(pending), message=rendered
+                    pending.channel_id,
+                    stream,
+                    streamer,
+                    nonce=announcement_nonce(pending),
+                    message=rendered,
+                    guild_id=pending.guild_id,
                 )
             except AnnounceError as exc:
                 level = logging.WARNING if exc.reason != pending.last_error else logging.DEBUG
@@ -263,7 +276,7 @@ class Notifier:
         )
         async with self._send_limit:
             try:
-                await self._announcer.edit(card.channel_id, card.message_id, message)
+                await self._announcer.edit(card.channel_id, card.message_id, message, guild_id=card.guild_id)
             except MessageGone:
                 _log.info("Live card %s in channel %s is gone; forgetting it", card.message_id, card.channel_id)
                 return "gone"
@@ -313,7 +326,7 @@ class Notifier:
         async with self._send_limit:
             try:
                 if card.end_action == "delete":
-                    await self._announcer.delete(card.channel_id, card.message_id)
+                    await self._announcer.delete(card.channel_id, card.message_id, guild_id=card.guild_id)
                 else:
                     message = ended_announcement(
                         card.streamer,
@@ -323,7 +336,7 @@ class Notifier:
                         ended_at=card.ended_at,
                         vod_url=vod_url,
                     )
-                    await self._announcer.edit(card.channel_id, card.message_id, message)
+                    await self._announcer.edit(card.channel_id, card.message_id, message, guild_id=card.guild_id)
             except MessageGone:
                 return True
             except AnnounceError as exc:

@@ -46,7 +46,7 @@ class RecordingAnnouncer:
         self._next_id = 1000
 
     async def announce(
-        self, channel_id: int, stream: LiveStream, streamer: Streamer, *, nonce: str, message=None
+        self, channel_id: int, stream: LiveStream, streamer: Streamer, *, nonce: str, message=None, guild_id: int = 0
     ) -> int:
         await asyncio.sleep(0)
         self.nonces.append((channel_id, nonce))
@@ -57,13 +57,13 @@ class RecordingAnnouncer:
         self._next_id += 1
         return self._next_id
 
-    async def edit(self, channel_id: int, message_id: int, message) -> None:
+    async def edit(self, channel_id: int, message_id: int, message, *, guild_id: int = 0) -> None:
         await asyncio.sleep(0)
         if channel_id in self.failures:
             raise self.failures[channel_id]
         self.edits.append((channel_id, message_id, message))
 
-    async def delete(self, channel_id: int, message_id: int) -> None:
+    async def delete(self, channel_id: int, message_id: int, *, guild_id: int = 0) -> None:
         await asyncio.sleep(0)
         if channel_id in self.failures:
             raise self.failures[channel_id]

@@ -46,18 +46,18 @@ class Announcer:
         self.permanent = False
 
     async def announce(
-        self, channel_id: int, stream: LiveStream, streamer: Streamer, *, nonce: str, message=None
+        self, channel_id: int, stream: LiveStream, streamer: Streamer, *, nonce: str, message=None, guild_id: int = 0
     ) -> int:
         if channel_id in self.failing:
             raise AnnounceError("nope", permanent=self.permanent)
         self.log.append((channel_id, stream.stream_id))
         return len(self.log)
 
-    async def edit(self, channel_id: int, message_id: int, message) -> None:
+    async def edit(self, channel_id: int, message_id: int, message, *, guild_id: int = 0) -> None:
         if channel_id in self.failing:
             raise AnnounceError("nope", permanent=self.permanent)
 
-    async def delete(self, channel_id: int, message_id: int) -> None:
+    async def delete(self, channel_id: int, message_id: int, *, guild_id: int = 0) -> None:
         if channel_id in self.failing:
             raise AnnounceError("nope", permanent=self.permanent)
 
