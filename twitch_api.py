@@ -43,6 +43,7 @@ __all__ = [
 
 _log = logging.getLogger(__name__)
 _T = TypeVar("_T")
+_Keyed = TypeVar("_Keyed", "TwitchUser", "TwitchCategory")
 
 DEFAULT_API_BASE = "https://api.twitch.tv/helix"
 DEFAULT_AUTH_BASE = "https://id.twitch.tv/oauth2"
@@ -378,17 +379,24 @@ class TwitchClient:
                 pairs.append(("login", raw))
             elif raw:
                 _log.debug("Skipping malformed Twitch login %r", raw[:40])
-        if not pairs:
-            return []
+        return await self._lookup("/users", pairs, _parse_user)
+
+    async def _lookup(
+        self,
+        path: str,
+        pairs: list[tuple[str, str]],
+        parse: Callable[[Mapping[str, Any]], _Keyed | None],
+    ) -> list[_Keyed]:
+        """GET `path` for every (key, value) pair, 100 pairs per request concurrently; results by unique id."""
         chunks = [pairs[i : i + MAX_IDS_PER_REQUEST] for i in range(0, len(pairs), MAX_IDS_PER_REQUEST)]
-        results = await _gather_all(self._request("GET", "/users", chunk) for chunk in chunks)
-        users: dict[str, TwitchUser] = {}
+        results = await _gather_all(self._request("GET", path, chunk) for chunk in chunks)
+        found: dict[str, _Keyed] = {}
         for payload in results:
             for item in _data_items(payload):
-                user = _parse_user(item)
-                if user is not None:
-                    users.setdefault(user.id, user)
-        return list(users.values())
+                parsed = parse(item)
+                if parsed is not None:
+                    found.setdefault(parsed.id, parsed)
+        return list(found.values())
 
     async def get_user(self, login: str) -> TwitchUser | None:
         """One user by login (anything parse_login accepts); None if no such user. Raises InvalidLogin."""
@@ -445,17 +453,7 @@ class TwitchClient:
         """Categories by id and/or exact name, 100 per request (box art included). Unknown ones are absent."""
         pairs = [("id", i) for i in _unique(str(i).strip() for i in ids) if i.isdigit() and i.isascii()]
         pairs += [("name", n) for n in _unique(str(n).strip() for n in names) if n]
-        if not pairs:
-            return []
-        chunks = [pairs[i : i + MAX_IDS_PER_REQUEST] for i in range(0, len(pairs), MAX_IDS_PER_REQUEST)]
-        results = await _gather_all(self._request("GET", "/games", chunk) for chunk in chunks)
-        games: dict[str, TwitchCategory] = {}
-        for payload in results:
-            for item in _data_items(payload):
-                category = _parse_category(item)
-                if category is not None:
-                    games.setdefault(category.id, category)
-        return list(games.values())
+        return await self._lookup("/games", pairs, _parse_category)
 
     async def search_categories(self, query: str, *, first: int = 25) -> list[TwitchCategory]:
         """Categories whose name matches what a user is typing (autocomplete); one page only."""
