@@ -21,7 +21,8 @@ RUN groupadd --gid 10001 bot \
     && mkdir -p /data \
     && chown bot:bot /data
 
-COPY bot.py config.py database.py twitch_api.py live_tracker.py notifier.py messages.py templates.py metrics.py health_server.py send_pacer.py ./
+COPY bot.py slash_commands.py discord_common.py config.py database.py twitch_api.py live_tracker.py notifier.py \
+     messages.py templates.py metrics.py health_server.py send_pacer.py ./
 
 # The SQLite file lives on the volume mounted at /data (fly.toml [mounts]); no VOLUME here, the
 # platform mounts it.

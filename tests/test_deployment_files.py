@@ -373,8 +373,8 @@ def test_fly_env_is_a_valid_configuration() -> None:
 
 def test_invite_links_ask_for_exactly_the_permissions_the_bot_checks() -> None:
     discord = pytest.importorskip("discord")
-    bot = pytest.importorskip("bot")
-    needed = discord.Permissions(**dict.fromkeys(bot.REQUIRED_CHANNEL_PERMISSIONS, True)).value
+    common = pytest.importorskip("discord_common")
+    needed = discord.Permissions(**dict.fromkeys(common.REQUIRED_CHANNEL_PERMISSIONS, True)).value
     assert needed == 1024 + 2048 + 16384 == 19456
     for document in ("DEPLOYMENT.md", "README.md"):
         links = re.findall(r"https://discord\.com/oauth2/authorize\?\S+", (ROOT / document).read_text())
