@@ -329,6 +329,11 @@ class TwitchNotifierBot(commands.Bot):
         if missing:
             _log.warning("Twitch no longer returns %d followed users (banned or deleted): %s", len(missing), missing)
         await self.db.refresh_streamers((streamer_from_user(user) for user in users), missing)
+        # Announcement records are kept 30 days (a stream id never repeats within that), then forgotten,
+        # so the table stays the size of a month of streams.
+        pruned = await self.notifier.prune()
+        if pruned:
+            _log.info("Forgot %d announcement records older than 30 days", pruned)
 
     # -- errors ------------------------------------------------------------------------------------
 

@@ -230,3 +230,19 @@ async def test_the_loop_runs_by_itself_and_survives_errors(fake_discord, fake_tw
         await harness.stop()
     assert any("Poll cycle failed" in line for line in error_logs.formatted())
     error_logs.records.clear()
+
+
+async def test_old_announcement_records_are_pruned_by_the_periodic_refresh(
+    three_guilds, harness, fake_discord, fake_twitch
+):
+    stream = fake_twitch.go_live("shroud")
+    await harness.poll()
+    await fake_discord.wait_for_messages(3)
+    fake_twitch.go_offline("shroud")
+    await harness.poll()
+    await harness.poll()
+    assert len(await harness.db.announcements_for_stream(stream.id)) == 3
+    await harness.db._execute("UPDATE announcements SET created_at = '2000-01-01T00:00:00+00:00'")
+    harness.bot._last_streamer_refresh = 0.0  # the 6-hourly refresh is due
+    await harness.poll()
+    assert await harness.db.announcements_for_stream(stream.id) == []
