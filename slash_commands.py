@@ -83,6 +83,22 @@ SAMPLE_STREAM = LiveStream(
 SAMPLE_STREAMER = Streamer("0", "example_streamer", "Example_Streamer")
 
 
+CANT_SEE_CHANNEL = "I can't see that channel. Pick a text channel I have access to."
+TWITCH_UNREACHABLE = "I couldn't reach Twitch just now. Please try again in a minute."
+
+
+def _announcement_channel(
+    guild: discord.Guild, channel_id: int, *, missing: str = CANT_SEE_CHANNEL
+) -> tuple[discord.TextChannel | None, str]:
+    """The text channel to announce in, or None and the reason to give the admin (`missing` if it is gone)."""
+    target = guild.get_channel(channel_id)
+    if not isinstance(target, discord.TextChannel):
+        return None, missing
+    if problem := channel_problem(target):
+        return None, f"I {problem}. Give me those permissions there, or pick another channel."
+    return target, ""
+
+
 def _escaped(text: str) -> str:
     return discord.utils.escape_markdown(text)
 
@@ -234,13 +250,9 @@ class StreamerCommands(commands.Cog):
     @manage_guild_only
     async def setchannel(self, interaction: discord.Interaction, channel: discord.TextChannel) -> None:
         guild = _guild(interaction)
-        target = guild.get_channel(channel.id)
-        if not isinstance(target, discord.TextChannel):
-            await reply(interaction, "I can't see that channel. Pick a text channel I have access to.")
-            return
-        problem = channel_problem(target)
-        if problem:
-            await reply(interaction, f"I {problem}. Give me those permissions there, or pick another channel.")
+        target, refusal = _announcement_channel(guild, channel.id)
+        if target is None:
+            await reply(interaction, refusal)
             return
         await self.db.set_announce_channel(guild.id, target.id)
         await self.db.clear_channel_errors(guild.id, target.id)
@@ -296,17 +308,14 @@ class StreamerCommands(commands.Cog):
                 "or give a channel: `/addstreamer streamer:… channel:#…`.",
             )
             return
-        target = guild.get_channel(channel_id)
-        if not isinstance(target, discord.TextChannel):
-            await reply(
-                interaction,
-                "The announcement channel set with `/setchannel` no longer exists. Run `/setchannel` again, "
-                "or give a channel with this command.",
-            )
-            return
-        problem = channel_problem(target)
-        if problem:
-            await reply(interaction, f"I {problem}. Give me those permissions there, or pick another channel.")
+        target, refusal = _announcement_channel(
+            guild,
+            channel_id,
+            missing="The announcement channel set with `/setchannel` no longer exists. Run `/setchannel` again, "
+            "or give a channel with this command.",
+        )
+        if target is None:
+            await reply(interaction, refusal)
             return
         existing = await self.db.find_subscriptions(guild.id, login)
         here = next((sub for sub in existing if sub.channel_id == target.id), None)
@@ -345,7 +354,7 @@ class StreamerCommands(commands.Cog):
             return
         except TwitchError as exc:
             _log.warning("Twitch lookup of %r failed: %s", login, exc)
-            await reply(interaction, "I couldn't reach Twitch just now. Please try again in a minute.")
+            await reply(interaction, TWITCH_UNREACHABLE)
             return
         if user is None:
             await reply(interaction, f"There is no Twitch channel named **{login}**. Check the spelling.")
@@ -420,12 +429,9 @@ class StreamerCommands(commands.Cog):
             await reply(interaction, str(exc))
             return
         if channel is not None and channel.id != sub.channel_id:
-            target = guild.get_channel(channel.id)
-            if not isinstance(target, discord.TextChannel):
-                await reply(interaction, "I can't see that channel. Pick a text channel I have access to.")
-                return
-            if problem := channel_problem(target):
-                await reply(interaction, f"I {problem}. Give me those permissions there, or pick another channel.")
+            target, refusal = _announcement_channel(guild, channel.id)
+            if target is None:
+                await reply(interaction, refusal)
                 return
             changes["channel_id"] = target.id
             notes.append(f"channel: {target.mention}")
@@ -442,7 +448,7 @@ class StreamerCommands(commands.Cog):
                     return
                 except TwitchError as exc:
                     _log.warning("Twitch category lookup failed: %s", exc)
-                    await reply(interaction, "I couldn't reach Twitch just now. Please try again in a minute.")
+                    await reply(interaction, TWITCH_UNREACHABLE)
                     return
                 notes.append("games: only " + ", ".join(c.name for c in categories))
         try:
