@@ -12,7 +12,7 @@ import logging
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from aiohttp import WSMsgType, web
 
@@ -22,6 +22,27 @@ _log = logging.getLogger(__name__)
 
 # Builds READY plus one GUILD_CREATE per guild for a new session: (session_id, shard) -> dispatches.
 InitialDispatches = Callable[[str, list[int] | None], list[tuple[str, JSON]]]
+
+RefusalMode = Literal["http", "close", "drop"]
+
+# Roughly what Cloudflare serves in front of Discord when the origin is down (not JSON, not Discord's).
+PROXY_502_HTML = (
+    "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
+    "<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>cloudflare</center>\r\n"
+    "</body>\r\n</html>\r\n"
+)
+
+
+@dataclass(slots=True)
+class GatewayRefusal:
+    """Refuse the next ``times`` websocket connection attempts (see FakeDiscord.refuse_gateway)."""
+
+    times: int
+    mode: RefusalMode = "http"
+    status: int = 503
+    body: str = PROXY_502_HTML
+    close_code: int = 1001
+    hits: int = 0
 
 
 class _Connection:
@@ -102,6 +123,9 @@ class FakeGateway:
         self.identify_payloads: list[JSON] = []
         self.resume_payloads: list[JSON] = []
         self.presence_updates: list[JSON] = []
+        self.refusals: list[GatewayRefusal] = []
+        self.refused: list[GatewayRefusal] = []  # one entry per refused connection attempt
+        self.dispatched: list[str] = []  # every dispatch's event name, in order
         self.session: _Session | None = None
         self._initial_dispatches = initial_dispatches
         self._members_chunk = members_chunk
@@ -122,6 +146,7 @@ class FakeGateway:
         if needed and not session.intents & needed:
             return
         session.seq += 1
+        self.dispatched.append(event)
         frame = json.dumps({"op": 0, "t": event, "s": session.seq, "d": data})
         session.log.append((session.seq, frame))
         if session.conn is not None:
@@ -156,6 +181,33 @@ class FakeGateway:
         conn.send_op(9, resumable)
         await conn.drain()
 
+    def refuse(self, times: int, *, mode: RefusalMode, status: int, body: str, close_code: int) -> GatewayRefusal:
+        if mode not in ("http", "close", "drop"):
+            raise ValueError(f"unknown refusal mode {mode!r}")
+        refusal = GatewayRefusal(times, mode, status, body, close_code)
+        self.refusals.append(refusal)
+        return refusal
+
+    def _take_refusal(self) -> GatewayRefusal | None:
+        for refusal in self.refusals:
+            if refusal.hits < refusal.times:
+                refusal.hits += 1
+                self.refused.append(refusal)
+                return refusal
+        return None
+
+    async def _refuse(self, request: web.Request, refusal: GatewayRefusal) -> web.StreamResponse:
+        if refusal.mode == "http":
+            return web.Response(status=refusal.status, body=refusal.body.encode(), content_type="text/html")
+        if refusal.mode == "drop":
+            if request.transport is not None:
+                request.transport.abort()
+            return web.Response(status=503)  # never written: the connection is gone
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        await ws.close(code=refusal.close_code, message=b"refused by the fake")
+        return ws
+
     async def close_all(self) -> None:
         for conn in list(self._connections):
             await conn.ws.close(code=1001, message=b"fake Discord shutting down")
@@ -165,7 +217,13 @@ class FakeGateway:
             conn.session.conn = None
         conn.session = None
 
-    async def handler(self, request: web.Request) -> web.WebSocketResponse:
+    async def handler(self, request: web.Request) -> web.StreamResponse:
+        refusal = self._take_refusal()
+        if refusal is not None:
+            try:
+                return await self._refuse(request, refusal)
+            finally:
+                self._on_change()
         ws = web.WebSocketResponse()
         await ws.prepare(request)
         conn = _Connection(ws)

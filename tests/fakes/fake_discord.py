@@ -2,6 +2,18 @@
 
 Strict like Discord: bot-token auth, message/embed limits, Discord's error codes, 429s with ``Via``;
 tests drive it through FakeDiscord's methods (add guilds, invoke slash commands, inject faults).
+
+Fault injection, all of it recorded so tests can assert it happened:
+
+- ``fail_next(method, path_regex, status=…, times=…, body=…, content_type=…)``: answer with an error
+  (Discord's JSON, or a raw body such as a proxy's HTML page); works for any route, login included.
+- ``hang_next(method, path_regex, times=…, create=…)``: accept a request and never answer it
+  (``fake.hung``), until ``release_hangs()`` or ``stop()``.
+- ``refuse_gateway(times, mode=…)``: the websocket upgrade fails (HTTP 5xx, an immediate close, or a
+  dropped connection), as in an outage (``fake.gateway_refusals``).
+- ``omit_from_next_ready(guilds, unavailable=…)`` / ``ready_guild_filter``: a READY without some guilds.
+- ``reset_token()``: the bot's token stops working (REST 401, gateway 4004).
+- ``nonce_window_seconds`` with ``clock`` / ``advance_clock()``: ``enforce_nonce`` only within a window.
 """
 
 from __future__ import annotations
@@ -14,9 +26,9 @@ import math
 import re
 import secrets
 import time
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
-from typing import Any, NamedTuple
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, NamedTuple
 
 import discord
 import discord.gateway
@@ -24,7 +36,7 @@ import discord.http
 import yarl
 from aiohttp import web
 
-from tests.fakes.discord_gateway import FakeGateway
+from tests.fakes.discord_gateway import PROXY_502_HTML, FakeGateway, GatewayRefusal, RefusalMode
 from tests.fakes.discord_interactions import (
     FakeInteraction,
     InteractionRefused,
@@ -71,6 +83,7 @@ __all__ = [
     "DEFAULT_BOT_PERMISSIONS",
     "MANAGE_GUILD_PERMISSIONS",
     "MEMBER_PERMISSIONS",
+    "PROXY_502_HTML",
     "FakeChannel",
     "FakeDiscord",
     "FakeGuild",
@@ -79,6 +92,8 @@ __all__ = [
     "FakeRole",
     "FakeUser",
     "Fault",
+    "GatewayRefusal",
+    "HungRequest",
     "InteractionRefused",
     "InteractionReply",
     "RecordedRequest",
@@ -93,6 +108,7 @@ API_PREFIX = "/api/v10"
 _INTERACTION_TOKEN_TTL = 15 * 60
 _ATTACHMENT_SIZE_LIMIT = 10 * 1024 * 1024
 _CLOCK_SLACK = 0.01  # a client that slept exactly Reset-After must not be refused for a rounding error
+DEFAULT_NONCE_WINDOW = 300.0  # Discord: a repeated nonce is caught "in the past few minutes"
 _JSON_BODY = web.RequestKey("fake_discord_json", object)
 _FILES = web.RequestKey("fake_discord_files", list)
 
@@ -116,7 +132,12 @@ class Rejection(NamedTuple):
 
 @dataclass(slots=True)
 class Fault:
-    """An injected failure for the next ``times`` requests matching ``method`` and the ``path`` regex."""
+    """An injected failure for the next ``times`` requests matching ``method`` and the ``path`` regex.
+
+    ``body`` (with ``content_type``) replaces Discord's JSON error with raw bytes, e.g. a proxy's HTML
+    page. ``hang`` holds the request unanswered instead (see ``FakeDiscord.hang_next``); ``create`` then
+    lets the request take effect before the answer is withheld.
+    """
 
     method: str
     path: str
@@ -128,9 +149,40 @@ class Fault:
     global_: bool = False
     scope: str = "user"
     hits: int = 0
+    body: str | bytes | None = None
+    content_type: str = "application/json"
+    hang: bool = False
+    create: bool = False
 
     def matches(self, method: str, path: str) -> bool:
         return self.hits < self.times and method == self.method and re.fullmatch(self.path, path) is not None
+
+
+@dataclass(slots=True, eq=False)
+class HungRequest:
+    """A request held unanswered by ``hang_next``.
+
+    ``processed``: the request took effect (``create=True``, or it was answered on release).
+    ``outcome``: ``"held"`` while waiting, then ``"answered"`` (``release_hangs()``) or ``"dropped"``
+    (``release_hangs(answer=False)`` or ``stop()``: the connection is closed without an answer).
+    ``status``: the status the fake answered with, or would have answered with had it answered.
+    """
+
+    request: RecordedRequest
+    fault: Fault
+    processed: bool = False
+    outcome: Literal["held", "answered", "dropped"] = "held"
+    status: int | None = None
+    _answer: bool = field(default=True, repr=False)
+    _released: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
+
+    @property
+    def method(self) -> str:
+        return self.request.method
+
+    @property
+    def path(self) -> str:
+        return self.request.path
 
 
 class _ApiError(Exception):
@@ -157,6 +209,13 @@ def _json_response(status: int, data: Any, headers: Mapping[str, str] | None = N
     return web.Response(status=status, body=body, content_type="application/json", headers=headers)
 
 
+def _drop_connection(request: web.Request) -> web.Response:
+    """Close the client's connection without an answer; the returned response is never written."""
+    if request.transport is not None:
+        request.transport.abort()
+    return web.Response(status=204)
+
+
 @dataclass(slots=True)
 class _RouteSpec:
     auth: bool
@@ -170,7 +229,16 @@ class _Window:
 
 
 class FakeDiscord:
-    """Discord as the bot sees it: one bot user, one application, guilds/channels built by the test."""
+    """Discord as the bot sees it: one bot user, one application, guilds/channels built by the test.
+
+    Nonces: a ``POST /channels/{id}/messages`` with a ``nonce`` and ``enforce_nonce: true`` returns the
+    message created earlier in that channel with the same nonce (200, no new message, no MESSAGE_CREATE)
+    if that message was created less than ``nonce_window_seconds`` ago (Discord: "in the past few
+    minutes"; default 300 s); later, the same nonce creates a new message, which is then the one
+    remembered. The window is measured from the first message's creation, not refreshed by repeats, on
+    ``clock`` (default ``time.monotonic``) plus whatever ``advance_clock(seconds)`` added, so a test can
+    jump past the window at once. Each de-duplicated request is recorded in ``deduplicated``.
+    """
 
     MEMBER_PERMISSIONS = MEMBER_PERMISSIONS
     MANAGE_GUILD_PERMISSIONS = MANAGE_GUILD_PERMISSIONS
@@ -187,8 +255,15 @@ class FakeDiscord:
         heartbeat_interval_ms: int = 41_250,
         message_rate_limit: tuple[int, float] = (5, 5.0),
         global_rate_limit: int = 50,
+        nonce_window_seconds: float = DEFAULT_NONCE_WINDOW,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.token = token
+        self.nonce_window_seconds = nonce_window_seconds
+        self.clock = clock
+        self._clock_offset = 0.0
+        self._nonces: dict[tuple[int, str | int], tuple[FakeMessage, float]] = {}
+        self.deduplicated: list[tuple[str | int, FakeMessage]] = []  # (nonce, the earlier message returned)
         self.enforce_rate_limits = enforce_rate_limits
         self.interaction_response_timeout = interaction_response_timeout
         # Opt-in limits: requests per second per token, and (requests, per seconds) per channel.
@@ -209,6 +284,11 @@ class FakeDiscord:
         self.rejected: list[Rejection] = []
         self.rate_limited: list[RecordedRequest] = []  # 429s from enforced (not injected) limits
         self.faults: list[Fault] = []
+        self.hung: list[HungRequest] = []  # requests held by hang_next, in arrival order
+        self.ready_guild_filter: Callable[[FakeGuild], bool] | None = None  # False: left out of every READY
+        self._next_ready_omit: dict[int, bool] = {}  # guild id -> listed as unavailable
+        self._hidden_guilds: set[int] = set()  # joined guilds the current session was not told about
+        self._stopping = False
         self.synced_commands: list[JSON] = []
         self.guild_commands: dict[int, list[JSON]] = {}
         self.interactions: dict[int, FakeInteraction] = {}
@@ -224,6 +304,8 @@ class FakeDiscord:
         )
         self.identify_payloads = self.gateway.identify_payloads
         self.resume_payloads = self.gateway.resume_payloads
+        self.gateway_refusals = self.gateway.refused  # one GatewayRefusal per refused connection attempt
+        self.dispatched = self.gateway.dispatched  # event names sent to the bot, in order
         self._changed = asyncio.Event()
         self._route_specs: dict[str, _RouteSpec] = {}
         self._windows: dict[tuple[str, str], _Window] = {}
@@ -245,17 +327,34 @@ class FakeDiscord:
         app = web.Application(middlewares=[self._middleware])
         self._add_routes(app)
         app.router.add_get("/gateway/", self.gateway.handler)
-        self._runner = web.AppRunner(app, access_log=None)
+        # A short shutdown timeout is only a safety net: stop() releases held requests itself.
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
         self.port = self._runner.addresses[0][1]
+        self._stopping = False
 
     async def stop(self) -> None:
+        """Stop serving; requests held by ``hang_next`` are dropped (closed without an answer)."""
+        self._stopping = True
+        self.release_hangs(answer=False)
         await self.gateway.close_all()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+
+    # ------------------------------------------------------------------ clock (nonce memory)
+
+    def now(self) -> float:
+        """The fake's clock in seconds: ``clock()`` plus every ``advance_clock`` so far."""
+        return self.clock() + self._clock_offset
+
+    def advance_clock(self, seconds: float) -> None:
+        """Jump the fake's clock forward (only nonce memory reads it; rate limits use the event loop)."""
+        if seconds < 0:
+            raise ValueError("the clock only moves forward")
+        self._clock_offset += seconds
 
     # ------------------------------------------------------------------ building the world
 
@@ -309,6 +408,7 @@ class FakeDiscord:
         """The bot is added to a guild: GUILD_CREATE without ``unavailable`` (discord.py: on_guild_join)."""
         guild = self.guilds[guild if isinstance(guild, int) else guild.id]
         guild.bot_joined = True
+        self._hidden_guilds.discard(guild.id)
         self._dispatch("GUILD_CREATE", guild.gateway_payload(initial=False), guild=guild)
         await self.drain()
 
@@ -375,15 +475,105 @@ class FakeDiscord:
         retry_after: float = 0.05,
         global_: bool = False,
         scope: str | None = None,
+        body: str | bytes | None = None,
+        content_type: str = "application/json",
     ) -> Fault:
         """Fail the next ``times`` requests whose path (without /api/v10) fully matches ``path``.
 
         ``status=429`` answers like Discord's rate limiter (JSON ``retry_after``, ``Via`` header).
+        ``body`` sends those bytes instead of Discord's JSON error, with ``content_type`` — e.g.
+        ``status=502, body=PROXY_502_HTML, content_type="text/html"`` for what a proxy answers in an
+        outage (discord.py then gets the text, not JSON). Any route can fail this way, including the
+        login (``GET /users/@me``) and ``GET /gateway/bot``; injected faults are not ``rejected``.
         """
         fault = Fault(method.upper(), path, status, code, message, times, retry_after, global_)
         fault.scope = scope or ("global" if global_ else "user")
+        fault.body, fault.content_type = body, content_type
         self.faults.append(fault)
         return fault
+
+    def hang_next(self, method: str, path: str, *, times: int = 1, create: bool = False) -> Fault:
+        """Accept the next ``times`` requests matching ``method`` and the ``path`` regex, and never answer.
+
+        The request is read and recorded (``requests``, and ``hung`` as a HungRequest), then held until
+        ``release_hangs()`` or ``stop()``, so the client's own timeout is what ends it. With
+        ``create=True`` the request takes effect first (the message is created and MESSAGE_CREATE sent)
+        and only the answer is lost — as when Discord did the work but the response never arrived.
+        """
+        fault = Fault(method.upper(), path, 0, times=times, hang=True, create=create)
+        self.faults.append(fault)
+        return fault
+
+    def release_hangs(self, *, answer: bool = True) -> int:
+        """Release every held request; returns how many.
+
+        ``answer=True``: each is served now (a ``create=False`` request takes effect only now, possibly
+        after its client gave up). ``answer=False``: each connection is closed without an answer.
+        """
+        held = [h for h in self.hung if h.outcome == "held" and not h._released.is_set()]
+        for hung in held:
+            hung._answer = answer
+            if not answer:
+                hung.outcome = "dropped"
+            hung._released.set()
+        return len(held)
+
+    def refuse_gateway(
+        self,
+        times: int = 1,
+        *,
+        mode: RefusalMode = "http",
+        status: int = 503,
+        body: str = PROXY_502_HTML,
+        close_code: int = 1001,
+    ) -> GatewayRefusal:
+        """Refuse the next ``times`` gateway connection attempts, as in an outage.
+
+        ``mode="http"``: the websocket upgrade is answered with HTTP ``status`` and an HTML ``body`` (what
+        Cloudflare answers when the gateway is down); aiohttp raises ``WSServerHandshakeError``.
+        ``mode="close"``: the upgrade succeeds, then the socket is closed with ``close_code`` before HELLO.
+        ``mode="drop"``: the TCP connection is closed without any answer (``ServerDisconnectedError``).
+        ``times`` counts connections, and aiohttp retries a dropped GET once by itself: ``times=2``
+        makes one ``ws_connect`` fail.
+        discord.py 2.7.1 retries each of these with its exponential backoff (up to 2 s, then 4 s, …)
+        and logs "Attempting a reconnect" at ERROR — except on its very first connection, where it has
+        no websocket to resume from and ``connect()`` dies with AttributeError (discord.py #10520).
+        """
+        return self.gateway.refuse(times, mode=mode, status=status, body=body, close_code=close_code)
+
+    def reset_token(self, new_token: str | None = None) -> str:
+        """Discord resets the bot's token (leaked, or too many IDENTIFYs); returns the new one.
+
+        From now on REST with the old token answers 401 and IDENTIFY / RESUME with it are closed with
+        4004. The live websocket is left alone; ``disconnect_gateway()`` makes the bot try again.
+        """
+        self.token = new_token or f"{self.token}.reset-{secrets.token_hex(4)}"
+        self.gateway.token = self.token
+        return self.token
+
+    def omit_from_next_ready(self, guilds: Iterable[FakeGuild | int], *, unavailable: bool = False) -> None:
+        """Leave these guilds out of the next READY only, and send no GUILD_CREATE for them.
+
+        ``unavailable=False``: not listed at all — what the bot sees when started with another
+        application's token, or when READY is partial; discord.py never hears of them.
+        ``unavailable=True``: listed as ``{"id", "unavailable": true}`` stubs but never created — a
+        Discord outage; discord.py keeps them as unavailable guilds. Either way the fake sends no
+        events for them on that session until ``make_guild_available`` or ``join_guild``. REST is
+        unchanged (the bot is still a member); set ``guild.bot_joined = False`` before start for a guild
+        the bot is really not in. For every READY, set ``ready_guild_filter`` instead.
+        """
+        for guild in guilds:
+            self._next_ready_omit[guild if isinstance(guild, int) else guild.id] = unavailable
+
+    async def make_guild_available(self, guild: FakeGuild | int) -> None:
+        """A guild hidden from READY comes back: GUILD_CREATE with ``unavailable: false``.
+
+        discord.py dispatches ``on_guild_available`` (not ``on_guild_join``).
+        """
+        found = self.guilds[guild if isinstance(guild, int) else guild.id]
+        self._hidden_guilds.discard(found.id)
+        self._dispatch("GUILD_CREATE", found.gateway_payload(initial=True), guild=found)
+        await self.drain()
 
     def messages_in(self, channel_id: int) -> list[FakeMessage]:
         return [m for m in self.messages if m.channel_id == channel_id and not m.deleted]
@@ -425,6 +615,8 @@ class FakeDiscord:
         ]
         lines.append(f"-- interactions: {list(self.interactions.values())}")
         lines.append(f"-- unhandled: {self.unhandled}  rejected: {self.rejected}")
+        if self.hung or self.gateway_refusals:
+            lines.append(f"-- hung: {self.hung}  gateway refusals: {self.gateway_refusals}")
         lines.append(f"-- gateway connected: {self.connected}")
         return "\n".join(lines)
 
@@ -517,11 +709,14 @@ class FakeDiscord:
         guild = self.guilds.get(guild_id) if guild_id is not None else None
         if guild_id is not None and (guild is None or not guild.bot_joined):
             raise InteractionRefused(f"the bot is not in guild {guild_id}")
-        scopes = [self.guild_commands.get(guild_id, []), self.synced_commands] if guild else [self.synced_commands]
+        scopes = [self.guild_commands.get(guild.id, []), self.synced_commands] if guild else [self.synced_commands]
         cmd = find_command(name, scopes)
         check_allowed(cmd, guild_id, permissions, bypass=bypass)
-        user = self.users.get(user_id) if user_id is not None else self.default_user
-        if user is None:
+        if user_id is None:
+            user = self.default_user
+        elif (found := self.users.get(user_id)) is not None:
+            user = found
+        else:
             user = self.users[user_id] = FakeUser(user_id, f"user{user_id}")
         data = OptionResolver(guild, self.channels, self.users, permissions).command_data(
             cmd, subcommand, given, focused
@@ -584,16 +779,22 @@ class FakeDiscord:
     # ------------------------------------------------------------------ gateway state
 
     def _dispatch(self, event: str, data: JSON, *, guild: FakeGuild | None = None) -> None:
-        """Dispatch to the bot, unless the event concerns a guild the bot is not in."""
-        if guild is None or guild.bot_joined:
+        """Dispatch to the bot, unless the event concerns a guild the bot is not in (or was not told of)."""
+        if guild is None or (guild.bot_joined and guild.id not in self._hidden_guilds):
             self.gateway.dispatch(event, data)
 
     def _initial_dispatches(self, session_id: str, shard: list[int] | None) -> list[tuple[str, JSON]]:
+        omit, self._next_ready_omit = self._next_ready_omit, {}
+        keep = self.ready_guild_filter or (lambda guild: True)
         joined = [g for g in self.guilds.values() if g.bot_joined]
+        created = [g for g in joined if g.id not in omit and keep(g)]
+        created_ids = {g.id for g in created}
+        listed = [g for g in joined if g.id in created_ids or omit.get(g.id)]
+        self._hidden_guilds = {g.id for g in joined} - created_ids
         ready: JSON = {
             "v": 10,
             "user": self.bot_user.payload() | {"verified": True, "mfa_enabled": False, "flags": 0, "email": None},
-            "guilds": [{"id": str(g.id), "unavailable": True} for g in joined],
+            "guilds": [{"id": str(g.id), "unavailable": True} for g in listed],
             "session_id": session_id,
             "session_type": "normal",
             "resume_gateway_url": self.gateway_url,
@@ -609,7 +810,7 @@ class FakeDiscord:
         }
         if shard is not None:
             ready["shard"] = shard
-        return [("READY", ready)] + [("GUILD_CREATE", g.gateway_payload(initial=True)) for g in joined]
+        return [("READY", ready)] + [("GUILD_CREATE", g.gateway_payload(initial=True)) for g in created]
 
     def _members_chunk(self, data: JSON) -> JSON | None:
         guild = self.guilds.get(int(data.get("guild_id", 0)))
@@ -675,11 +876,14 @@ class FakeDiscord:
                 )
             return await self._handle(request, handler, path)
         except _ApiError as err:
-            if err.status in (400, 401):
-                self.rejected.append(Rejection(request.method, path, err.status, err.body, request.get(_JSON_BODY)))
-            return _json_response(err.status, err.body)
+            return self._error_response(request, path, err)
         finally:
             self._bump()
+
+    def _error_response(self, request: web.Request, path: str, err: _ApiError) -> web.Response:
+        if err.status in (400, 401):
+            self.rejected.append(Rejection(request.method, path, err.status, err.body, request.get(_JSON_BODY)))
+        return _json_response(err.status, err.body)
 
     async def _handle(
         self, request: web.Request, handler: Callable[[web.Request], Any], path: str
@@ -695,6 +899,11 @@ class FakeDiscord:
         for fault in self.faults:
             if fault.matches(request.method, path):
                 fault.hits += 1
+                if fault.hang:
+                    return await self._hang(request, handler, path, fault)
+                if fault.body is not None:
+                    body = fault.body.encode() if isinstance(fault.body, str) else fault.body
+                    return web.Response(status=fault.status, body=body, content_type=fault.content_type)
                 if fault.status == 429:
                     return self._rate_limited(fault.retry_after, global_=fault.global_, scope=fault.scope, bucket=name)
                 return _json_response(fault.status, {"code": fault.code, "message": fault.message})
@@ -706,6 +915,39 @@ class FakeDiscord:
                 return limited
         response: web.StreamResponse = await handler(request)
         response.headers.update(headers)
+        return response
+
+    async def _hang(
+        self, request: web.Request, handler: Callable[[web.Request], Any], path: str, fault: Fault
+    ) -> web.StreamResponse:
+        """Hold a request unanswered until release_hangs() or stop() (see hang_next)."""
+        hung = HungRequest(self.requests[-1], fault)
+        self.hung.append(hung)
+        response: web.StreamResponse | None = None
+        if fault.create:
+            response = await self._run_handler(request, handler, path)
+            hung.processed, hung.status = True, response.status
+        if self._stopping:
+            hung._answer = False
+        else:
+            self._bump()
+            await hung._released.wait()
+        if not hung._answer:
+            hung.outcome = "dropped"
+            return _drop_connection(request)
+        if response is None:
+            response = await self._run_handler(request, handler, path)
+            hung.processed = True
+        hung.outcome, hung.status = "answered", response.status
+        return response
+
+    async def _run_handler(
+        self, request: web.Request, handler: Callable[[web.Request], Any], path: str
+    ) -> web.StreamResponse:
+        try:
+            response: web.StreamResponse = await handler(request)
+        except _ApiError as err:
+            return self._error_response(request, path, err)
         return response
 
     async def _read_body(self, request: web.Request, path: str) -> None:
@@ -1061,10 +1303,10 @@ class FakeDiscord:
         if body.get("embeds") and not perms & EMBED_LINKS:
             raise _ApiError(403, 50013, "Missing Permissions")
         nonce = body.get("nonce")
-        if nonce is not None and body.get("enforce_nonce"):
-            for old in self.messages:
-                if old.channel_id == channel.id and old.nonce == nonce:
-                    return _json_response(200, old.payload())
+        remembered = self._remembered_nonce(channel.id, nonce)
+        if remembered is not None and body.get("enforce_nonce"):
+            self.deduplicated.append((nonce, remembered))
+            return _json_response(200, remembered.payload())
         message = FakeMessage(
             self._next_id(),
             channel.id,
@@ -1092,9 +1334,23 @@ class FakeDiscord:
         self._effective_mentions(guild, message, perms)
         channel.last_message_id = message.id
         self.messages.append(message)
+        if nonce is not None and remembered is None:
+            self._nonces[(channel.id, nonce)] = (message, self.now())
         member = guild.members[self.bot_user_id].payload(with_user=False)
         self._dispatch("MESSAGE_CREATE", message.payload() | {"member": member}, guild=guild)
         return _json_response(200, message.payload())
+
+    def _remembered_nonce(self, channel_id: int, nonce: Any) -> FakeMessage | None:
+        """The message created in this channel with this nonce within the nonce window, if any."""
+        if not isinstance(nonce, str | int):
+            return None
+        seen = self._nonces.get((channel_id, nonce))
+        if seen is None:
+            return None
+        if self.now() - seen[1] >= self.nonce_window_seconds:
+            del self._nonces[(channel_id, nonce)]
+            return None
+        return seen[0]
 
     async def _list_messages(self, request: web.Request) -> web.Response:
         channel, perms = self._bot_channel(request)

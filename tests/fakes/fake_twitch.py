@@ -1,5 +1,10 @@
 """A strict fake of Twitch's OAuth and Helix endpoints, served by aiohttp on 127.0.0.1 for tests.
-It checks credentials and limits like real Twitch and lets tests inject failures, latency and rate limits."""
+It checks credentials and limits like real Twitch and lets tests inject failures, latency and rate limits.
+
+Fault injection: ``fail_next`` (any status, raw body and content type, delay), ``malformed_next`` (a 200
+whose body is not what Helix promises), ``hang_next`` (a request that is never answered until
+``release_hangs()`` or ``stop()``), and ``poison_stream`` / ``go_live(raw_overrides=…)`` (one entry of
+an otherwise normal /helix/streams page carries raw field values, emitted exactly, see ``RawJSON``)."""
 
 from __future__ import annotations
 
@@ -13,18 +18,54 @@ import math
 import secrets
 import time
 import zlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Self
+from typing import Any, Final, Literal, Self
 
 from aiohttp import web
 
-__all__ = ["GAMES", "FakeGame", "FakeStream", "FakeTwitch", "FakeUser", "FakeVideo", "RecordedRequest"]
+__all__ = [
+    "GAMES",
+    "HTML_ERROR_PAGE",
+    "OMIT",
+    "FakeGame",
+    "FakeStream",
+    "FakeTwitch",
+    "FakeUser",
+    "FakeVideo",
+    "HungRequest",
+    "RawJSON",
+    "RecordedRequest",
+]
 
 MAX_PER_REQUEST = 100
 DEFAULT_TOKEN_TTL = 5_000_000
 DEFAULT_BUCKET = 800
+
+# What a CDN / load balancer in front of Helix serves when the origin misbehaves: HTML, not JSON.
+HTML_ERROR_PAGE = (
+    "<!DOCTYPE html>\n<html><head><title>Twitch</title></head>"
+    "<body><h1>Something went wrong</h1><p>upstream connect error</p></body></html>\n"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class RawJSON:
+    """A JSON token emitted exactly as written, for values json.dumps cannot or will not produce:
+    ``RawJSON("1e999")`` (a number no double holds; json.dumps would write the invalid ``Infinity``),
+    ``RawJSON("1.0")``, ``RawJSON("-0")``, even invalid JSON such as ``RawJSON("NaN")``."""
+
+    text: str
+
+
+class _Omit:
+    def __repr__(self) -> str:
+        return "OMIT"
+
+
+OMIT: Final = _Omit()
+"""As a poisoned field's value: leave the key out of the entry altogether."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,8 +128,18 @@ class FakeStream:
     language: str = "en"
     is_mature: bool = False
     tags: list[str] = field(default_factory=lambda: ["English"])
+    raw_overrides: dict[str, Any] = field(default_factory=dict)  # poisoned fields, see poison_stream
 
     def to_json(self, user: FakeUser) -> dict[str, Any]:
+        data = self._clean_json(user)
+        for key, value in self.raw_overrides.items():
+            if value is OMIT:
+                data.pop(key, None)
+            else:
+                data[key] = value
+        return data
+
+    def _clean_json(self, user: FakeUser) -> dict[str, Any]:
         return {
             "id": self.id,
             "user_id": user.id,
@@ -169,6 +220,21 @@ class RecordedRequest:
 _RECORD = web.RequestKey("fake_record", RecordedRequest)
 
 
+@dataclass(slots=True, eq=False)
+class HungRequest:
+    """A request held by ``hang_next``: ``outcome`` is "held", then "answered" (``release_hangs()``),
+    "dropped" (``release_hangs(answer=False)`` or ``stop()``) or "abandoned" (the client went away)."""
+
+    request: RecordedRequest
+    outcome: Literal["held", "answered", "dropped", "abandoned"] = "held"
+    _answer: bool = field(default=True, repr=False)
+    _released: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
+
+    @property
+    def path(self) -> str:
+        return self.request.path
+
+
 @dataclass(slots=True)
 class _Failure:
     path: str
@@ -178,6 +244,8 @@ class _Failure:
     delay: float
     query: tuple[tuple[str, str], ...]
     headers: dict[str, str]
+    content_type: str = "application/json"
+    hang: bool = False
 
     def matches(self, path: str, query: list[tuple[str, str]]) -> bool:
         return path.startswith(self.path) and all(pair in query for pair in self.query)
@@ -223,6 +291,7 @@ class FakeTwitch:
         self.token_requests = 0
         self.validate_requests = 0
         self.issued_tokens: list[str] = []  # so tests can prove no token leaks into logs
+        self.hung: list[HungRequest] = []  # requests held by hang_next, in arrival order
 
         self._tokens: dict[str, _Token] = {}
         self._failures: list[_Failure] = []
@@ -257,7 +326,9 @@ class FakeTwitch:
         self._port = self._runner.addresses[0][1]
 
     async def stop(self) -> None:
+        """Stop serving; requests held by ``hang_next`` are dropped (closed without an answer)."""
         self._stopping.set()
+        self.release_hangs(answer=False)
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -341,8 +412,10 @@ class FakeTwitch:
         language: str = "en",
         is_mature: bool = False,
         tags: Iterable[str] = ("English",),
+        raw_overrides: Mapping[str, Any] | None = None,
     ) -> FakeStream:
-        """Start a stream (a new stream id each call unless given; an earlier live stream ends first)."""
+        """Start a stream (a new stream id each call unless given; an earlier live stream ends first).
+        ``raw_overrides`` poisons fields of its /helix/streams entry, as ``poison_stream`` does."""
         user = self.user(user_id_or_login)
         if user.id in self.streams and (stream_id is None or self.streams[user.id].id != stream_id):
             self.go_offline(user.id)
@@ -360,7 +433,23 @@ class FakeTwitch:
             tags=list(tags),
         )
         self.streams[user.id] = stream
+        if raw_overrides:
+            self.poison_stream(user.id, **raw_overrides)
         return stream
+
+    def poison_stream(self, user_id_or_login: str, **fields: Any) -> FakeStream:
+        """Make the live stream's /helix/streams entry carry raw values Twitch's fake never produces,
+        in an otherwise normal page: ``viewer_count=RawJSON("1e999")`` (or ``float("inf")``, emitted as
+        ``1e999``), ``viewer_count=123456789012345678901234567890`` (an exact integer token),
+        ``viewer_count="12"``, ``started_at="yesterday"``, ``title=None`` (null), ``user_id=OMIT``
+        (key missing). Lasts until the stream ends; ``clear_poison`` undoes it. Ordering and filtering
+        still use the stream's real values."""
+        stream = self.streams[self.user(user_id_or_login).id]
+        stream.raw_overrides.update({key: _raw_value(value) for key, value in fields.items()})
+        return stream
+
+    def clear_poison(self, user_id_or_login: str) -> None:
+        self.streams[self.user(user_id_or_login).id].raw_overrides.clear()
 
     def update_stream(
         self,
@@ -411,16 +500,55 @@ class FakeTwitch:
         path: str = "/helix/streams",
         status: int | None = 500,
         times: int | None = 1,
-        body: str | None = None,
+        body: str | bytes | Mapping[str, Any] | list[Any] | None = None,
         *,
         delay: float = 0.0,
         query: Iterable[tuple[str, str]] = (),
         headers: dict[str, str] | None = None,
+        content_type: str = "application/json",
     ) -> None:
         """Answer the next `times` requests whose path starts with `path` (and whose query holds all
         `query` pairs) with `status` and `body`; times=None means forever. status=None only adds
-        `delay` and then serves normally; a 2xx status with a body overrides a real answer."""
-        self._failures.append(_Failure(path, status, times, body, delay, tuple(query), dict(headers or {})))
+        `delay` and then serves normally; a 2xx status with a body overrides a real answer.
+        `body` is sent as is when text or bytes (with `content_type`), JSON-encoded (RawJSON allowed)
+        when a dict or list."""
+        if body is not None and not isinstance(body, str):
+            body = body.decode() if isinstance(body, bytes) else _dumps(body)
+        failure = _Failure(path, status, times, body, delay, tuple(query), dict(headers or {}), content_type)
+        self._failures.append(failure)
+
+    def malformed_next(
+        self,
+        path: str = "/helix/streams",
+        body: str | bytes | Mapping[str, Any] | list[Any] = '{"error": "upstream"}',
+        times: int | None = 1,
+        *,
+        content_type: str = "application/json",
+        query: Iterable[tuple[str, str]] = (),
+    ) -> None:
+        """Answer the next `times` matching requests with HTTP 200 and a body that breaks Helix's
+        contract: JSON without `data` (the default), `{"data": None}`, or an HTML page with
+        `content_type="text/html"` (see HTML_ERROR_PAGE). Ratelimit-* headers are still sent."""
+        self.fail_next(path, 200, times, body, query=query, content_type=content_type)
+
+    def hang_next(
+        self, path: str = "/helix/streams", times: int | None = 1, *, query: Iterable[tuple[str, str]] = ()
+    ) -> None:
+        """Accept the next `times` requests whose path starts with `path` and never answer them: each is
+        recorded (`requests`, `hung`) and held until `release_hangs()` or `stop()`, so only the
+        client's own timeout ends it."""
+        self._failures.append(_Failure(path, None, times, None, 0.0, tuple(query), {}, hang=True))
+
+    def release_hangs(self, *, answer: bool = True) -> int:
+        """Release every held request (returns how many): served normally now with `answer=True`,
+        or the connection is closed without an answer with `answer=False`."""
+        held = [h for h in self.hung if h.outcome == "held" and not h._released.is_set()]
+        for hung in held:
+            hung._answer = answer
+            if not answer:
+                hung.outcome = "dropped"
+            hung._released.set()
+        return len(held)
 
     def clear_failures(self) -> None:
         self._failures.clear()
@@ -440,6 +568,10 @@ class FakeTwitch:
         self.requests.append(record)
         request[_RECORD] = record
         failure = self._take_failure(request.path, query)
+        if failure is not None and failure.hang and not await self._hold(record):
+            if request.transport is not None:
+                request.transport.abort()
+            return web.Response(status=503)  # never written: the connection is gone
         if failure is not None and failure.delay:
             await self._pause(failure.delay)
         if request.path.startswith("/helix/") and self.latency:
@@ -450,6 +582,22 @@ class FakeTwitch:
             response = await handler(request)
         record.status = response.status
         return response
+
+    async def _hold(self, record: RecordedRequest) -> bool:
+        """Hold a hung request until released; True if it should then be answered."""
+        hung = HungRequest(record)
+        self.hung.append(hung)
+        if self._stopping.is_set():
+            hung._answer = False
+        else:
+            try:
+                await hung._released.wait()
+            except asyncio.CancelledError:  # the client went away (handler_cancellation)
+                if hung.outcome == "held":
+                    hung.outcome = "abandoned"
+                raise
+        hung.outcome = "answered" if hung._answer else "dropped"
+        return hung._answer
 
     def _take_failure(self, path: str, query: list[tuple[str, str]]) -> _Failure | None:
         for failure in self._failures:
@@ -472,7 +620,7 @@ class FakeTwitch:
             headers.setdefault("Ratelimit-Remaining", str(remaining))
             headers.setdefault("Ratelimit-Reset", str(reset))
         if failure.body is not None:
-            return web.Response(status=status, text=failure.body, content_type="application/json", headers=headers)
+            return web.Response(status=status, text=failure.body, content_type=failure.content_type, headers=headers)
         reason = _REASONS.get(status, "Error")
         payload = {"error": reason, "status": status, "message": reason}
         return _json(payload, status=status, headers=headers)
@@ -713,7 +861,32 @@ def _login_ok(login: str) -> bool:
 
 
 def _json(payload: Any, *, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
-    return web.Response(status=status, text=json.dumps(payload), content_type="application/json", headers=headers)
+    return web.Response(status=status, text=_dumps(payload), content_type="application/json", headers=headers)
+
+
+def _dumps(payload: Any) -> str:
+    """json.dumps, except that RawJSON values are written verbatim (json.dumps cannot emit 1e999)."""
+    raws: list[str] = []
+
+    def placeholder(value: Any) -> str:
+        if isinstance(value, RawJSON):
+            raws.append(value.text)
+            return f"\x00raw{len(raws) - 1}\x00"
+        raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+    text = json.dumps(payload, default=placeholder, allow_nan=False)
+    for index, raw in enumerate(raws):
+        text = text.replace(json.dumps(f"\x00raw{index}\x00"), raw, 1)
+    return text
+
+
+def _raw_value(value: Any) -> Any:
+    """Infinite floats become the number token 1e999 (what a poisoned upstream would really send)."""
+    if isinstance(value, float) and math.isinf(value):
+        return RawJSON("1e999" if value > 0 else "-1e999")
+    if isinstance(value, float) and math.isnan(value):
+        raise ValueError("JSON has no NaN token; use RawJSON('NaN') for invalid JSON on purpose")
+    return value
 
 
 def _bad_request(message: str) -> web.Response:

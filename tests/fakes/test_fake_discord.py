@@ -6,8 +6,10 @@ A small commands.Bot (not the shipped bot) exercises each behaviour the e2e test
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import logging
+import re
 from collections.abc import AsyncIterator, Awaitable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +21,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from tests.fakes.fake_discord import (
+    PROXY_502_HTML,
     FakeChannel,
     FakeDiscord,
     FakeGuild,
@@ -69,7 +72,12 @@ def _build_commands() -> list[app_commands.Command[Any, ..., Any] | app_commands
 
 class MiniBot(commands.Bot):
     def __init__(self) -> None:
-        super().__init__(command_prefix=commands.when_mentioned, intents=discord.Intents.default(), help_command=None)
+        super().__init__(
+            command_prefix=commands.when_mentioned,
+            intents=discord.Intents.default(),
+            help_command=None,
+            guild_ready_timeout=0.05,  # passed through to ConnectionState; discord.py waits 2 s by default
+        )
         for command in _build_commands():
             self.tree.add_command(command)
 
@@ -88,6 +96,13 @@ class ErrorCollector(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         self.records.append(record)
 
+    def expect(self, pattern: str) -> list[logging.LogRecord]:
+        """Take the ERROR records a test expects (at least one) out of the collector."""
+        matched = [r for r in self.records if re.search(pattern, r.getMessage())]
+        assert matched, f"no ERROR log matching {pattern!r}: {[r.getMessage() for r in self.records]}"
+        self.records = [r for r in self.records if r not in matched]
+        return matched
+
 
 @dataclass
 class World:
@@ -98,12 +113,12 @@ class World:
 
 
 @pytest.fixture(autouse=True)
-def no_discord_errors() -> Iterator[None]:
-    """Every test fails if any discord.* logger recorded an ERROR."""
+def no_discord_errors() -> Iterator[ErrorCollector]:
+    """Every test fails if any discord.* logger recorded an ERROR it did not ``expect``."""
     errors = ErrorCollector()
     logger = logging.getLogger("discord")
     logger.addHandler(errors)
-    yield
+    yield errors
     logger.removeHandler(errors)
     assert [f"{r.name}: {r.getMessage()}" for r in errors.records] == []
 
@@ -127,10 +142,10 @@ def world(fake: FakeDiscord) -> World:
     return World(guild, alerts, general, role)
 
 
-@pytest.fixture
-async def bot(fake: FakeDiscord, world: World) -> AsyncIterator[MiniBot]:
+@contextlib.asynccontextmanager
+async def running_bot() -> AsyncIterator[MiniBot]:
+    """A MiniBot logged in, connected and ready; fails at once if ``connect()`` dies."""
     bot = MiniBot()
-    bot._connection.guild_ready_timeout = 0.05
     await bot.login(TOKEN)
     task = asyncio.create_task(bot.connect(), name="bot.connect")
     ready = asyncio.ensure_future(bot.wait_until_ready())
@@ -147,6 +162,12 @@ async def bot(fake: FakeDiscord, world: World) -> AsyncIterator[MiniBot]:
         ready.cancel()
         await bot.close()
         await asyncio.wait_for(task, 5)
+
+
+@pytest.fixture
+async def bot(fake: FakeDiscord, world: World) -> AsyncIterator[MiniBot]:
+    async with running_bot() as bot:
+        yield bot
 
 
 async def expect_event(bot: MiniBot, event: str, trigger: Awaitable[Any], timeout: float = 5.0) -> Any:
@@ -275,7 +296,7 @@ async def test_autocomplete_returns_the_bots_choices(bot: MiniBot, fake: FakeDis
 
 
 async def test_discord_refuses_what_the_schema_does_not_allow(bot: MiniBot, fake: FakeDiscord, world: World) -> None:
-    where = {"guild_id": world.guild.id, "channel_id": world.general.id}
+    where: dict[str, Any] = {"guild_id": world.guild.id, "channel_id": world.general.id}
     good = {"streamer": "shroud", "channel": world.alerts.id}
     with pytest.raises(InteractionRefused, match="default_member_permissions"):
         await fake.invoke("addstreamer", good, permissions=fake.MEMBER_PERMISSIONS, **where)
@@ -527,3 +548,279 @@ def test_component_validation_like_discord() -> None:
     ]
     for components in bad:
         assert validate_message({"components": components}), components
+
+
+# --------------------------------------------------------------------------- requests that never answer
+
+
+async def test_hung_post_times_out_the_client_and_takes_effect_only_when_released(
+    bot: MiniBot, fake: FakeDiscord, world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    fault = fake.hang_next("POST", rf"/channels/{world.alerts.id}/messages")
+    channel = bot.get_partial_messageable(world.alerts.id)
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(channel.send("lost"), 0.2)  # discord.py itself would wait 5 minutes
+    [hung] = fake.hung
+    assert (hung.method, hung.path, hung.outcome, hung.processed) == (
+        "POST",
+        f"/channels/{world.alerts.id}/messages",
+        "held",
+        False,
+    )
+    assert hung.request.json["content"] == "lost" and fault.hits == 1
+    assert fake.messages == []
+
+    sent = await channel.send("the next one is answered")
+    assert [m.id for m in fake.messages] == [sent.id]
+    # Released after its client gave up: it takes effect late, and the answer goes nowhere.
+    assert fake.release_hangs() == 1
+    await fake.wait_until(lambda: hung.outcome == "answered", what="the held request to be served")
+    assert [m.content for m in fake.messages] == ["the next one is answered", "lost"] and hung.status == 200
+    assert [r.levelname for r in caplog.records if r.name.startswith("aiohttp")] == []
+
+
+async def test_hung_post_with_create_posts_but_never_answers(bot: MiniBot, fake: FakeDiscord, world: World) -> None:
+    fake.hang_next("POST", r"/channels/\d+/messages", create=True)
+    channel = bot.get_partial_messageable(world.alerts.id)
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(channel.send("posted anyway", nonce="announce-1"), 0.2)
+    [created] = fake.messages
+    assert created.content == "posted anyway" and created.nonce == "announce-1"
+    assert fake.hung[0].processed and fake.hung[0].status == 200 and fake.hung[0].outcome == "held"
+    assert fake.dispatched.count("MESSAGE_CREATE") == 1
+
+    # A retry with the same nonce gets the message Discord already made: no duplicate.
+    retried = await channel.send("posted anyway", nonce="announce-1")
+    assert retried.id == created.id and len(fake.messages) == 1
+    assert fake.deduplicated == [("announce-1", created)]
+    # stop() drops the request still held; the fixture's teardown proves it does not hang.
+
+
+async def test_release_hangs_answers_the_waiting_client(bot: MiniBot, fake: FakeDiscord, world: World) -> None:
+    fake.hang_next("POST", r"/channels/\d+/messages")
+    send = asyncio.create_task(bot.get_partial_messageable(world.alerts.id).send("late"))
+    await fake.wait_until(lambda: fake.hung, what="a held request")
+    assert fake.messages == [] and not send.done()
+    assert fake.release_hangs() == 1
+    sent = await asyncio.wait_for(send, 5)
+    assert [m.id for m in fake.messages] == [sent.id]
+    assert (fake.hung[0].outcome, fake.hung[0].processed, fake.hung[0].status) == ("answered", True, 200)
+
+
+async def test_stop_drops_held_requests_at_once() -> None:
+    fake = FakeDiscord(token=TOKEN)
+    await fake.start()
+    fake.hang_next("GET", "/users/@me", times=2)
+    async with aiohttp.ClientSession() as session:
+        auth = {"Authorization": f"Bot {TOKEN}"}
+        pending = [asyncio.create_task(session.get(f"{fake.api_base}/users/@me", headers=auth)) for _ in range(2)]
+        await fake.wait_until(lambda: len(fake.hung) == 2, what="two held requests")
+        await asyncio.wait_for(fake.stop(), 1.5)
+        for request in pending:
+            with pytest.raises(aiohttp.ClientError):
+                await request
+    assert [h.outcome for h in fake.hung] == ["dropped", "dropped"]
+
+
+# --------------------------------------------------------------------------- nonce memory
+
+
+async def test_enforce_nonce_deduplicates_only_within_the_window(bot: MiniBot, fake: FakeDiscord, world: World) -> None:
+    alerts = bot.get_partial_messageable(world.alerts.id)
+    first = await alerts.send("live!", nonce="a1")  # discord.py adds enforce_nonce: true
+    assert (await alerts.send("live!", nonce="a1")).id == first.id
+    fake.advance_clock(299.9)
+    assert (await alerts.send("live!", nonce="a1")).id == first.id  # repeats do not extend the window
+    fake.advance_clock(0.1)  # 300 s after the first post: Discord no longer remembers the nonce
+    later = await alerts.send("live!", nonce="a1")
+    assert later.id != first.id
+    assert (await alerts.send("live!", nonce="a1")).id == later.id  # the new message is remembered now
+    assert [nonce for nonce, _ in fake.deduplicated] == ["a1"] * 3
+    assert len(fake.messages_in(world.alerts.id)) == 2
+
+    other = await bot.get_partial_messageable(world.general.id).send("live!", nonce="a1")
+    assert other.id not in (first.id, later.id)  # remembered per channel
+    without = await bot.http.request(
+        discord.http.Route("POST", "/channels/{channel_id}/messages", channel_id=world.alerts.id),
+        json={"content": "no enforce", "nonce": "a1"},
+    )
+    assert int(without["id"]) != later.id and without["nonce"] == "a1"  # without enforce_nonce: a new message
+
+
+async def test_nonce_window_and_clock_are_injectable() -> None:
+    now = [1_000.0]
+    fake = FakeDiscord(token=TOKEN, nonce_window_seconds=10, clock=lambda: now[0])
+    guild = fake.add_guild("Guild A")
+    channel = fake.add_text_channel(guild.id, "alerts")
+    await fake.start()
+    try:
+        async with aiohttp.ClientSession(headers={"Authorization": f"Bot {TOKEN}"}) as session:
+
+            async def post() -> str:
+                body = {"content": "hi", "nonce": "n", "enforce_nonce": True}
+                async with session.post(f"{fake.api_base}/channels/{channel.id}/messages", json=body) as resp:
+                    assert resp.status == 200
+                    return str((await resp.json())["id"])
+
+            first = await post()
+            now[0] += 9.9
+            assert await post() == first
+            now[0] += 0.1
+            assert await post() != first
+    finally:
+        await fake.stop()
+    assert len(fake.messages) == 2 and fake.now() == 1_010.0
+
+
+# --------------------------------------------------------------------------- start-up faults
+
+
+async def test_login_survives_a_proxy_502_but_not_a_503(fake: FakeDiscord) -> None:
+    fault = fake.fail_next("GET", "/users/@me", status=502, body=PROXY_502_HTML, content_type="text/html")
+    bot = MiniBot()
+    try:
+        await bot.login(TOKEN)  # discord.py retries 500/502/504/524 after 1 s, 3 s, …
+    finally:
+        await bot.close()
+    assert fault.hits == 1 and [r.path for r in fake.requests].count("/users/@me") == 2
+
+    fake.fail_next("GET", "/users/@me", status=503, body="<html>down for maintenance</html>", content_type="text/html")
+    bot = MiniBot()
+    try:
+        with pytest.raises(discord.DiscordServerError) as excinfo:
+            await bot.login(TOKEN)  # 503 is not retried
+    finally:
+        await bot.close()
+    assert excinfo.value.status == 503 and excinfo.value.text == "<html>down for maintenance</html>"
+    assert fake.rejected == []  # injected faults are not the bot's fault
+
+
+async def test_gateway_bot_5xx_for_an_auto_sharded_client(fake: FakeDiscord, world: World) -> None:
+    fake.fail_next("GET", "/gateway/bot", status=503, message="Service Unavailable")
+    client = discord.AutoShardedClient(intents=discord.Intents.default(), guild_ready_timeout=0.05)
+    await client.login(TOKEN)
+    try:
+        with pytest.raises(discord.GatewayNotFound) as excinfo:
+            await asyncio.wait_for(client.connect(), 5)  # launch_shards asks /gateway/bot first
+        assert isinstance(excinfo.value.__cause__, discord.DiscordServerError)
+    finally:
+        await client.close()
+
+    fake.fail_next("GET", "/gateway/bot", status=502, body=PROXY_502_HTML, content_type="text/html")
+    client = discord.AutoShardedClient(intents=discord.Intents.default(), guild_ready_timeout=0.05)
+    await client.login(TOKEN)
+    task = asyncio.create_task(client.connect())
+    try:
+        await asyncio.wait_for(client.wait_until_ready(), 5)  # retried after 1 s, then sharded as told
+        assert client.shard_count == 1 and client.get_guild(world.guild.id) is not None
+    finally:
+        await client.close()
+        await asyncio.wait_for(task, 5)
+    assert [r.path for r in fake.requests].count("/gateway/bot") == 3
+
+
+async def test_reset_token_refuses_the_old_one_on_rest_and_gateway(fake: FakeDiscord, world: World) -> None:
+    client = discord.Client(intents=discord.Intents.default())
+    await client.login(TOKEN)
+    new_token = fake.reset_token()
+    try:
+        with pytest.raises(discord.ConnectionClosed) as excinfo:
+            await asyncio.wait_for(client.connect(), 5)
+        assert excinfo.value.code == 4004  # Authentication failed: discord.py does not reconnect
+    finally:
+        await client.close()
+    bot = MiniBot()
+    with pytest.raises(discord.LoginFailure):
+        await bot.login(TOKEN)
+    await bot.login(new_token)
+    await bot.close()
+    assert fake.identify_payloads == [] and [r.status for r in fake.rejected] == [401]
+    fake.rejected.clear()
+
+
+async def test_gateway_refusal_modes_as_aiohttp_sees_them(fake: FakeDiscord) -> None:
+    fake.refuse_gateway()
+    fake.refuse_gateway(mode="close", close_code=1001)
+    fake.refuse_gateway(2, mode="drop")  # aiohttp retries a dropped GET once by itself
+    url = f"{fake.gateway_url}?v=10&encoding=json"
+    async with aiohttp.ClientSession() as session:
+        with pytest.raises(aiohttp.WSServerHandshakeError) as excinfo:
+            await session.ws_connect(url)
+        assert excinfo.value.status == 503
+        ws = await session.ws_connect(url)
+        closed = await ws.receive()
+        assert closed.type is aiohttp.WSMsgType.CLOSE and ws.close_code == 1001
+        await ws.close()
+        with pytest.raises(aiohttp.ServerDisconnectedError):
+            await session.ws_connect(url)
+        ws = await session.ws_connect(url)  # refusals used up: served again
+        assert (await ws.receive_json())["op"] == 10
+        await ws.close()
+    assert [r.mode for r in fake.gateway_refusals] == ["http", "close", "drop", "drop"]
+
+
+async def test_gateway_outage_during_a_reconnect_is_retried(
+    bot: MiniBot, fake: FakeDiscord, world: World, no_discord_errors: ErrorCollector
+) -> None:
+    fake.refuse_gateway(1)
+    resumed = bot.wait_for("resumed", timeout=10)
+    await fake.disconnect_gateway(4000)
+    await resumed  # after discord.py's backoff (up to 2 s)
+    assert len(fake.gateway_refusals) == 1 and len(fake.resume_payloads) == 1
+    assert len(fake.identify_payloads) == 1
+    no_discord_errors.expect("Attempting a reconnect")
+
+
+async def test_gateway_outage_on_the_first_connect_kills_discord_py(
+    fake: FakeDiscord, world: World, no_discord_errors: ErrorCollector
+) -> None:
+    """discord.py 2.7.1 retries, then resumes from ``self.ws``, which is still None (issue #10520)."""
+    fake.refuse_gateway(1)
+    client = discord.Client(intents=discord.Intents.default())
+    await client.login(TOKEN)
+    try:
+        with pytest.raises(AttributeError, match="sequence"):
+            await asyncio.wait_for(client.connect(), 10)
+    finally:
+        await client.close()
+    assert len(fake.gateway_refusals) == 1 and fake.identify_payloads == []
+    no_discord_errors.expect("Attempting a reconnect")
+
+
+# --------------------------------------------------------------------------- partial READY
+
+
+async def test_ready_without_some_guilds(fake: FakeDiscord, world: World) -> None:
+    other = fake.add_guild("Guild B")
+    fake.add_text_channel(other.id, "b-alerts")
+    fake.omit_from_next_ready([other])
+    async with running_bot() as bot:
+        assert bot.get_guild(world.guild.id) is not None
+        assert bot.get_guild(other.id) is None
+        assert fake.dispatched == ["READY", "GUILD_CREATE"]
+        fake.add_text_channel(other.id, "while-hidden")  # the session was never told of this guild
+        assert "CHANNEL_CREATE" not in fake.dispatched
+
+        joined = await expect_event(bot, "guild_join", fake.join_guild(other))
+        assert {c.name for c in joined.text_channels} == {"b-alerts", "while-hidden"}
+        # The omission was for one READY only.
+        await expect_event(bot, "ready", fake.invalidate_session())
+        assert fake.dispatched[-3:] == ["READY", "GUILD_CREATE", "GUILD_CREATE"]
+
+
+async def test_ready_with_unavailable_guilds_then_available(fake: FakeDiscord, world: World) -> None:
+    fake.omit_from_next_ready([world.guild.id], unavailable=True)
+    async with running_bot() as bot:  # on_ready comes after guild_ready_timeout anyway
+        guild = bot.get_guild(world.guild.id)
+        assert guild is not None and guild.unavailable and guild.get_channel(world.alerts.id) is None
+        available = await expect_event(bot, "guild_available", fake.make_guild_available(world.guild))
+        assert available.id == world.guild.id and not available.unavailable
+        assert available.get_channel(world.alerts.id) is not None
+
+
+async def test_ready_guild_filter_applies_to_every_ready(fake: FakeDiscord, world: World) -> None:
+    fake.ready_guild_filter = lambda guild: guild.name != "Guild A"  # another application's token
+    async with running_bot() as bot:
+        assert list(bot.guilds) == []
+        await expect_event(bot, "ready", fake.invalidate_session())
+        assert list(bot.guilds) == [] and "GUILD_CREATE" not in fake.dispatched

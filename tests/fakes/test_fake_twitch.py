@@ -3,23 +3,28 @@ or the client tests prove nothing."""
 
 from __future__ import annotations
 
+import asyncio
+import json
+import math
 import re
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import aiohttp
 import pytest
 
-from tests.fakes.fake_twitch import FakeTwitch
+from tests.fakes.fake_twitch import HTML_ERROR_PAGE, OMIT, FakeTwitch, RawJSON
 
 
 @pytest.fixture
-async def fake():
+async def fake() -> AsyncIterator[FakeTwitch]:
     async with FakeTwitch() as server:
         yield server
 
 
 @pytest.fixture
-async def http():
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
     async with aiohttp.ClientSession() as session:
         yield session
 
@@ -193,3 +198,107 @@ async def test_failures_rate_limits_and_unhandled(http: aiohttp.ClientSession) -
             assert response.status == 404
         assert [r.path for r in fake.unhandled] == ["/helix/eventsub/nope"]
         assert fake.count("/helix/users") == 3
+
+
+# ------------------------------------------------------------------------------------ injected faults
+
+
+async def helix_raw(
+    fake: FakeTwitch, http: aiohttp.ClientSession, path: str, params=(), token: str | None = None, **kwargs: Any
+) -> tuple[int, dict[str, str], str]:
+    token = token or await token_for(fake, http)
+    headers = {"Client-Id": fake.client_id, "Authorization": f"Bearer {token}"}
+    async with http.get(f"{fake.api_base}{path}", params=list(params), headers=headers, **kwargs) as response:
+        return response.status, dict(response.headers), await response.text()
+
+
+async def eventually(predicate: Callable[[], object], what: str, timeout: float = 2.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate():
+        assert loop.time() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.01)
+
+
+async def test_poisoned_stream_entries_are_emitted_exactly(fake: FakeTwitch, http: aiohttp.ClientSession) -> None:
+    users = fake.add_users(4)
+    fake.go_live(users[0].id, viewer_count=50, raw_overrides={"viewer_count": RawJSON("1e999")})
+    fake.go_live(users[1].id, viewer_count=40)
+    fake.poison_stream(users[1].id, viewer_count=123456789012345678901234567890, started_at="yesterday", title=None)
+    fake.go_live(users[2].id, viewer_count=30)
+    fake.poison_stream(users[2].id, viewer_count=float("inf"), user_login=OMIT, game_id=7)
+    clean = fake.go_live(users[3].id, viewer_count=20)
+    ids = [("user_id", u.id) for u in users] + [("first", "100")]
+
+    status, _, text = await helix_raw(fake, http, "/streams", ids)
+    assert status == 200
+    assert text.count('"viewer_count": 1e999') == 2  # a number token no double can hold, not "Infinity"
+    assert '"viewer_count": 123456789012345678901234567890' in text
+    first, second, third, fourth = json.loads(text)["data"]  # still ordered by the real viewer counts
+    assert first["viewer_count"] == math.inf and first["user_id"] == users[0].id
+    huge = 123456789012345678901234567890
+    assert (second["viewer_count"], second["started_at"], second["title"]) == (huge, "yesterday", None)
+    assert "user_login" not in third and third["game_id"] == 7
+    assert fourth == clean.to_json(users[3]) and fourth["viewer_count"] == 20
+
+    fake.clear_poison(users[1].id)
+    fake.go_live(users[0].id)  # a new stream starts clean
+    _, _, text = await helix_raw(fake, http, "/streams", ids)
+    assert "1e999" in text and "123456789012345678901234567890" not in text  # users[2] is still poisoned
+    fake.go_offline(users[2].id)
+    _, _, text = await helix_raw(fake, http, "/streams", ids)
+    assert all(isinstance(s["viewer_count"], int) for s in json.loads(text)["data"])
+
+
+async def test_malformed_200s(fake: FakeTwitch, http: aiohttp.ClientSession) -> None:
+    user = fake.add_user("shroud")
+    fake.go_live(user.id)
+    fake.malformed_next()  # JSON without "data"
+    fake.malformed_next(body={"data": None})
+    fake.malformed_next(body=HTML_ERROR_PAGE, content_type="text/html")
+    fake.fail_next("/helix/streams", 502, body=HTML_ERROR_PAGE, content_type="text/html")
+    query = [("user_id", user.id), ("first", "100")]
+    token = await token_for(fake, http)
+
+    answers = [await helix_raw(fake, http, "/streams", query, token=token) for _ in range(5)]
+    assert [status for status, _, _ in answers] == [200, 200, 200, 502, 200]
+    assert json.loads(answers[0][2]) == {"error": "upstream"}
+    assert json.loads(answers[1][2]) == {"data": None}
+    for _, headers, text in answers[2:4]:
+        assert headers["Content-Type"].startswith("text/html") and text == HTML_ERROR_PAGE
+    assert all("Ratelimit-Remaining" in headers for _, headers, _ in answers)
+    assert [s["user_id"] for s in json.loads(answers[4][2])["data"]] == [user.id]  # faults used up
+
+
+async def test_hung_request_times_out_the_client(fake: FakeTwitch, http: aiohttp.ClientSession) -> None:
+    user = fake.add_user("shroud")
+    token = await token_for(fake, http)
+    fake.hang_next("/helix/streams")
+    query = [("user_id", user.id)]
+    with pytest.raises(TimeoutError):
+        await helix_raw(fake, http, "/streams", query, token=token, timeout=aiohttp.ClientTimeout(0.2))
+    [hung] = fake.hung
+    assert hung.path == "/helix/streams" and hung.request.values("user_id") == [user.id]
+    await eventually(lambda: hung.outcome == "abandoned", "the server to notice the client left")
+    assert (await helix_raw(fake, http, "/streams", query, token=token))[0] == 200
+
+    fake.hang_next("/helix/streams")
+    waiting = asyncio.create_task(helix_raw(fake, http, "/streams", query, token=token))
+    await eventually(lambda: len(fake.hung) == 2, "a second held request")
+    assert not waiting.done() and fake.release_hangs() == 1
+    status, _, text = await asyncio.wait_for(waiting, 2)
+    assert status == 200 and json.loads(text) == {"data": [], "pagination": {}}
+    assert fake.hung[1].outcome == "answered"
+
+
+async def test_stop_drops_held_requests_at_once(http: aiohttp.ClientSession) -> None:
+    fake = FakeTwitch()
+    await fake.start()
+    fake.hang_next("/helix/streams", times=None)
+    token = await token_for(fake, http)
+    waiting = asyncio.create_task(helix_raw(fake, http, "/streams", [("user_id", "1")], token=token))
+    await eventually(lambda: fake.hung, "a held request")
+    await asyncio.wait_for(fake.stop(), 1.5)
+    with pytest.raises(aiohttp.ClientError):
+        await waiting
+    assert [h.outcome for h in fake.hung] == ["dropped"]
