@@ -11,11 +11,26 @@ import logging
 import sqlite3
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import aiosqlite
+
+from twitch_notifier.models import (
+    KEEP,
+    AlreadySubscribed,
+    CardToClose,
+    CardUpdate,
+    Category,
+    EndAction,
+    GuildSettings,
+    GuildStreamer,
+    LiveStream,
+    PendingAnnouncement,
+    Streamer,
+    Subscription,
+    SubscriptionUpdate,
+)
 
 _log = logging.getLogger(__name__)
 
@@ -24,132 +39,18 @@ class DatabaseError(Exception):
     """The database file cannot be used (unreadable, corrupt, or from a newer version of the bot)."""
 
 
-class AlreadySubscribed(Exception):
-    """The guild already follows this streamer in that channel."""
-
-
-UNSET: object = object()
-"""Marks an argument of `update_subscription` as "leave as it is"."""
-
-
-@dataclass(frozen=True, slots=True)
-class Category:
-    """A Twitch category (game) a subscription's game filter allows."""
-
-    id: str
-    name: str
-    box_art_url: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class Streamer:
-    twitch_user_id: str
-    login: str
-    display_name: str
-    profile_image_url: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class Subscription:
-    id: int
-    guild_id: int
-    channel_id: int
-    streamer: Streamer
-    last_error: str | None = None
-    missing_since: str | None = None
-    """When Twitch stopped returning this streamer (banned or deleted), if it did."""
-    ping: str | None = None
-    """Override of the guild's ping ("" none, "everyone", "here", a role id); None uses the guild's."""
-    message_template: str | None = None
-    """Override of the guild's message template; None uses the guild's."""
-    games: tuple[Category, ...] | None = None
-    """Game filter: announce only while the stream is in one of these categories; None announces always."""
-
-
-@dataclass(frozen=True, slots=True)
-class GuildSettings:
-    guild_id: int
-    announce_channel_id: int | None = None
-    ping: str | None = None
-    message_template: str | None = None
-    end_action: str = "edit"
-    live_updates: bool = True
-
-
-@dataclass(frozen=True, slots=True)
-class LiveStream:
-    """What the bot believes is live right now for one streamer."""
-
-    twitch_user_id: str
-    stream_id: str
-    title: str
-    game_name: str
-    viewer_count: int
-    started_at: datetime
-    thumbnail_url: str
-    missed_polls: int = 0
-    game_id: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class PendingAnnouncement:
-    """A (subscription, live stream) pair that has not been announced yet."""
-
-    subscription_id: int
-    guild_id: int
-    channel_id: int
-    twitch_user_id: str
-    stream_id: str
-    last_error: str | None = None
-    ping: str | None = None
-    """The ping in effect (the subscription's override, else the guild's)."""
-    template: str | None = None
-    """The message template in effect (override, else the guild's; None is the default)."""
-    box_art_url: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class CardUpdate:
-    """A live card whose stream changed since it was last rendered (and not within the throttle)."""
-
-    subscription_id: int
-    guild_id: int
-    channel_id: int
-    message_id: int
-    ping: str | None
-    template: str | None
-    box_art_url: str
-    live: LiveStream
-    streamer: Streamer
-
-
-@dataclass(frozen=True, slots=True)
-class CardToClose:
-    """An announced stream that has ended and whose card has not been dealt with yet."""
-
-    subscription_id: int
-    stream_id: str
-    guild_id: int
-    channel_id: int
-    message_id: int | None
-    end_action: str
-    title: str
-    game_name: str
-    started_at: datetime | None
-    ended_at: datetime | None
-    streamer: Streamer
-
-
-@dataclass(frozen=True, slots=True)
-class GuildStreamer:
-    """One row of a guild's list, for /streamers and /live."""
-
-    subscription: Subscription
-    live: LiveStream | None
-
-
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _end_action(value: str | None) -> EndAction:
+    """A stored end action; an unknown value (written by a newer version) keeps the card untouched."""
+    if value is None:
+        return EndAction.EDIT
+    try:
+        return EndAction(value)
+    except ValueError:
+        return EndAction.KEEP
 
 
 def _parse_time(text: str) -> datetime:
@@ -318,7 +219,7 @@ def _subscription(row: Sequence) -> Subscription:
         channel_id=row[2],
         last_error=row[3],
         streamer=Streamer(twitch_user_id=row[4], login=row[5], display_name=row[6], profile_image_url=row[7]),
-        missing_since=row[8],
+        missing_since=_parse_time(row[8]) if row[8] else None,
         ping=row[9],
         message_template=row[10],
         games=_games_from_json(row[11]),
@@ -490,7 +391,7 @@ class Database:
         )
         if row is None:
             return GuildSettings(guild_id)
-        return GuildSettings(guild_id, row[0], row[1], row[2], row[3] or "edit", bool(row[4]))
+        return GuildSettings(guild_id, row[0], row[1], row[2], _end_action(row[3]), bool(row[4]))
 
     async def update_guild_settings(self, guild_id: int, **values: object) -> GuildSettings:
         """Set some of a guild's settings (announce_channel_id, ping, message_template, end_action,
@@ -583,31 +484,23 @@ class Database:
             games=tuple(games) if games is not None else None,
         )
 
-    async def update_subscription(
-        self,
-        subscription_id: int,
-        *,
-        channel_id: int | object = UNSET,
-        ping: str | object | None = UNSET,
-        message_template: str | object | None = UNSET,
-        games: Sequence[Category] | object | None = UNSET,
-    ) -> None:
-        """Change a subscription's channel and overrides (None clears an override); arguments left UNSET
-        keep their value. Raises AlreadySubscribed if the new channel already follows the streamer."""
+    async def update_subscription(self, subscription_id: int, update: SubscriptionUpdate) -> None:
+        """Change a subscription's channel and overrides (None clears an override); fields left KEEP keep
+        their value. Raises AlreadySubscribed if the new channel already follows the streamer."""
         sets: list[str] = []
         params: dict[str, object] = {"id": subscription_id}
-        if channel_id is not UNSET:
+        if update.channel_id is not KEEP:
             sets += ["channel_id = :channel_id", "last_error = NULL"]
-            params["channel_id"] = channel_id
-        if ping is not UNSET:
+            params["channel_id"] = update.channel_id
+        if update.ping is not KEEP:
             sets.append("ping = :ping")
-            params["ping"] = ping
-        if message_template is not UNSET:
+            params["ping"] = update.ping
+        if update.message_template is not KEEP:
             sets.append("message_template = :template")
-            params["template"] = message_template
-        if games is not UNSET:
+            params["template"] = update.message_template
+        if update.games is not KEEP:
             sets.append("games = :games")
-            params["games"] = _games_json(games)  # type: ignore[arg-type]
+            params["games"] = _games_json(update.games)
         if not sets:
             return
         self.query_count += 1
@@ -616,8 +509,8 @@ class Database:
                 await conn.execute(f"UPDATE subscriptions SET {', '.join(sets)} WHERE id = :id", params)
             except sqlite3.IntegrityError as exc:
                 raise AlreadySubscribed(str(subscription_id)) from exc
-            if games not in (UNSET, None):
-                await self._upsert_games(conn, games)  # type: ignore[arg-type]
+            if update.games is not KEEP and update.games is not None:
+                await self._upsert_games(conn, update.games)
 
     async def get_subscription(self, guild_id: int, subscription_id: int) -> Subscription | None:
         row = await self._fetchone(
@@ -1153,7 +1046,7 @@ class Database:
                 guild_id=row[2],
                 channel_id=row[3],
                 message_id=row[4],
-                end_action=row[5],
+                end_action=_end_action(row[5]),
                 title=row[6],
                 game_name=row[7],
                 started_at=_parse_time(row[8]) if row[8] else None,

@@ -1,14 +1,14 @@
 """Twitch Helix client: app access token, batched user and stream look-ups, retries and rate limits.
-Plain asyncio + aiohttp, nothing from Discord; values leaving the module are frozen dataclasses."""
+
+Plain asyncio + aiohttp, nothing from Discord. The values it returns and the errors it raises live in
+twitch_notifier/twitch/ and are re-exported here, so `from twitch_api import TwitchStream` keeps working."""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import logging
 import random
-import re
 import time
 import urllib.parse
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
@@ -19,6 +19,20 @@ from typing import Any, Self, TypeVar
 
 import aiohttp
 from multidict import CIMultiDict
+
+from twitch_notifier.twitch.errors import (
+    InvalidLogin,
+    TwitchAPIError,
+    TwitchAuthError,
+    TwitchError,
+    TwitchRateLimited,
+    TwitchServerError,
+    TwitchUnavailable,
+    error_message,
+    json_object,
+)
+from twitch_notifier.twitch.logins import LOGIN_RE, parse_login
+from twitch_notifier.twitch.models import StreamsSnapshot, TwitchCategory, TwitchStream, TwitchUser, TwitchVideo
 
 __all__ = [
     "DEFAULT_API_BASE",
@@ -55,210 +69,6 @@ MAX_RATE_LIMIT_WAIT = 60.0
 _FALLBACK_TOKEN_TTL = 3600
 # Guards against a server that keeps handing out cursors: 100 ids can never need more pages than this.
 _MAX_PAGES = MAX_IDS_PER_REQUEST + 1
-_BODY_SNIPPET = 300
-
-LOGIN_RE = re.compile(r"^[A-Za-z0-9_]{1,25}$", re.ASCII)
-_TWITCH_HOSTS = frozenset({"twitch.tv", "www.twitch.tv", "m.twitch.tv", "go.twitch.tv"})
-# First path segments on twitch.tv that are pages, not channels.
-_RESERVED_PATHS = frozenset(
-    {
-        "directory",
-        "downloads",
-        "drops",
-        "embed",
-        "friends",
-        "inventory",
-        "jobs",
-        "login",
-        "logout",
-        "messages",
-        "moderator",
-        "p",
-        "payments",
-        "popout",
-        "prime",
-        "search",
-        "settings",
-        "signup",
-        "store",
-        "subscriptions",
-        "turbo",
-        "u",
-        "videos",
-        "wallet",
-    }
-)
-
-
-# --------------------------------------------------------------------------------------------------- errors
-
-
-class TwitchError(Exception):
-    """Root of every error this module raises (except InvalidLogin, which is about user input)."""
-
-
-class TwitchAuthError(TwitchError):
-    """The token endpoint rejected the client id/secret: an operator misconfiguration, not a blip."""
-
-    def __init__(self, message: str, *, status: int | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-class TwitchAPIError(TwitchError):
-    """Twitch answered with an error status."""
-
-    def __init__(self, status: int, body: str, message: str | None = None) -> None:
-        self.status = status
-        self.body = body[:_BODY_SNIPPET]
-        self.message = message or _error_message(body) or "(no message)"
-        super().__init__(f"Twitch API returned HTTP {status}: {self.message}")
-
-
-class TwitchRateLimited(TwitchAPIError):
-    """Still rate limited (429) after waiting for the bucket to refill max_retries times."""
-
-    def __init__(self, status: int, body: str, reset_at: float) -> None:
-        super().__init__(status, body)
-        self.reset_at = reset_at
-
-
-class TwitchUnavailable(TwitchError):
-    """Twitch could not be reached (timeouts, connection errors, 5xx) even after retrying."""
-
-
-class TwitchServerError(TwitchAPIError, TwitchUnavailable):
-    """5xx after retries: both an API error (it has a status) and 'Twitch is unavailable'."""
-
-
-class InvalidLogin(ValueError):
-    """User input that is not a Twitch channel name or channel link; the message is safe to show."""
-
-
-# ---------------------------------------------------------------------------------------------- login input
-
-
-def parse_login(text: str) -> str:
-    """Turn a channel name or twitch.tv link typed by a user into a lower-case login.
-
-    Raises InvalidLogin with a message that can be shown to the user as is.
-    """
-    if not isinstance(text, str):
-        raise InvalidLogin("Please give a Twitch channel name or a twitch.tv link.")
-    candidate = text.strip()
-    if candidate.startswith("<") and candidate.endswith(">") and candidate[1:5].lower() == "http":
-        candidate = candidate[1:-1]  # Discord's <link> syntax that suppresses the embed
-    if not candidate:
-        raise InvalidLogin("Please give a Twitch channel name or a twitch.tv link.")
-    if len(candidate) > 200:
-        raise InvalidLogin("That is far too long to be a Twitch channel name or link.")
-    if any(ch.isspace() for ch in candidate):
-        raise InvalidLogin("Twitch channel names cannot contain spaces.")
-    if not candidate.isascii():
-        raise InvalidLogin("Twitch channel names only use the letters a–z, digits and underscores.")
-    if "@" in candidate or "<" in candidate:
-        raise InvalidLogin("Give the channel name on its own (for example `shroud`), without @ or mentions.")
-    if "/" in candidate or "." in candidate or ":" in candidate:
-        candidate = _login_from_url(candidate)
-    if len(candidate) > 25:
-        raise InvalidLogin("Twitch channel names are at most 25 characters long.")
-    if not LOGIN_RE.fullmatch(candidate):
-        raise InvalidLogin("Twitch channel names only use the letters a–z, digits and underscores.")
-    return candidate.lower()
-
-
-def _login_from_url(text: str) -> str:
-    url = text if "://" in text else "https://" + text
-    try:
-        parts = urllib.parse.urlsplit(url)
-        host = (parts.hostname or "").lower()
-    except ValueError:
-        raise InvalidLogin("That doesn't look like a twitch.tv link.") from None
-    if parts.scheme.lower() not in ("http", "https") or host not in _TWITCH_HOSTS:
-        raise InvalidLogin("Only twitch.tv channel links (or plain channel names) are accepted.")
-    segments = [segment for segment in parts.path.split("/") if segment]
-    if not segments:
-        raise InvalidLogin("That twitch.tv link has no channel name in it.")
-    first = segments[0]
-    if first.lower() in _RESERVED_PATHS:
-        raise InvalidLogin("That twitch.tv link is not a channel; use a link like twitch.tv/shroud.")
-    return first
-
-
-# --------------------------------------------------------------------------------------------------- models
-
-
-@dataclass(frozen=True, slots=True)
-class TwitchUser:
-    id: str
-    login: str
-    display_name: str
-    profile_image_url: str
-    broadcaster_type: str = ""
-
-    @property
-    def url(self) -> str:
-        return f"https://www.twitch.tv/{self.login}"
-
-
-@dataclass(frozen=True, slots=True)
-class TwitchStream:
-    id: str
-    user_id: str
-    user_login: str
-    user_name: str
-    game_id: str
-    game_name: str
-    title: str
-    viewer_count: int
-    started_at: datetime
-    thumbnail_url: str
-    language: str = ""
-    is_mature: bool = False
-    tags: tuple[str, ...] = ()
-
-    def thumbnail(self, width: int = 1280, height: int = 720) -> str:
-        return self.thumbnail_url.replace("{width}", str(width)).replace("{height}", str(height))
-
-    @property
-    def url(self) -> str:
-        return f"https://www.twitch.tv/{self.user_login}"
-
-
-@dataclass(frozen=True, slots=True)
-class TwitchCategory:
-    """A category (game). `box_art_url` keeps Twitch's {width}x{height} placeholders."""
-
-    id: str
-    name: str
-    box_art_url: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class TwitchVideo:
-    id: str
-    user_id: str
-    stream_id: str
-    title: str
-    url: str
-    created_at: datetime | None
-    duration: str = ""
-    type: str = "archive"
-
-
-@dataclass(frozen=True, slots=True)
-class StreamsSnapshot:
-    """One poll over many streamers. A user id in `failed` has an UNKNOWN state: never treat it as offline."""
-
-    streams: dict[str, TwitchStream]
-    checked: frozenset[str]
-    failed: frozenset[str]
-    requests: int
-
-    @property
-    def offline(self) -> frozenset[str]:
-        """Ids that Twitch positively reported as not live in this poll."""
-        return self.checked.difference(self.streams)
 
 
 # ------------------------------------------------------------------------------------------------ the client
@@ -487,7 +297,7 @@ class TwitchClient:
         token = await self._ensure_token()
         reply = await self._send("GET", f"{self._auth_base}/validate", headers={"Authorization": f"OAuth {token}"})
         if reply.status == 200:
-            payload = _json_object(reply.text) or {}
+            payload = json_object(reply.text) or {}
             _log.debug("Twitch app token %s is valid, expires in %ss", _fingerprint(token), payload.get("expires_in"))
             return True
         if reply.status == 401:
@@ -561,7 +371,7 @@ class TwitchClient:
             status = reply.status
 
             if 200 <= status < 300:
-                payload = _json_object(reply.text)
+                payload = json_object(reply.text)
                 if payload is not None:
                     return payload
                 # A 200 with an HTML error page (proxies do that) tells us nothing: retry like a 5xx.
@@ -744,7 +554,7 @@ class TwitchClient:
                 continue
             status = reply.status
             if status == 200:
-                payload = _json_object(reply.text) or {}
+                payload = json_object(reply.text) or {}
                 token = payload.get("access_token")
                 if not isinstance(token, str) or not token:
                     raise TwitchAPIError(status, "", "token response had no access_token")
@@ -754,7 +564,7 @@ class TwitchClient:
                 self._token_expires_at = self._clock() + expires_in - margin
                 _log.info("Fetched a Twitch app access token %s (expires in %ds)", _fingerprint(token), expires_in)
                 return token
-            message = self._redact(_error_message(reply.text) or f"HTTP {status}")
+            message = self._redact(error_message(reply.text) or f"HTTP {status}")
             if status in (400, 401, 403):
                 raise TwitchAuthError(
                     f"Twitch rejected the client id/secret (HTTP {status}: {message}). Check the Twitch "
@@ -846,14 +656,6 @@ def _parse_time(value: object) -> datetime | None:
     return parsed.astimezone(UTC)
 
 
-def _json_object(text: str) -> dict[str, Any] | None:
-    try:
-        payload = json.loads(text)
-    except ValueError:
-        return None
-    return payload if isinstance(payload, dict) else None
-
-
 def _data_items(payload: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     data = payload.get("data")
     if not isinstance(data, list):
@@ -868,18 +670,6 @@ def _cursor(payload: Mapping[str, Any]) -> str | None:
         if isinstance(cursor, str) and cursor:
             return cursor
     return None
-
-
-def _error_message(text: str) -> str:
-    payload = _json_object(text)
-    if payload is not None:
-        message = payload.get("message")
-        if isinstance(message, str) and message:
-            return message[:_BODY_SNIPPET]
-        error = payload.get("error")
-        if isinstance(error, str):
-            return error[:_BODY_SNIPPET]
-    return text.strip()[:_BODY_SNIPPET]
 
 
 def _as_str(value: object) -> str:

@@ -1,4 +1,5 @@
-"""The measured process: the bot as shipped (`bot.run(settings)`), instrumented to time each poll cycle.
+"""The measured process: the bot as shipped (app.run.run with app.build.build_bot), instrumented to time
+each poll cycle.
 
 Started by the benchmarks with one JSON argument (endpoints of the fakes, database path, options). It prints
 {"event": "started"}, then {"event": "first_cycle", ...} once the loop's first cycle is done, then answers
@@ -24,7 +25,13 @@ from typing import Any  # noqa: E402
 import bot as bot_module  # noqa: E402
 from bench.common import DISCORD_TOKEN, TWITCH_CLIENT_ID, TWITCH_CLIENT_SECRET  # noqa: E402
 from config import Settings  # noqa: E402
-from send_pacer import SendPacer  # noqa: E402
+from database import Database  # noqa: E402
+from twitch_api import TwitchClient  # noqa: E402
+from twitch_notifier.app.build import build_bot  # noqa: E402
+from twitch_notifier.app.logs import setup_logging  # noqa: E402
+from twitch_notifier.app.run import run  # noqa: E402
+from twitch_notifier.discord_io.pacer import SendPacer  # noqa: E402
+from twitch_notifier.ops.metrics import Metrics  # noqa: E402
 
 IMPORTS_DONE = time.time()
 MAX_SECONDS = 3600.0
@@ -42,29 +49,6 @@ def rss_mb() -> tuple[float, float]:
         if name in ("VmRSS", "VmHWM"):
             fields[name] = int(value.split()[0]) / 1024  # kB
     return fields.get("VmRSS", 0.0), fields.get("VmHWM", 0.0)
-
-
-class PacedAnnouncer:
-    """Bench-only stand-in for the proposed bot.py wiring: a SendPacer slot before every Discord call."""
-
-    def __init__(self, inner: Any, pacer: SendPacer) -> None:
-        self._inner = inner
-        self.pacer = pacer
-
-    async def announce(self, *args: Any, **kwargs: Any) -> int:
-        await self.pacer.acquire()
-        return await self._inner.announce(*args, **kwargs)
-
-    async def edit(self, *args: Any, **kwargs: Any) -> None:
-        await self.pacer.acquire()
-        await self._inner.edit(*args, **kwargs)
-
-    async def delete(self, *args: Any, **kwargs: Any) -> None:
-        await self.pacer.acquire()
-        await self._inner.delete(*args, **kwargs)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
 
 
 class Instruments:
@@ -104,16 +88,8 @@ class Instruments:
 
     def attach(self, bot: bot_module.TwitchNotifierBot) -> None:
         self.bot = bot
-        if self.config.get("guild_ready_timeout") is not None:
-            bot._connection.guild_ready_timeout = self.config["guild_ready_timeout"]  # type: ignore[attr-defined]
-        announcer = getattr(bot.notifier, "_announcer", None)
-        if getattr(announcer, "_pacer", None) is not None or isinstance(announcer, PacedAnnouncer):
-            self.shims = "wired in bot.py"
-        elif self.config.get("pacer_rate") and announcer is not None:
-            bot.notifier._announcer = PacedAnnouncer(announcer, SendPacer(self.config["pacer_rate"]))  # type: ignore[attr-defined]
-            self.shims = f"bench shim {self.config['pacer_rate']:g}/s"
-        if self.config.get("fast_channel_lookup"):
-            self._fast_channel_lookup(bot)
+        # The pacer and the per-guild channel look-up are the shipped wiring (app.build), not bench shims.
+        self.shims = "none"
         # Per-step timers; the objects are the bot's own, so the loop's calls go through them too.
         self._time(bot.db, "monitored_user_ids", "db: monitored ids")
         self._time(bot.twitch, "get_streams", "twitch: get_streams")
@@ -121,27 +97,20 @@ class Instruments:
         self._time(bot.notifier, "apply", "notifier: apply (reconcile, store, announce)")
         self._time(bot.db, "refresh_streamers", "db: refresh_streamers")
 
-    def _fast_channel_lookup(self, bot: bot_module.TwitchNotifierBot) -> None:
-        """Bench shim with the cost of the proposed fix: guild, then channel, two dict look-ups.
+    def builder(self) -> Any:
+        """The production builder with this run's options: discord.py's guild wait, the pacer's rate."""
+        ready = self.config.get("guild_ready_timeout")
+        rate = self.config.get("pacer_rate")
 
-        discord.py's Client.get_channel scans every guild, so announcing in G guilds costs O(G²). The fix
-        passes the subscription's guild id to the announcer (bot.get_guild(g).get_channel(c)); here the guild
-        id comes from an index built once, since the shim cannot change what the announcer is given.
-        """
-        original = bot.get_channel
-        guild_of: dict[int, int] = {}
+        def build(settings: Settings, db: Database, twitch: TwitchClient, metrics: Metrics) -> Any:
+            options: dict[str, Any] = {"metrics": metrics}
+            if ready is not None:
+                options["guild_ready_timeout"] = ready
+            if rate:
+                options["pacer"] = SendPacer(rate)
+            return build_bot(settings, db, twitch, **options)
 
-        def get_channel(channel_id: int) -> Any:
-            guild_id = guild_of.get(channel_id)
-            if guild_id is None:
-                guild_of.update({c.id: g.id for g in bot.guilds for c in g.channels})
-                guild_id = guild_of.get(channel_id)
-            guild = bot.get_guild(guild_id) if guild_id is not None else None
-            channel = guild.get_channel(channel_id) if guild is not None else None
-            return channel if channel is not None else original(channel_id)
-
-        bot.get_channel = get_channel  # type: ignore[method-assign]
-        self.shims += ", O(1) channel look-up"
+        return build
 
     def _time(self, owner: Any, name: str, label: str) -> None:
         original: Callable[..., Awaitable[Any]] | None = getattr(owner, name, None)
@@ -240,15 +209,15 @@ async def main_async(config: dict[str, Any]) -> int:
         discord_api_base=config["discord_api_base"],
         discord_gateway_url=config["discord_gateway_url"],
     )
-    bot_module.setup_logging(settings.log_level, settings.secrets)
+    setup_logging(settings.log_level, settings.secrets)
     instruments = Instruments(config)
     instruments.install()
     _emit({"event": "started", "pid": os.getpid()})
-    run = asyncio.create_task(bot_module.run(settings), name="bot.run")
+    running = asyncio.create_task(run(settings, builder=instruments.builder()), name="bot.run")
     first = asyncio.create_task(instruments.first_cycle.wait())
-    await asyncio.wait({run, first}, return_when=asyncio.FIRST_COMPLETED)
+    await asyncio.wait({running, first}, return_when=asyncio.FIRST_COMPLETED)
     if not first.done():
-        _emit({"error": f"the bot stopped before its first cycle (exit status {run.result()})"})
+        _emit({"error": f"the bot stopped before its first cycle (exit status {running.result()})"})
         return 1
     _emit(
         {
@@ -279,7 +248,7 @@ async def main_async(config: dict[str, Any]) -> int:
     finally:
         if instruments.bot is not None:
             await instruments.bot.close()
-        status = await asyncio.wait_for(run, 60)
+        status = await asyncio.wait_for(running, 60)
     _emit({"ok": True, "exit_status": status})
     return 0
 

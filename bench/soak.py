@@ -25,10 +25,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from database import Streamer
 from tests.e2e.harness import DISCORD_TOKEN, TWITCH_CLIENT_ID, TWITCH_CLIENT_SECRET, BotHarness, LogWatcher
 from tests.fakes.fake_discord import FakeDiscord, patch_discord_endpoints
 from tests.fakes.fake_twitch import FakeTwitch
+from twitch_notifier.models import Streamer
 
 GUILDS = 4
 STREAMERS = 12
@@ -147,9 +147,9 @@ async def _soak(cycles: int, seed: int, rng: random.Random, tally: Tally, watche
                         live_for[stream.id] = live_for.get(stream.id, 0) + 1
                         if live_for[stream.id] >= SETTLE_CYCLES:
                             must_announce.update((channel_id, stream.id) for channel_id in follows[user.id])
-                task = harness._connect_task
-                if task is not None and task.done():
-                    tally.bot_crashes.append(f"gateway task ended: {task.exception()!r}")
+                failure = harness.gateway_failure()
+                if failure is not None:
+                    tally.bot_crashes.append(f"gateway task ended: {failure}")
                     break
 
             # Settle: no more faults, a few clean cycles.

@@ -1,12 +1,23 @@
-"""Fixtures for end-to-end tests: the fake Discord and fake Twitch on 127.0.0.1, and a bot harness."""
+"""The shared builders of the test suite: the fake Discord and fake Twitch on 127.0.0.1, the bot harness,
+a watch on ERROR logs, and `build_notifier` for unit tests of the notifier."""
 
 import logging
+from typing import Any
 
 import pytest
 
 from tests.e2e.harness import DISCORD_TOKEN, TWITCH_CLIENT_ID, TWITCH_CLIENT_SECRET, BotHarness, LogWatcher
 from tests.fakes.fake_discord import FakeDiscord, patch_discord_endpoints
 from tests.fakes.fake_twitch import FakeTwitch
+from twitch_notifier.core.notifier import Notifier
+from twitch_notifier.core.ports import Announcer, NotifierStore
+from twitch_notifier.rendering.cards import Cards
+
+
+def build_notifier(db: NotifierStore, announcer: Announcer, **options: Any) -> Notifier:
+    """A Notifier with the production renderer; `options` are Notifier's keyword arguments."""
+    options.setdefault("renderer", Cards())
+    return Notifier(db, announcer, **options)
 
 
 def pytest_configure(config):

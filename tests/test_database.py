@@ -5,15 +5,14 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from database import (
-    SCHEMA_VERSION,
+from database import SCHEMA_VERSION, Database, DatabaseError
+from twitch_notifier.models import (
     AlreadySubscribed,
     Category,
-    Database,
-    DatabaseError,
     GuildSettings,
     LiveStream,
     Streamer,
+    SubscriptionUpdate,
 )
 
 SHROUD = Streamer("37402112", "shroud", "shroud", "https://static-cdn.jtvnw.net/shroud.png")
@@ -364,7 +363,7 @@ async def test_migrates_a_version_2_database_without_loss(tmp_path):
             "missing Send Messages",
             "https://a.png",
         )
-        assert subs[7].missing_since == t
+        assert subs[7].missing_since == datetime.fromisoformat(t)
         assert (subs[7].ping, subs[7].message_template, subs[7].games) == (None, None, None)
         assert [s.id for s in await db.guild_subscriptions(2)] == [12]
         assert await db.announcements_for_stream("s-live") == [(7, 10, 111), (12, 20, 333)]
@@ -434,11 +433,11 @@ async def test_overrides_and_game_filter_decide_what_is_pending(db):
     pending = {p.subscription_id: p for p in await db.pending_announcements()}
     assert set(pending) == {sub.id, other.id}
     assert pending[sub.id].ping == "123456789012345678"
-    await db.update_subscription(sub.id, games=None, ping=None, channel_id=12)
+    await db.update_subscription(sub.id, SubscriptionUpdate(games=None, ping=None, channel_id=12))
     found = await db.get_subscription(1, sub.id)
     assert (found.games, found.ping, found.channel_id) == (None, None, 12)
     with pytest.raises(AlreadySubscribed):
-        await db.update_subscription(sub.id, channel_id=11)
+        await db.update_subscription(sub.id, SubscriptionUpdate(channel_id=11))
 
 
 async def test_cards_to_update_are_throttled_and_only_when_changed(db):

@@ -13,7 +13,6 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-import twitch_api
 from tests.fakes.fake_twitch import FakeTwitch
 from twitch_api import (
     LOGIN_RE,
@@ -29,6 +28,7 @@ from twitch_api import (
     TwitchUnavailable,
     parse_login,
 )
+from twitch_notifier.twitch.logins import RESERVED_PATHS
 
 SECRET = "s3cret-client-secret-value"
 
@@ -192,7 +192,7 @@ def test_parse_login_never_returns_garbage(text: str) -> None:
 @given(st.from_regex(r"[A-Za-z0-9_]{1,25}", fullmatch=True))
 def test_parse_login_round_trips_valid_names(name: str) -> None:
     assert parse_login(name) == name.lower()
-    assume(name.lower() not in twitch_api._RESERVED_PATHS)
+    assume(name.lower() not in RESERVED_PATHS)
     assert parse_login(f"https://www.twitch.tv/{name}/") == name.lower()
 
 

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
@@ -19,12 +20,27 @@ from database import Database
 from tests.fakes.fake_discord import FakeDiscord
 from tests.fakes.fake_twitch import FakeTwitch
 from twitch_api import TwitchClient
+from twitch_notifier.app.build import build_bot, build_twitch_client
 
 DISCORD_TOKEN = "fake-discord-token.Abc123.SecretPart"
 TWITCH_CLIENT_ID = "fakeclientid0123456789"
 TWITCH_CLIENT_SECRET = "fakeclientsecret9876543210"
 
 READY_TIMEOUT = 10.0
+
+
+class SteppedClock:
+    """A monotonic clock that runs with real time plus whatever a test adds: `advance(3600)` is an hour
+    later for the bot's periodic chores (token validation, the streamer refresh)."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def __call__(self) -> float:
+        return time.monotonic() + self.offset
+
+    def advance(self, seconds: float) -> None:
+        self.offset += seconds
 
 
 class BotHarness:
@@ -48,19 +64,12 @@ class BotHarness:
         self.db: Database | None = None
         self.twitch_client: TwitchClient | None = None
         self._connect_task: asyncio.Task | None = None
+        self.clock = SteppedClock()
 
     async def start(self, *, wait_first_cycle: bool = True) -> TwitchNotifierBot:
         self.db = await Database.open(self.settings.database_path)
-        self.twitch_client = TwitchClient(
-            self.settings.twitch_client_id,
-            self.settings.twitch_client_secret,
-            api_base=self.settings.twitch_api_base,
-            auth_base=self.settings.twitch_auth_base,
-            backoff_base=0.01,
-            backoff_max=0.05,
-        )
-        bot = TwitchNotifierBot(self.settings, self.db, self.twitch_client)
-        bot._connection.guild_ready_timeout = 0.05  # type: ignore[attr-defined]
+        self.twitch_client = build_twitch_client(self.settings, backoff_base=0.01, backoff_max=0.05)
+        bot = build_bot(self.settings, self.db, self.twitch_client, guild_ready_timeout=0.05, monotonic=self.clock)
         self.bot = bot
         await bot.login(self.settings.discord_token)
         self._connect_task = asyncio.create_task(bot.connect(reconnect=True), name="bot.connect")
@@ -68,6 +77,13 @@ class BotHarness:
         if wait_first_cycle:
             await self.wait_for_cycles(1)
         return bot
+
+    def gateway_failure(self) -> str | None:
+        """Why the bot's gateway task ended, if it ended (it should run until `stop()`)."""
+        task = self._connect_task
+        if task is None or not task.done():
+            return None
+        return repr(task.exception()) if not task.cancelled() else "cancelled"
 
     async def stop(self) -> None:
         if self.bot is not None:

@@ -1,8 +1,12 @@
 """End to end: the poll loop finds streams going live and the bot announces each exactly once per subscription."""
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 
-from database import Streamer
+from twitch_notifier.core.notifier import ANNOUNCEMENT_RETENTION
+from twitch_notifier.core.poller import STREAMER_REFRESH_INTERVAL
+from twitch_notifier.models import Streamer
 
 
 async def follow(harness, guild, channel, login: str) -> None:
@@ -242,7 +246,7 @@ async def test_old_announcement_records_are_pruned_by_the_periodic_refresh(
     await harness.poll()
     await harness.poll()
     assert len(await harness.db.announcements_for_stream(stream.id)) == 3
-    await harness.db._execute("UPDATE announcements SET created_at = '2000-01-01T00:00:00+00:00'")
-    harness.bot._last_streamer_refresh = 0.0  # the 6-hourly refresh is due
+    harness.bot.notifier.clock = lambda: datetime.now(UTC) + ANNOUNCEMENT_RETENTION + timedelta(days=1)
+    harness.clock.advance(STREAMER_REFRESH_INTERVAL)  # the 6-hourly refresh is due
     await harness.poll()
     assert await harness.db.announcements_for_stream(stream.id) == []

@@ -4,6 +4,7 @@ which messages Discord received."""
 import pytest
 
 from tests.fakes.fake_discord import InteractionRefused
+from twitch_notifier.core.poller import STREAMER_REFRESH_INTERVAL
 
 
 def announcements(fake_discord, channel=None):
@@ -268,7 +269,7 @@ async def test_offline_rename_and_banned_user_found_by_the_periodic_refresh(guil
     await follow(harness, guild, general, "pokimane", alerts)
     fake_twitch.rename_user(fake_twitch.user("shroud").id, "shroud2", "SHROUD2")
     fake_twitch.remove_user(fake_twitch.user("pokimane").id)
-    harness.bot._last_streamer_refresh = 0.0  # the refresh is due (it runs every 6 hours)
+    harness.clock.advance(STREAMER_REFRESH_INTERVAL)  # the refresh is due (it runs every 6 hours)
     await harness.poll()
     reply = await harness.command("streamers", guild=guild, channel=general)
     assert "SHROUD2" in reply.text
@@ -281,7 +282,7 @@ async def test_token_is_validated_hourly_and_replaced_when_invalid(guild_a, harn
     await harness.poll()
     assert fake_twitch.validate_requests == before[0]  # not due yet
     fake_twitch.expire_tokens()
-    harness.bot._last_token_validation -= 3601  # an hour later
+    harness.clock.advance(3601)  # an hour later
     await harness.poll()
     assert fake_twitch.validate_requests == before[0] + 1
     assert fake_twitch.token_requests == before[1] + 1  # the invalid token was replaced at once

@@ -9,8 +9,9 @@ import time
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from database import Database, Streamer
+from database import Database
 from tests.e2e.bot_process import SECRETS, BotProcess, bot_environment
+from twitch_notifier.models import Streamer
 
 
 def metric(text: str, name: str, **labels: str) -> float:

@@ -1,7 +1,8 @@
 """The notifier: turns observations of Twitch into stored live state and one announcement per subscription.
 
-Any event source feeds it a StreamsSnapshot (the poll loop today, EventSub pushes later); the posting
-itself goes through an `Announcer`, so this module knows nothing about discord.py.
+Any event source feeds it a StreamsSnapshot (the poll loop today, EventSub pushes later); the messages
+come from a `CardRenderer` and go out through an `Announcer`, so this module knows nothing of discord.py,
+of the message layout, or of SQL (it speaks to a `NotifierStore`).
 """
 
 from __future__ import annotations
@@ -9,24 +10,25 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from enum import Enum
 
-from database import (
+from twitch_notifier.core.ports import AnnounceError, Announcer, CardRenderer, MessageGone, NotifierStore
+from twitch_notifier.core.tracker import reconcile
+from twitch_notifier.models import (
     CardToClose,
     CardUpdate,
     Category,
-    Database,
+    EndAction,
     LiveStream,
     PendingAnnouncement,
     Streamer,
 )
-from live_tracker import reconcile
-from messages import Announcement, ended_announcement, live_announcement
-from twitch_api import StreamsSnapshot, TwitchClient, TwitchError
+from twitch_notifier.twitch.errors import TwitchError
+from twitch_notifier.twitch.mapping import streamer_from_stream
+from twitch_notifier.twitch.models import StreamsSnapshot
 
 _log = logging.getLogger(__name__)
 
@@ -34,6 +36,8 @@ ANNOUNCEMENT_RETENTION = timedelta(days=30)
 LIVE_UPDATE_INTERVAL = timedelta(minutes=5)
 """A live card is edited at most this often, and only when what it shows has changed."""
 BOX_ART_MAX_AGE = timedelta(days=1)
+NONCE_LENGTH = 25
+"""Discord accepts message nonces of at most 25 characters."""
 
 VodLookup = Callable[[str, str], Awaitable[str | None]]
 """(user id, stream id) -> URL of that stream's VOD, or None."""
@@ -44,51 +48,19 @@ ArtLookup = Callable[[list[str]], Awaitable[list[Category]]]
 def announcement_nonce(pending: PendingAnnouncement) -> str:
     """A deterministic message nonce (Discord allows at most 25 characters) for one announcement."""
     digest = hashlib.blake2b(f"{pending.subscription_id}:{pending.stream_id}".encode(), digest_size=12).hexdigest()
-    return digest[:25]
+    return digest[:NONCE_LENGTH]
 
 
-class AnnounceError(Exception):
-    """Posting failed. `permanent` means retrying cannot help until someone changes something
-    (channel deleted, permission missing); the reason is shown to the guild's admins in /streamers."""
+class CardEdit(Enum):
+    """How editing one live card went."""
 
-    def __init__(self, reason: str, *, permanent: bool) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.permanent = permanent
-
-
-class MessageGone(AnnounceError):
-    """The message to edit or delete no longer exists (a human deleted it, or its channel is gone)."""
-
-    def __init__(self, reason: str = "the message no longer exists") -> None:
-        super().__init__(reason, permanent=True)
-
-
-class Announcer(Protocol):
-    async def announce(
-        self,
-        channel_id: int,
-        stream: LiveStream,
-        streamer: Streamer,
-        *,
-        nonce: str,
-        message: Announcement,
-        guild_id: int,
-    ) -> int:
-        """Post `message`, the live announcement of `stream`, in `channel_id` of `guild_id`; return the
-        message id or raise AnnounceError.
-
-        `nonce` is the same for every attempt at one (subscription, stream): Discord returns the message
-        it already created for a repeated nonce instead of posting it twice."""
-        ...
-
-    async def edit(self, channel_id: int, message_id: int, message: Announcement, *, guild_id: int) -> None:
-        """Replace a posted message's content, embed and components; raise MessageGone or AnnounceError."""
-        ...
-
-    async def delete(self, channel_id: int, message_id: int, *, guild_id: int) -> None:
-        """Delete a posted message; raise MessageGone or AnnounceError."""
-        ...
+    DONE = "done"
+    REFUSED = "refused"
+    """A permanent refusal (permission taken away): not retried until the stream changes again."""
+    FAILED = "failed"
+    """A transient failure: retried next cycle."""
+    GONE = "gone"
+    """The message was deleted: the card is forgotten."""
 
 
 @dataclass(slots=True)
@@ -114,9 +86,10 @@ class Notifier:
 
     def __init__(
         self,
-        db: Database,
+        db: NotifierStore,
         announcer: Announcer,
         *,
+        renderer: CardRenderer,
         offline_after_polls: int = 2,
         max_concurrent_sends: int = 10,
         vod_lookup: VodLookup | None = None,
@@ -126,6 +99,7 @@ class Notifier:
     ) -> None:
         self._db = db
         self._announcer = announcer
+        self._renderer = renderer
         self._offline_after_polls = offline_after_polls
         self._vod_lookup = vod_lookup
         self._art_lookup = art_lookup
@@ -143,9 +117,7 @@ class Notifier:
             outcome = reconcile(previous, snapshot, self._offline_after_polls)
             # Twitch ids never change but logins and display names do: follow renames as they are seen.
             await self._db.update_streamer_names(
-                Streamer(twitch_user_id=s.user_id, login=s.user_login, display_name=s.user_name)
-                for s in snapshot.streams.values()
-                if s.user_login
+                streamer_from_stream(s) for s in snapshot.streams.values() if s.user_login
             )
             await self._db.apply_live_changes(
                 outcome.live, outcome.missed, outcome.offline, ended_streams=[s.stream_id for s in outcome.ended]
@@ -211,7 +183,7 @@ class Notifier:
     ) -> bool:
         if stream is None or streamer is None or stream.stream_id != pending.stream_id:
             return False  # removed meanwhile; nothing to post
-        rendered = live_announcement(
+        rendered = self._renderer.live(
             stream, streamer, ping=pending.ping, template=pending.template, box_art_url=pending.box_art_url
         )
         async with self._send_limit:
@@ -256,13 +228,13 @@ class Notifier:
         rendered: list[tuple[int, LiveStream]] = []
         gone: list[tuple[int, str]] = []
         for card, result in zip(cards, results, strict=True):
-            if result == "ok":
+            if result is CardEdit.DONE:
                 report.cards_updated += 1
                 rendered.append((card.subscription_id, card.live))
-            elif result == "retry-later":
+            elif result is CardEdit.REFUSED:
                 # A permanent failure (permission taken away) waits for the next change and interval.
                 rendered.append((card.subscription_id, card.live))
-            elif result == "gone":
+            elif result is CardEdit.GONE:
                 gone.append((card.subscription_id, card.live.stream_id))
             elif isinstance(result, BaseException):
                 _log.error("Unexpected error updating message %s", card.message_id, exc_info=result)
@@ -270,8 +242,8 @@ class Notifier:
         await self._db.mark_cards_rendered(rendered)
         await self._db.close_cards(gone)
 
-    async def _update_one(self, card: CardUpdate) -> str:
-        message = live_announcement(
+    async def _update_one(self, card: CardUpdate) -> CardEdit:
+        message = self._renderer.live(
             card.live, card.streamer, ping=card.ping, template=card.template, box_art_url=card.box_art_url
         )
         async with self._send_limit:
@@ -279,11 +251,11 @@ class Notifier:
                 await self._announcer.edit(card.channel_id, card.message_id, message, guild_id=card.guild_id)
             except MessageGone:
                 _log.info("Live card %s in channel %s is gone; forgetting it", card.message_id, card.channel_id)
-                return "gone"
+                return CardEdit.GONE
             except AnnounceError as exc:
                 _log.warning("Could not update live card %s in channel %s: %s", card.message_id, card.channel_id, exc)
-                return "retry-later" if exc.permanent else "transient"
-        return "ok"
+                return CardEdit.REFUSED if exc.permanent else CardEdit.FAILED
+        return CardEdit.DONE
 
     async def _close_cards(self, report: CycleReport) -> None:
         """Turn the cards of ended streams into "was live" cards, delete them, or keep them, per guild."""
@@ -291,7 +263,9 @@ class Notifier:
         if not cards:
             return
         vods: dict[str, str | None] = {}
-        to_edit = {(c.streamer.twitch_user_id, c.stream_id) for c in cards if c.end_action == "edit" and c.message_id}
+        to_edit = {
+            (c.streamer.twitch_user_id, c.stream_id) for c in cards if c.end_action is EndAction.EDIT and c.message_id
+        }
         if to_edit and self._vod_lookup is not None:
             # One look-up per ended stream, however many guilds announced it.
             keys = sorted(to_edit)
@@ -321,14 +295,14 @@ class Notifier:
 
     async def _close_one(self, card: CardToClose, vod_url: str | None) -> bool:
         """True once the card is dealt with for good; False to try again next cycle."""
-        if card.message_id is None or card.end_action not in ("edit", "delete"):
-            return True  # "keep", or a card from before message ids were stored
+        if card.message_id is None or card.end_action is EndAction.KEEP:
+            return True  # kept as it is, or a card from before message ids were stored
         async with self._send_limit:
             try:
-                if card.end_action == "delete":
+                if card.end_action is EndAction.DELETE:
                     await self._announcer.delete(card.channel_id, card.message_id, guild_id=card.guild_id)
                 else:
-                    message = ended_announcement(
+                    message = self._renderer.ended(
                         card.streamer,
                         title=card.title,
                         game_name=card.game_name,
@@ -351,31 +325,5 @@ class Notifier:
         return True
 
     async def prune(self) -> int:
-        return await self._db.prune_announcements(datetime.now(UTC) - ANNOUNCEMENT_RETENTION)
-
-
-class Poller:
-    """The polling event source: one cycle asks Twitch about every monitored streamer."""
-
-    def __init__(self, db: Database, twitch: TwitchClient, notifier: Notifier) -> None:
-        self._db = db
-        self._twitch = twitch
-        self._notifier = notifier
-        self.last_report: CycleReport | None = None
-        self.last_success: float | None = None
-        self.cycles = 0
-
-    async def run_cycle(self) -> CycleReport:
-        started = time.monotonic()
-        report = CycleReport()
-        user_ids = await self._db.monitored_user_ids()
-        if user_ids:
-            snapshot = await self._twitch.get_streams(user_ids)
-            report.twitch_requests = snapshot.requests
-            await self._notifier.apply(snapshot, report)
-        report.duration = time.monotonic() - started
-        self.last_report = report
-        self.last_success = time.time()
-        self.cycles += 1
-        _log.debug("Poll cycle: %s", report)
-        return report
+        """Forget announcement records older than ANNOUNCEMENT_RETENTION (by the notifier's clock)."""
+        return await self._db.prune_announcements(self.clock() - ANNOUNCEMENT_RETENTION)

@@ -8,21 +8,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from database import LiveStream
-from twitch_api import StreamsSnapshot, TwitchStream
-
-
-def live_stream_from(stream: TwitchStream) -> LiveStream:
-    return LiveStream(
-        twitch_user_id=stream.user_id,
-        stream_id=stream.id,
-        title=stream.title,
-        game_name=stream.game_name,
-        viewer_count=stream.viewer_count,
-        started_at=stream.started_at,
-        thumbnail_url=stream.thumbnail_url,
-        game_id=stream.game_id,
-    )
+from twitch_notifier.models import LiveStream
+from twitch_notifier.twitch.mapping import live_stream_from
+from twitch_notifier.twitch.models import StreamsSnapshot
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
-from metrics import Metrics
+from twitch_notifier.ops.metrics import Metrics
 
 _log = logging.getLogger(__name__)
 

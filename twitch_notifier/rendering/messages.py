@@ -8,24 +8,24 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from database import LiveStream, Streamer
-from templates import describe_ping, ping_allowed_mentions, ping_mention, render_template
+from twitch_notifier.models import JSON, Announcement, LiveStream, Streamer
+from twitch_notifier.rendering.limits import (
+    BUTTON_LABEL_LIMIT,
+    CONTENT_LIMIT,
+    EMBED_AUTHOR_LIMIT,
+    EMBED_DESCRIPTION_LIMIT,
+    EMBED_FIELD_VALUE_LIMIT,
+    EMBED_TITLE_LIMIT,
+)
+from twitch_notifier.rendering.pings import describe_ping, ping_allowed_mentions, ping_mention
+from twitch_notifier.rendering.templates import render_template
+from twitch_notifier.twitch.models import channel_url
 
 TWITCH_PURPLE = 0x9146FF
 OFFLINE_GREY = 0x6E6E78
 THUMBNAIL_SIZE = (1280, 720)
-
-# Discord's limits (https://discord.com/developers/docs/resources/message#embed-object-embed-limits).
-CONTENT_LIMIT = 2000
-EMBED_TITLE_LIMIT = 256
-EMBED_DESCRIPTION_LIMIT = 4096
-EMBED_FIELD_NAME_LIMIT = 256
-EMBED_FIELD_VALUE_LIMIT = 1024
-EMBED_AUTHOR_LIMIT = 256
-EMBED_FOOTER_LIMIT = 2048
 
 _MARKDOWN_CHARS = re.compile(r"([\\*_~`|>#\-\[\]()<:])")
 _MENTION = re.compile(r"@(everyone|here|[!&]?\d+)")
@@ -64,10 +64,6 @@ def escape_and_truncate(text: str, limit: int) -> str:
     return "".join(out).rstrip() + "…"
 
 
-def channel_url(login: str) -> str:
-    return f"https://www.twitch.tv/{login}"
-
-
 def thumbnail_url(template: str, cache_key: int | str) -> str:
     """Fill Twitch's {width}x{height} template and add a query so Discord does not show a stale image."""
     width, height = THUMBNAIL_SIZE
@@ -92,20 +88,9 @@ def uptime(started_at: datetime, now: datetime | None = None) -> str:
     return format_duration((now - started_at).total_seconds())
 
 
-@dataclass(frozen=True, slots=True)
-class Announcement:
-    """A message in Discord's JSON shapes: content, one embed, components (link buttons) and
-    allowed_mentions, which lets through at most the one ping configured and nothing else."""
-
-    content: str
-    embed: dict
-    components: list[dict] = field(default_factory=list)
-    allowed_mentions: dict = field(default_factory=lambda: {"parse": [], "replied_user": False})
-
-
-def link_button(label: str, url: str) -> list[dict]:
+def link_button(label: str, url: str) -> list[JSON]:
     """One action row with one link button (style 5): Discord opens the URL, the bot gets no interaction."""
-    return [{"type": 1, "components": [{"type": 2, "style": 5, "label": label[:80], "url": url}]}]
+    return [{"type": 1, "components": [{"type": 2, "style": 5, "label": label[:BUTTON_LABEL_LIMIT], "url": url}]}]
 
 
 def template_values(stream: LiveStream, streamer: Streamer, ping: str | None) -> dict[str, str]:
@@ -143,7 +128,7 @@ def live_announcement(
     """The message posted when a stream goes live (and re-rendered while it stays live)."""
     now = now or datetime.now(UTC)
     url = channel_url(streamer.login)
-    embed: dict = {
+    embed: JSON = {
         "title": escape_and_truncate(stream.title.strip() or "Untitled broadcast", EMBED_TITLE_LIMIT),
         "url": url,
         "color": TWITCH_PURPLE,
@@ -195,7 +180,7 @@ def ended_announcement(
     url = channel_url(streamer.login)
     name = escape_and_truncate(streamer.display_name or streamer.login, 100)
     target = vod_url if vod_url and _URL_SAFE.match(vod_url) else url
-    embed: dict = {
+    embed: JSON = {
         "title": escape_and_truncate(title.strip() or "Untitled broadcast", EMBED_TITLE_LIMIT),
         "url": target,
         "color": OFFLINE_GREY,

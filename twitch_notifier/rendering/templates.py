@@ -1,87 +1,23 @@
-"""Per-server message templates and ping settings: parsing, validation and safe substitution.
+"""Per-server message templates and game filters: parsing, validation and safe substitution.
 
-Plain Python (no discord import): the bot validates what admins type here, messages.py renders with it.
+Plain Python (no discord import): the cogs validate what admins type here, messages.py renders with it.
 """
 
 from __future__ import annotations
 
-import re
 import string
 from collections.abc import Mapping
-from dataclasses import dataclass
+
+from twitch_notifier.rendering.limits import CONTENT_LIMIT
 
 PLACEHOLDERS: tuple[str, ...] = ("streamer", "title", "game", "url", "viewers", "ping")
 DEFAULT_TEMPLATE = "\N{LARGE RED CIRCLE} **{streamer}** is live on Twitch!"
 # The literal text of a template; the rest of Discord's 2,000 characters is left for the values.
 TEMPLATE_MAX_LENGTH = 1000
-CONTENT_LIMIT = 2000
-
-END_ACTIONS: tuple[str, ...] = ("edit", "delete", "keep")
-DEFAULT_END_ACTION = "edit"
-
-# A ping is stored as text: "" (none), "everyone", "here", or a role id.
-PING_NONE = ""
-_ROLE_MENTION = re.compile(r"^<@&(\d{15,21})>$")
-_ROLE_ID = re.compile(r"^(?:role:)?(\d{15,21})$")
 
 
 class TemplateError(ValueError):
-    """A template or ping an admin typed is not usable; the message is safe to show as is."""
-
-
-# ------------------------------------------------------------------------------------------------ pings
-
-
-@dataclass(frozen=True, slots=True)
-class PingChoice:
-    """What an admin typed for a ping, parsed: `value` is the stored form, `role_id` set for a role."""
-
-    value: str
-    role_id: int | None = None
-
-
-def parse_ping(text: str, everyone_role_id: int | None = None) -> PingChoice:
-    """Parse `none`, `@everyone`, `@here`, a role mention `<@&id>` or a role id (also `role:id`)."""
-    raw = text.strip()
-    lowered = raw.lower().lstrip("@")
-    if lowered in ("", "none", "off", "no", "nobody"):
-        return PingChoice(PING_NONE)
-    if lowered in ("everyone", "here"):
-        return PingChoice(lowered)
-    match = _ROLE_MENTION.match(raw) or _ROLE_ID.match(raw)
-    if match is None:
-        raise TemplateError(
-            "A ping is `none`, `@everyone`, `@here` or a role (pick one from the list or type its mention)."
-        )
-    role_id = int(match.group(1))
-    if everyone_role_id is not None and role_id == everyone_role_id:
-        return PingChoice("everyone")
-    return PingChoice(str(role_id), role_id)
-
-
-def ping_mention(ping: str | None) -> str:
-    """The text that pings: `@everyone`, `@here`, `<@&id>`, or nothing."""
-    if not ping:
-        return ""
-    if ping in ("everyone", "here"):
-        return f"@{ping}"
-    return f"<@&{ping}>"
-
-
-def ping_allowed_mentions(ping: str | None) -> dict:
-    """Discord's allowed_mentions that let exactly this one ping through and nothing else."""
-    allowed: dict = {"parse": [], "replied_user": False}
-    if ping in ("everyone", "here"):
-        allowed["parse"] = ["everyone"]  # Discord has no separate switch for @here
-    elif ping:
-        allowed["roles"] = [ping]
-    return allowed
-
-
-def describe_ping(ping: str | None) -> str:
-    if not ping:
-        return "none"
-    return ping_mention(ping)
+    """A template, ping or filter an admin typed is not usable; the message is safe to show as is."""
 
 
 # ------------------------------------------------------------------------------------------- templates

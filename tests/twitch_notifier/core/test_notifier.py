@@ -5,9 +5,12 @@ from datetime import UTC, datetime
 
 import pytest
 
-from database import Database, LiveStream, Streamer
-from notifier import AnnounceError, Notifier, announcement_nonce
-from twitch_api import StreamsSnapshot, TwitchStream
+from database import Database
+from tests.conftest import build_notifier
+from twitch_notifier.core.notifier import announcement_nonce
+from twitch_notifier.core.ports import AnnounceError
+from twitch_notifier.models import LiveStream, Streamer
+from twitch_notifier.twitch.models import StreamsSnapshot, TwitchStream
 
 T0 = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 ALICE = Streamer("1", "alice", "Alice")
@@ -87,7 +90,7 @@ def announcer():
 
 @pytest.fixture
 def notifier(db, announcer):
-    return Notifier(db, announcer, offline_after_polls=2)
+    return build_notifier(db, announcer, offline_after_polls=2)
 
 
 async def test_went_live_is_announced_once_in_every_following_guild(notifier, announcer):
@@ -99,9 +102,9 @@ async def test_went_live_is_announced_once_in_every_following_guild(notifier, an
 
 
 async def test_restart_does_not_announce_again(db, announcer):
-    await Notifier(db, announcer).apply(poll(stream(ALICE, "a1")))
+    await build_notifier(db, announcer).apply(poll(stream(ALICE, "a1")))
     again = RecordingAnnouncer()
-    await Notifier(db, again).apply(poll(stream(ALICE, "a1")))
+    await build_notifier(db, again).apply(poll(stream(ALICE, "a1")))
     assert again.sent == []
 
 
@@ -180,7 +183,7 @@ async def test_retries_reuse_the_same_nonce_so_discord_can_deduplicate(notifier,
 
 
 async def test_nonce_function():
-    from database import PendingAnnouncement
+    from twitch_notifier.models import PendingAnnouncement
 
     a = announcement_nonce(PendingAnnouncement(1, 1, 10, "1", "stream"))
     assert a == announcement_nonce(PendingAnnouncement(1, 2, 20, "1", "stream"))
@@ -195,7 +198,7 @@ async def test_live_card_is_updated_only_after_the_interval_and_only_when_change
     from datetime import timedelta
 
     now = [T0]
-    notifier = Notifier(db, announcer, clock=lambda: now[0])
+    notifier = build_notifier(db, announcer, clock=lambda: now[0])
     await notifier.apply(poll(stream(BOB, "b1", title="one")))
     [(_, message)] = announcer.messages
     assert message.components[0]["components"][0]["label"] == "Watch stream"
@@ -217,7 +220,7 @@ async def test_ended_cards_are_edited_with_the_vod_once(db, announcer):
         lookups.append((user_id, stream_id))
         return "https://www.twitch.tv/videos/1"
 
-    notifier = Notifier(db, announcer, vod_lookup=vod)
+    notifier = build_notifier(db, announcer, vod_lookup=vod)
     await notifier.apply(poll(stream(ALICE, "a1")))
     await notifier.apply(poll())
     report = await notifier.apply(poll())
@@ -230,9 +233,9 @@ async def test_ended_cards_are_edited_with_the_vod_once(db, announcer):
 
 
 async def test_closing_retries_transient_failures_and_forgets_gone_messages(db, announcer):
-    from notifier import MessageGone
+    from twitch_notifier.core.ports import MessageGone
 
-    notifier = Notifier(db, announcer)
+    notifier = build_notifier(db, announcer)
     await notifier.apply(poll(stream(ALICE, "a1")))
     announcer.failures[10] = AnnounceError("Discord answered 503", permanent=False)
     announcer.failures[20] = MessageGone()
@@ -249,7 +252,7 @@ async def test_closing_retries_transient_failures_and_forgets_gone_messages(db, 
 async def test_delete_and_keep_per_guild(db, announcer):
     await db.update_guild_settings(1, end_action="delete")
     await db.update_guild_settings(2, end_action="keep")
-    notifier = Notifier(db, announcer)
+    notifier = build_notifier(db, announcer)
     await notifier.apply(poll(stream(ALICE, "a1")))
     await notifier.apply(poll())
     await notifier.apply(poll())

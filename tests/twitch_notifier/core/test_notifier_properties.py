@@ -13,9 +13,11 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from database import Database, LiveStream, Streamer
-from notifier import AnnounceError, Notifier
-from twitch_api import StreamsSnapshot, TwitchStream
+from database import Database
+from tests.conftest import build_notifier
+from twitch_notifier.core.ports import AnnounceError
+from twitch_notifier.models import LiveStream, Streamer
+from twitch_notifier.twitch.models import StreamsSnapshot, TwitchStream
 
 USERS = [Streamer(str(i), f"user{i}", f"User{i}") for i in range(3)]
 # (guild, channel) subscriptions: user0 in two guilds, user1 in one, user2 in none (never announced).
@@ -83,7 +85,7 @@ async def scenario(path: Path, steps: list[dict], offline_after: int) -> None:
         await db.add_subscription(guild_id, channel_id, user)
     sent: list[tuple[int, str]] = []
     announcer = Announcer(sent)
-    notifier = Notifier(db, announcer, offline_after_polls=offline_after)
+    notifier = build_notifier(db, announcer, offline_after_polls=offline_after)
     live_now: dict[str, str] = {}  # what Twitch really has live: user id -> stream id
     ever_live: set[str] = set()
     counter = 0
@@ -113,7 +115,7 @@ async def scenario(path: Path, steps: list[dict], offline_after: int) -> None:
             if world["restart"]:
                 await db.close()
                 db = await Database.open(str(path))
-                notifier = Notifier(db, announcer, offline_after_polls=offline_after)
+                notifier = build_notifier(db, announcer, offline_after_polls=offline_after)
 
         # A final clean observation: no failures anywhere.
         announcer.failing = set()

@@ -4,9 +4,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from database import LiveStream
-from live_tracker import live_stream_from, reconcile
-from twitch_api import StreamsSnapshot, TwitchStream
+from twitch_notifier.core.tracker import reconcile
+from twitch_notifier.models import LiveStream
+from twitch_notifier.twitch.mapping import live_stream_from
+from twitch_notifier.twitch.models import StreamsSnapshot, TwitchStream
 
 T0 = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 

@@ -3,7 +3,7 @@ import itertools
 
 import pytest
 
-from send_pacer import DISCORD_GLOBAL_LIMIT, SendPacer
+from twitch_notifier.discord_io.pacer import DISCORD_GLOBAL_LIMIT, SendPacer
 
 
 class FakeTime:

@@ -9,8 +9,8 @@ import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from health_server import HEALTH_PATH, METRICS_PATH, HealthServer, HealthStatus, evaluate_health
-from metrics import Metrics
+from twitch_notifier.ops.health import HEALTH_PATH, METRICS_PATH, HealthServer, HealthStatus, evaluate_health
+from twitch_notifier.ops.metrics import Metrics
 
 INTERVAL = 90.0
 START = 1_000_000.0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from metrics import Metrics
+from twitch_notifier.ops.metrics import Metrics
 
 EXPECTED_FAMILIES = {
     "twitch_notifier_poll_cycles": "counter",

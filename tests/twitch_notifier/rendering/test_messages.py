@@ -2,9 +2,9 @@
 
 from datetime import UTC, datetime, timedelta
 
-from database import LiveStream, Streamer
-from messages import (
-    EMBED_TITLE_LIMIT,
+from twitch_notifier.models import LiveStream, Streamer
+from twitch_notifier.rendering.limits import EMBED_TITLE_LIMIT
+from twitch_notifier.rendering.messages import (
     escape,
     escape_and_truncate,
     format_duration,

@@ -4,15 +4,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from templates import (
+from twitch_notifier.rendering.pings import PingChoice, parse_ping, ping_allowed_mentions, ping_mention
+from twitch_notifier.rendering.templates import (
     DEFAULT_TEMPLATE,
     TEMPLATE_MAX_LENGTH,
-    PingChoice,
     TemplateError,
     parse_game_list,
-    parse_ping,
-    ping_allowed_mentions,
-    ping_mention,
     render_template,
     validate_template,
 )

@@ -1,0 +1,1 @@
+"""Tests of the twitch_notifier package, mirroring its layout."""

@@ -1,0 +1,95 @@
+"""The one place the bot is assembled from its parts: used by `run()`, the end-to-end harness and the
+benchmarks alike, so what they test can never drift from what runs in production."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import discord
+
+from bot import BotServices, TwitchNotifierBot
+from config import Settings
+from database import Database
+from twitch_api import TwitchClient
+from twitch_notifier.cogs.context import CogServices
+from twitch_notifier.core.notifier import Notifier
+from twitch_notifier.core.poller import Housekeeping, Poller
+from twitch_notifier.core.subscriptions import SubscriptionRules
+from twitch_notifier.discord_io.announcer import DiscordAnnouncer
+from twitch_notifier.discord_io.pacer import SendPacer
+from twitch_notifier.models import Category
+from twitch_notifier.ops.metrics import Metrics
+from twitch_notifier.rendering.cards import Cards
+from twitch_notifier.twitch.mapping import category_from
+
+__all__ = ["build_bot", "build_twitch_client"]
+
+
+def build_twitch_client(settings: Settings, metrics: Metrics | None = None, **options: float) -> TwitchClient:
+    """The Helix client for these settings; `options` tune its retries (the tests shorten the backoff)."""
+    return TwitchClient(
+        settings.twitch_client_id,
+        settings.twitch_client_secret,
+        api_base=settings.twitch_api_base,
+        auth_base=settings.twitch_auth_base,
+        on_response=metrics.observe_twitch_response if metrics is not None else None,
+        **options,  # type: ignore[arg-type]
+    )
+
+
+def build_bot(
+    settings: Settings,
+    db: Database,
+    twitch: TwitchClient,
+    *,
+    metrics: Metrics | None = None,
+    pacer: SendPacer | None = None,
+    guild_ready_timeout: float = 2.0,
+    monotonic: Callable[[], float] = time.monotonic,
+    wall_clock: Callable[[], float] = time.time,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> TwitchNotifierBot:
+    """A TwitchNotifierBot wired to `db` and `twitch`, not yet started.
+
+    `monotonic` drives the periodic chores (token validation, streamer refresh), `wall_clock` the health
+    check, `clock` the notifier's decisions (live-card throttle, pruning); tests move them instead of
+    reaching into the objects."""
+    metrics = metrics or Metrics()
+    built: TwitchNotifierBot | None = None
+
+    def guild_lookup(guild_id: int) -> discord.Guild | None:
+        # The announcer exists before the bot it posts through; it only looks guilds up once running.
+        return built.get_guild(guild_id) if built is not None else None
+
+    async def box_art(game_ids: list[str]) -> list[Category]:
+        return [category_from(game) for game in await twitch.get_games(game_ids)]
+
+    notifier = Notifier(
+        db,
+        DiscordAnnouncer(guild_lookup, pacer or SendPacer()),
+        renderer=Cards(),
+        offline_after_polls=settings.offline_after_polls,
+        vod_lookup=twitch.find_vod_url,
+        art_lookup=box_art,
+        clock=clock,
+    )
+    services = BotServices(
+        db=db,
+        twitch=twitch,
+        notifier=notifier,
+        poller=Poller(db, twitch, notifier, monotonic=monotonic, wall_clock=wall_clock),
+        housekeeping=Housekeeping(db, twitch, notifier, monotonic=monotonic),
+        metrics=metrics,
+        cogs=CogServices(
+            db=db, twitch=twitch, rules=SubscriptionRules(db, twitch, max_per_guild=settings.max_streamers_per_guild)
+        ),
+    )
+    built = TwitchNotifierBot(
+        services,
+        check_interval=settings.check_interval_seconds,
+        guild_ready_timeout=guild_ready_timeout,
+        wall_clock=wall_clock,
+    )
+    return built

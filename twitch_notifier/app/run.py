@@ -1,0 +1,130 @@
+"""Start-up and shutdown: `main()` reads the settings, `run()` opens the database, the Twitch client and
+the health server, runs the bot until a signal stops it, and turns an operator's mistake into one precise
+message and exit status 2. `python bot.py --check` validates the configuration without connecting."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import Callable, Sequence
+
+import discord
+
+from bot import TwitchNotifierBot
+from config import ConfigError, Settings, load_settings
+from database import Database, DatabaseError
+from twitch_api import TwitchAuthError, TwitchClient, TwitchError
+from twitch_notifier.app.build import build_bot, build_twitch_client
+from twitch_notifier.app.logs import setup_logging
+from twitch_notifier.app.signals import stop_on_signals
+from twitch_notifier.discord_io.endpoints import use_discord_endpoints
+from twitch_notifier.ops.health import HealthServer
+from twitch_notifier.ops.metrics import Metrics
+
+__all__ = ["EXIT_MISCONFIGURED", "EXIT_OK", "check_configuration", "main", "run"]
+
+_log = logging.getLogger(__name__)
+
+BotBuilder = Callable[[Settings, Database, TwitchClient, Metrics], TwitchNotifierBot]
+"""Builds the bot from its parts (app.build.build_bot; the benchmarks pass one with their options)."""
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_MISCONFIGURED = 2
+"""The operator has something to fix (a variable, a token, a port); restarting will not help."""
+
+
+def _build(settings: Settings, db: Database, twitch: TwitchClient, metrics: Metrics) -> TwitchNotifierBot:
+    return build_bot(settings, db, twitch, metrics=metrics)
+
+
+async def run(settings: Settings, *, builder: BotBuilder = _build) -> int:
+    """Open the database and Twitch client, run the bot until it stops; returns the exit status."""
+    use_discord_endpoints(settings.discord_api_base, settings.discord_gateway_url)
+    try:
+        db = await Database.open(settings.database_path)
+    except DatabaseError as exc:
+        _log.error("DATABASE_PATH: %s", exc)
+        return EXIT_FAILED
+    metrics = Metrics()
+    health_server: HealthServer | None = None
+    try:
+        async with build_twitch_client(settings, metrics) as twitch:
+            try:
+                await twitch.validate_token()
+            except TwitchAuthError as exc:
+                _log.error(
+                    "Twitch refused TWITCH_CLIENT_ID / TWITCH_CLIENT_SECRET (%s). Check both at "
+                    "https://dev.twitch.tv/console/apps",
+                    exc,
+                )
+                return EXIT_MISCONFIGURED
+            except TwitchError as exc:
+                _log.warning("Twitch is not reachable at start-up (%s); the bot starts and keeps trying", exc)
+            bot = builder(settings, db, twitch, metrics)
+            health_server = HealthServer(
+                host=settings.http_host, port=settings.http_port, health=bot.health, metrics=metrics
+            )
+            try:
+                await health_server.start()
+            except OSError as exc:
+                _log.error(
+                    "HTTP_PORT %s on HTTP_HOST %s cannot be used: %s", settings.http_port, settings.http_host, exc
+                )
+                return EXIT_MISCONFIGURED
+            _log.info("Health and metrics on http://%s:%d/healthz and /metrics", settings.http_host, health_server.port)
+            stopping = stop_on_signals(bot.close)
+            async with bot:
+                try:
+                    await bot.start(settings.discord_token)
+                except discord.LoginFailure:
+                    _log.error(
+                        "Discord refused DISCORD_TOKEN. Copy the bot token again from "
+                        "https://discord.com/developers/applications -> your application -> Bot"
+                    )
+                    return EXIT_MISCONFIGURED
+                except discord.PrivilegedIntentsRequired:
+                    _log.error("Discord refused the gateway intents; this bot needs none of the privileged ones")
+                    return EXIT_MISCONFIGURED
+            for task in stopping:
+                await task
+    finally:
+        if health_server is not None:
+            await health_server.stop()
+        await db.close()
+        _log.info("Shut down cleanly")
+    return EXIT_OK
+
+
+def check_configuration(settings: Settings) -> int:
+    """`python bot.py --check`: validate what can be validated without connecting anywhere."""
+    directory = os.path.dirname(os.path.abspath(settings.database_path))
+    if not os.path.isdir(directory) or not os.access(directory, os.W_OK):
+        print(  # noqa: T201 - a command-line answer, not a log line
+            f"DATABASE_PATH {settings.database_path!r}: the directory {directory!r} does not exist or is not writable",
+            file=sys.stderr,
+        )
+        return EXIT_MISCONFIGURED
+    print(f"Configuration OK: {settings}")  # noqa: T201 - secrets are hidden by Settings.__repr__
+    return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else list(argv)
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)  # noqa: T201 - logging is not configured before settings exist
+        return EXIT_MISCONFIGURED
+    if args == ["--check"]:
+        return check_configuration(settings)
+    if args:
+        print("usage: python bot.py [--check]", file=sys.stderr)  # noqa: T201
+        return EXIT_MISCONFIGURED
+    setup_logging(settings.log_level, settings.secrets)
+    try:
+        return asyncio.run(run(settings))
+    except KeyboardInterrupt:
+        return EXIT_OK

@@ -1,0 +1,32 @@
+"""What the cogs are given: the services they use, instead of the whole Bot.
+
+The bot carries one `CogServices` as `bot.cog_services`; each extension's `setup()` takes it from there
+and hands its cog exactly what that cog needs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from discord.ext import commands
+
+from database import Database
+from twitch_api import TwitchClient
+from twitch_notifier.core.subscriptions import SubscriptionRules
+
+__all__ = ["CogServices", "services_of"]
+
+
+@dataclass(frozen=True, slots=True)
+class CogServices:
+    db: Database
+    twitch: TwitchClient
+    rules: SubscriptionRules
+
+
+def services_of(bot: commands.Bot) -> CogServices:
+    """The services a bot built by app.build carries; a clear error for any other bot."""
+    services = getattr(bot, "cog_services", None)
+    if not isinstance(services, CogServices):
+        raise TypeError("the notifier's cogs need a bot with `cog_services` (see twitch_notifier.app.build)")
+    return services

@@ -1,0 +1,120 @@
+"""/streamers and /live: what this server follows, and who of them is live now. Everyone may use them."""
+
+from __future__ import annotations
+
+import logging
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from database import Database
+from twitch_api import TwitchClient
+from twitch_notifier.cogs.context import services_of
+from twitch_notifier.cogs.options import guild_of
+from twitch_notifier.discord_io.channels import CHANNEL_DELETED, channel_problem
+from twitch_notifier.discord_io.replies import reply, reply_pages
+from twitch_notifier.models import GuildStreamer
+from twitch_notifier.rendering.messages import live_line, overrides_summary, paginate, streamer_line
+from twitch_notifier.twitch.errors import TwitchError
+from twitch_notifier.twitch.mapping import live_stream_from
+
+__all__ = ["ListingCommands", "setup"]
+
+_log = logging.getLogger(__name__)
+
+NOTHING_FOLLOWED = "No streamers are followed here yet. Add one with `/addstreamer`."
+
+
+def streamer_problem(guild: discord.Guild, row: GuildStreamer) -> tuple[str, str | None]:
+    """The channel mention of one entry and what is wrong with it, if anything, in plain words."""
+    sub = row.subscription
+    channel = guild.get_channel(sub.channel_id)
+    if isinstance(channel, discord.TextChannel):
+        mention = channel.mention
+        problem = channel_problem(channel) or (
+            f"last announcement failed: {sub.last_error}" if sub.last_error else None
+        )
+    else:
+        mention, problem = "a deleted channel", CHANNEL_DELETED
+    if sub.missing_since:
+        twitch_problem = (
+            f"Twitch no longer returns this account (since {sub.missing_since.date().isoformat()}): "
+            "banned, deleted, or renamed and re-used"
+        )
+        problem = f"{problem}\n  \N{WARNING SIGN} {twitch_problem}" if problem else twitch_problem
+    return mention, problem
+
+
+class ListingCommands(commands.Cog):
+    """/streamers and /live."""
+
+    def __init__(self, db: Database, twitch: TwitchClient) -> None:
+        self.db = db
+        self.twitch = twitch
+
+    @app_commands.command(name="streamers", description="List the Twitch streamers this server follows")
+    @app_commands.guild_only()
+    async def streamers(self, interaction: discord.Interaction) -> None:
+        guild = guild_of(interaction)
+        rows = await self.db.guild_streamers(guild.id)
+        if not rows:
+            await reply(interaction, NOTHING_FOLLOWED)
+            return
+        lines = []
+        for row in rows:
+            sub = row.subscription
+            mention, problem = streamer_problem(guild, row)
+            overrides = overrides_summary(
+                sub.ping, sub.message_template, [g.name for g in sub.games] if sub.games is not None else None
+            )
+            lines.append(streamer_line(sub.streamer, mention, row.live, problem, overrides))
+        live_count = len({row.subscription.streamer.twitch_user_id for row in rows if row.live})
+        title = f"Followed streamers: {len(rows)} ({live_count} live)"
+        await reply_pages(interaction, title, paginate(lines, 4000))
+
+    @app_commands.command(name="live", description="Show which of this server's streamers are live now")
+    @app_commands.guild_only()
+    async def live(self, interaction: discord.Interaction) -> None:
+        guild = guild_of(interaction)
+        rows = await self.db.guild_streamers(guild.id)
+        if not rows:
+            await reply(interaction, NOTHING_FOLLOWED)
+            return
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        streamers = {row.subscription.streamer.twitch_user_id: row.subscription.streamer for row in rows}
+        channels: dict[str, list[int]] = {}
+        for row in rows:
+            channels.setdefault(row.subscription.streamer.twitch_user_id, []).append(row.subscription.channel_id)
+        note = ""
+        live = list({row.live.twitch_user_id: row.live for row in rows if row.live is not None}.values())
+        try:
+            snapshot = await self.twitch.get_streams(streamers)
+        except TwitchError as exc:
+            _log.warning("/live could not ask Twitch: %s", exc)
+            snapshot = None
+        if snapshot is None or snapshot.failed:
+            note = "\n\n*Twitch didn't answer just now; this is the state from the last check.*"
+        else:
+            live = [live_stream_from(stream) for stream in snapshot.streams.values()]
+        if not live:
+            await reply(interaction, "None of this server's streamers are live right now." + note)
+            return
+        live.sort(key=lambda s: s.viewer_count, reverse=True)
+        lines = [
+            live_line(
+                streamers[s.twitch_user_id],
+                s,
+                where=" ".join(f"<#{c}>" for c in dict.fromkeys(channels[s.twitch_user_id])),
+            )
+            for s in live
+            if s.twitch_user_id in streamers
+        ]
+        pages = paginate(lines, 4000 - len(note))
+        pages[-1] += note
+        await reply_pages(interaction, f"Live now: {len(lines)}", pages)
+
+
+async def setup(bot: commands.Bot) -> None:
+    services = services_of(bot)
+    await bot.add_cog(ListingCommands(services.db, services.twitch))

@@ -1,0 +1,196 @@
+"""What the core needs from the world, as Protocols: the store, Twitch, the announcer and the renderer.
+
+The core is written against these alone; database.Database, twitch_api.TwitchClient, the Discord
+announcer and rendering.cards implement them, and tests substitute small fakes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Protocol
+
+from twitch_notifier.models import (
+    Announcement,
+    CardToClose,
+    CardUpdate,
+    Category,
+    LiveStream,
+    PendingAnnouncement,
+    Streamer,
+    Subscription,
+)
+from twitch_notifier.twitch.models import StreamsSnapshot, TwitchCategory, TwitchUser
+
+__all__ = [
+    "AnnounceError",
+    "Announcer",
+    "CardRenderer",
+    "MessageGone",
+    "NotifierStore",
+    "PollerStore",
+    "SubscriptionStore",
+    "TwitchDirectory",
+    "TwitchSource",
+]
+
+
+class AnnounceError(Exception):
+    """Posting failed. `permanent` means retrying cannot help until someone changes something
+    (channel deleted, permission missing); the reason is shown to the guild's admins in /streamers."""
+
+    def __init__(self, reason: str, *, permanent: bool) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.permanent = permanent
+
+
+class MessageGone(AnnounceError):
+    """The message to edit or delete no longer exists (a human deleted it, or its channel is gone)."""
+
+    def __init__(self, reason: str = "the message no longer exists") -> None:
+        super().__init__(reason, permanent=True)
+
+
+class Announcer(Protocol):
+    """Where announcements go (Discord, in production)."""
+
+    async def announce(
+        self,
+        channel_id: int,
+        stream: LiveStream,
+        streamer: Streamer,
+        *,
+        nonce: str,
+        message: Announcement,
+        guild_id: int,
+    ) -> int:
+        """Post `message`, the live announcement of `stream`, in `channel_id` of `guild_id`; return the
+        message id or raise AnnounceError.
+
+        `nonce` is the same for every attempt at one (subscription, stream): Discord returns the message
+        it already created for a repeated nonce instead of posting it twice."""
+        ...
+
+    async def edit(self, channel_id: int, message_id: int, message: Announcement, *, guild_id: int) -> None:
+        """Replace a posted message's content, embed and components; raise MessageGone or AnnounceError."""
+        ...
+
+    async def delete(self, channel_id: int, message_id: int, *, guild_id: int) -> None:
+        """Delete a posted message; raise MessageGone or AnnounceError."""
+        ...
+
+
+class CardRenderer(Protocol):
+    """Turns live state into the messages the announcer posts (rendering.cards.Cards in production)."""
+
+    def live(
+        self, stream: LiveStream, streamer: Streamer, *, ping: str | None, template: str | None, box_art_url: str
+    ) -> Announcement: ...
+
+    def ended(
+        self,
+        streamer: Streamer,
+        *,
+        title: str,
+        game_name: str,
+        started_at: datetime | None,
+        ended_at: datetime | None,
+        vod_url: str | None,
+    ) -> Announcement: ...
+
+
+class NotifierStore(Protocol):
+    """The storage the notifier reads and writes (database.Database)."""
+
+    async def live_streams(self) -> dict[str, LiveStream]: ...
+
+    async def update_streamer_names(self, streamers: Iterable[Streamer]) -> None: ...
+
+    async def apply_live_changes(
+        self,
+        upserts: Iterable[LiveStream],
+        missed: dict[str, int],
+        ended: Iterable[str],
+        ended_streams: Iterable[str] = (),
+    ) -> None: ...
+
+    async def games_needing_art(self, game_ids: Iterable[str], older_than: datetime) -> list[str]: ...
+
+    async def store_games(self, games: Iterable[Category]) -> None: ...
+
+    async def pending_announcements(self) -> list[PendingAnnouncement]: ...
+
+    async def streamers_by_id(self, user_ids: Iterable[str]) -> dict[str, Streamer]: ...
+
+    async def set_subscription_error(self, subscription_id: int, error: str | None) -> None: ...
+
+    async def record_announcement(
+        self, pending: PendingAnnouncement, message_id: int | None, stream: LiveStream | None = None
+    ) -> None: ...
+
+    async def cards_to_update(self, not_since: datetime) -> list[CardUpdate]: ...
+
+    async def mark_cards_rendered(self, cards: Iterable[tuple[int, LiveStream]]) -> None: ...
+
+    async def cards_to_close(self) -> list[CardToClose]: ...
+
+    async def close_cards(self, cards: Iterable[tuple[int, str]]) -> None: ...
+
+    async def prune_announcements(self, older_than: datetime) -> int: ...
+
+
+class PollerStore(Protocol):
+    """The storage the poller and housekeeping use."""
+
+    async def monitored_user_ids(self) -> list[str]: ...
+
+    async def refresh_streamers(self, found: Iterable[Streamer], missing: Iterable[str]) -> None: ...
+
+
+class SubscriptionStore(Protocol):
+    """The storage the add/edit/remove rules use."""
+
+    async def get_announce_channel(self, guild_id: int) -> int | None: ...
+
+    async def get_subscription(self, guild_id: int, subscription_id: int) -> Subscription | None: ...
+
+    async def find_subscriptions(self, guild_id: int, query: str) -> list[Subscription]: ...
+
+    async def count_subscriptions(self, guild_id: int) -> int: ...
+
+    async def add_subscription(
+        self,
+        guild_id: int,
+        channel_id: int,
+        streamer: Streamer,
+        added_by: int | None = None,
+        *,
+        ping: str | None = None,
+        message_template: str | None = None,
+        games: Sequence[Category] | None = None,
+    ) -> Subscription: ...
+
+    async def set_subscription_channel(self, subscription_id: int, channel_id: int) -> None: ...
+
+    async def remove_subscription_by_id(self, guild_id: int, subscription_id: int) -> Subscription | None: ...
+
+
+class TwitchSource(Protocol):
+    """What the poller and housekeeping ask Twitch (twitch_api.TwitchClient)."""
+
+    async def get_streams(self, user_ids: Iterable[str]) -> StreamsSnapshot: ...
+
+    async def get_users(self, *, logins: Iterable[str] = (), ids: Iterable[str] = ()) -> list[TwitchUser]: ...
+
+    async def validate_token(self) -> bool: ...
+
+
+class TwitchDirectory(Protocol):
+    """What the add/edit rules look up on Twitch: users and categories."""
+
+    async def get_users(self, *, logins: Iterable[str] = (), ids: Iterable[str] = ()) -> list[TwitchUser]: ...
+
+    async def get_games(self, ids: Iterable[str] = (), *, names: Iterable[str] = ()) -> list[TwitchCategory]: ...
+
+    async def search_categories(self, query: str, *, first: int = 25) -> list[TwitchCategory]: ...

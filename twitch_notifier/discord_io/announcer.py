@@ -1,0 +1,129 @@
+"""Posts, edits and deletes announcements through discord.py (core.ports.Announcer for Discord).
+
+Turns Discord's failures into AnnounceError (MessageGone when the message or its channel is gone); every
+request waits for its turn in the injected SendPacer, so a fan-out stays under Discord's global limit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from http import HTTPStatus
+
+import aiohttp
+import discord
+
+from twitch_notifier.core.ports import AnnounceError, MessageGone
+from twitch_notifier.discord_io.channels import CHANNEL_DELETED, channel_problem
+from twitch_notifier.discord_io.pacer import SendPacer
+from twitch_notifier.models import JSON, Announcement, LiveStream, Streamer
+
+__all__ = ["DiscordAnnouncer", "allowed_mentions_from", "link_view"]
+
+GuildLookup = Callable[[int], discord.Guild | None]
+
+_BUTTON = 2
+_LINK_STYLE = 5
+
+
+def allowed_mentions_from(data: JSON) -> discord.AllowedMentions:
+    """Discord's allowed_mentions JSON (from rendering) as discord.py's object: nothing beyond it."""
+    roles = [discord.Object(int(role_id)) for role_id in data.get("roles", [])]
+    return discord.AllowedMentions(
+        everyone="everyone" in data.get("parse", []), users=False, roles=roles or False, replied_user=False
+    )
+
+
+def link_view(components: list[JSON]) -> discord.ui.View:
+    """Link buttons (style 5) from Discord's component JSON; they need no interaction handling."""
+    view = discord.ui.View(timeout=None)
+    for row in components:
+        for item in row.get("components", []):
+            if item.get("type") == _BUTTON and item.get("style") == _LINK_STYLE:
+                view.add_item(discord.ui.Button(style=discord.ButtonStyle.link, label=item["label"], url=item["url"]))
+    return view
+
+
+class DiscordAnnouncer:
+    """Implements core.ports.Announcer with discord.py, for the guilds `guild_lookup` knows."""
+
+    def __init__(self, guild_lookup: GuildLookup, pacer: SendPacer) -> None:
+        # Not Client.get_channel(): it scans every guild, which makes a fan-out to G guilds cost O(G²).
+        self._guild = guild_lookup
+        # discord.py only reacts to Discord's global limit (50 requests/s per bot token) after a 429;
+        # pacing keeps a fan-out to thousands of servers under it instead of into a 429 storm.
+        self.pacer = pacer
+
+    async def announce(
+        self,
+        channel_id: int,
+        stream: LiveStream,
+        streamer: Streamer,
+        *,
+        nonce: str,
+        message: Announcement,
+        guild_id: int,
+    ) -> int:
+        channel = self._channel(guild_id, channel_id)
+        if not isinstance(channel, discord.TextChannel):
+            raise AnnounceError(CHANNEL_DELETED, permanent=True)
+        problem = channel_problem(channel)
+        if problem:
+            raise AnnounceError(problem, permanent=True)
+        await self.pacer.acquire()
+        try:
+            posted = await channel.send(
+                content=message.content or None,
+                embed=discord.Embed.from_dict(message.embed),
+                view=link_view(message.components),
+                allowed_mentions=allowed_mentions_from(message.allowed_mentions),
+                nonce=nonce,
+            )
+        except discord.NotFound as exc:
+            raise AnnounceError(CHANNEL_DELETED, permanent=True) from exc
+        except discord.Forbidden as exc:
+            raise AnnounceError(f"can't post in #{channel.name}: {exc.text or 'forbidden'}", permanent=True) from exc
+        except discord.HTTPException as exc:
+            raise AnnounceError(f"Discord answered {exc.status}: {exc.text}", permanent=False) from exc
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            raise AnnounceError(f"could not reach Discord: {exc!r}", permanent=False) from exc
+        return posted.id
+
+    async def edit(self, channel_id: int, message_id: int, message: Announcement, *, guild_id: int) -> None:
+        partial = self._partial(guild_id, channel_id, message_id)
+        await self.pacer.acquire()
+        await self._call(
+            partial.edit(
+                content=message.content,
+                embed=discord.Embed.from_dict(message.embed),
+                view=link_view(message.components),
+                allowed_mentions=allowed_mentions_from(message.allowed_mentions),
+            )
+        )
+
+    async def delete(self, channel_id: int, message_id: int, *, guild_id: int) -> None:
+        partial = self._partial(guild_id, channel_id, message_id)
+        await self.pacer.acquire()
+        await self._call(partial.delete())
+
+    def _channel(self, guild_id: int, channel_id: int) -> discord.abc.GuildChannel | None:
+        guild = self._guild(guild_id)
+        return guild.get_channel(channel_id) if guild is not None else None
+
+    def _partial(self, guild_id: int, channel_id: int, message_id: int) -> discord.PartialMessage:
+        channel = self._channel(guild_id, channel_id)
+        if not isinstance(channel, discord.TextChannel):
+            raise MessageGone("its channel was deleted")
+        return channel.get_partial_message(message_id)
+
+    @staticmethod
+    async def _call(request: Awaitable[object]) -> None:
+        try:
+            await request
+        except discord.NotFound as exc:
+            raise MessageGone(f"Discord answered {HTTPStatus.NOT_FOUND.value}: {exc.text}") from exc
+        except discord.Forbidden as exc:
+            raise AnnounceError(f"Discord refused: {exc.text or 'forbidden'}", permanent=True) from exc
+        except discord.HTTPException as exc:
+            raise AnnounceError(f"Discord answered {exc.status}: {exc.text}", permanent=False) from exc
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            raise AnnounceError(f"could not reach Discord: {exc!r}", permanent=False) from exc

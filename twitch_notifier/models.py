@@ -1,0 +1,195 @@
+"""The domain types every layer shares: streamers, subscriptions, settings, live state and cards.
+
+Frozen dataclasses with no behaviour worth the name and no imports beyond the standard library: the
+storage, the core, the rendering and the cogs all speak these, so none depends on another for them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import Enum, StrEnum
+from typing import Any, Final
+
+__all__ = [
+    "JSON",
+    "KEEP",
+    "AlreadySubscribed",
+    "Announcement",
+    "CardToClose",
+    "CardUpdate",
+    "Category",
+    "EndAction",
+    "GuildSettings",
+    "GuildStreamer",
+    "LiveStream",
+    "PendingAnnouncement",
+    "Streamer",
+    "Subscription",
+    "SubscriptionUpdate",
+    "Unchanged",
+]
+
+JSON = dict[str, Any]
+
+
+class Unchanged(Enum):
+    """Marks a field of an update as "leave it as it is" (None is a value: it clears an override)."""
+
+    KEEP = "keep"
+
+
+KEEP: Final = Unchanged.KEEP
+
+
+class AlreadySubscribed(Exception):
+    """The guild already follows this streamer in that channel."""
+
+
+class EndAction(StrEnum):
+    """What happens to a live card when its stream ends (a server setting; stored as its value)."""
+
+    EDIT = "edit"
+    """Edit it into a muted "was live" card with the duration and the VOD link."""
+    DELETE = "delete"
+    KEEP = "keep"
+
+
+@dataclass(frozen=True, slots=True)
+class Category:
+    """A Twitch category (game) a subscription's game filter allows."""
+
+    id: str
+    name: str
+    box_art_url: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Streamer:
+    twitch_user_id: str
+    login: str
+    display_name: str
+    profile_image_url: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Subscription:
+    """One guild following one streamer into one channel, with its own overrides of the guild's settings."""
+
+    id: int
+    guild_id: int
+    channel_id: int
+    streamer: Streamer
+    last_error: str | None = None
+    missing_since: datetime | None = None
+    """When Twitch stopped returning this streamer (banned or deleted), if it did."""
+    ping: str | None = None
+    """Override of the guild's ping ("" none, "everyone", "here", a role id); None uses the guild's."""
+    message_template: str | None = None
+    """Override of the guild's message template; None uses the guild's."""
+    games: tuple[Category, ...] | None = None
+    """Game filter: announce only while the stream is in one of these categories; None announces always."""
+
+
+@dataclass(slots=True)
+class SubscriptionUpdate:
+    """Changes to one subscription; fields left KEEP stay as they are."""
+
+    channel_id: int | Unchanged = KEEP
+    ping: str | Unchanged | None = KEEP
+    message_template: str | Unchanged | None = KEEP
+    games: Sequence[Category] | Unchanged | None = KEEP
+
+
+@dataclass(frozen=True, slots=True)
+class GuildSettings:
+    guild_id: int
+    announce_channel_id: int | None = None
+    ping: str | None = None
+    message_template: str | None = None
+    end_action: EndAction = EndAction.EDIT
+    live_updates: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class LiveStream:
+    """What the bot believes is live right now for one streamer."""
+
+    twitch_user_id: str
+    stream_id: str
+    title: str
+    game_name: str
+    viewer_count: int
+    started_at: datetime
+    thumbnail_url: str
+    missed_polls: int = 0
+    game_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class PendingAnnouncement:
+    """A (subscription, live stream) pair that has not been announced yet."""
+
+    subscription_id: int
+    guild_id: int
+    channel_id: int
+    twitch_user_id: str
+    stream_id: str
+    last_error: str | None = None
+    ping: str | None = None
+    """The ping in effect (the subscription's override, else the guild's)."""
+    template: str | None = None
+    """The message template in effect (override, else the guild's; None is the default)."""
+    box_art_url: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class CardUpdate:
+    """A live card whose stream changed since it was last rendered (and not within the throttle)."""
+
+    subscription_id: int
+    guild_id: int
+    channel_id: int
+    message_id: int
+    ping: str | None
+    template: str | None
+    box_art_url: str
+    live: LiveStream
+    streamer: Streamer
+
+
+@dataclass(frozen=True, slots=True)
+class CardToClose:
+    """An announced stream that has ended and whose card has not been dealt with yet."""
+
+    subscription_id: int
+    stream_id: str
+    guild_id: int
+    channel_id: int
+    message_id: int | None
+    end_action: EndAction
+    title: str
+    game_name: str
+    started_at: datetime | None
+    ended_at: datetime | None
+    streamer: Streamer
+
+
+@dataclass(frozen=True, slots=True)
+class GuildStreamer:
+    """One row of a guild's list, for /streamers and /live."""
+
+    subscription: Subscription
+    live: LiveStream | None
+
+
+@dataclass(frozen=True, slots=True)
+class Announcement:
+    """A message in Discord's JSON shapes: content, one embed, components (link buttons) and
+    allowed_mentions, which lets through at most the one ping configured and nothing else."""
+
+    content: str
+    embed: JSON
+    components: list[JSON] = field(default_factory=list)
+    allowed_mentions: JSON = field(default_factory=lambda: {"parse": [], "replied_user": False})

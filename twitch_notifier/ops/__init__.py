@@ -1,0 +1,1 @@
+"""Operating the bot: the HTTP health endpoint and the Prometheus metrics."""

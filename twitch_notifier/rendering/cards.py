@@ -1,0 +1,33 @@
+"""The notifier's renderer: the live card and the "was live" card, as messages.py draws them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from twitch_notifier.models import Announcement, LiveStream, Streamer
+from twitch_notifier.rendering.messages import ended_announcement, live_announcement
+
+__all__ = ["Cards"]
+
+
+class Cards:
+    """Implements core.ports.CardRenderer with the bot's message layout."""
+
+    def live(
+        self, stream: LiveStream, streamer: Streamer, *, ping: str | None, template: str | None, box_art_url: str
+    ) -> Announcement:
+        return live_announcement(stream, streamer, ping=ping, template=template, box_art_url=box_art_url)
+
+    def ended(
+        self,
+        streamer: Streamer,
+        *,
+        title: str,
+        game_name: str,
+        started_at: datetime | None,
+        ended_at: datetime | None,
+        vod_url: str | None,
+    ) -> Announcement:
+        return ended_announcement(
+            streamer, title=title, game_name=game_name, started_at=started_at, ended_at=ended_at, vod_url=vod_url
+        )
