@@ -11,9 +11,11 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /app
 
-# Dependencies in their own layer, so a code change doesn't reinstall them.
-COPY requirements.txt ./
-RUN pip install --no-cache-dir -r requirements.txt
+# Dependencies in their own layer, so a code change doesn't reinstall them. requirements.lock pins
+# every package, transitive ones included, with its hashes (made from requirements.txt, see there):
+# the image gets exactly what was tested, and pip refuses any file whose hash is not listed.
+COPY requirements.lock ./
+RUN pip install --no-cache-dir --require-hashes -r requirements.lock
 
 # The unprivileged user the bot runs as. The code stays owned by root: the bot can't modify it.
 RUN groupadd --gid 10001 bot \
@@ -21,8 +23,9 @@ RUN groupadd --gid 10001 bot \
     && mkdir -p /data \
     && chown bot:bot /data
 
-COPY bot.py slash_commands.py discord_common.py config.py database.py twitch_api.py live_tracker.py notifier.py \
-     messages.py templates.py metrics.py health_server.py send_pacer.py ./
+# The four top-level modules, and the package whole: a module added to it needs no change here.
+COPY bot.py config.py database.py twitch_api.py ./
+COPY twitch_notifier/ ./twitch_notifier/
 
 # The SQLite file lives on the volume mounted at /data (fly.toml [mounts]); no VOLUME here, the
 # platform mounts it.

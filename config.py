@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,9 +17,21 @@ from dotenv import dotenv_values
 
 _log = logging.getLogger(__name__)
 
+# Every default, once: the Settings fields and load_settings both use these.
 DEFAULT_CHECK_INTERVAL_SECONDS = 90.0
+DEFAULT_DATABASE_PATH = "twitch_bot.db"
+DEFAULT_LOG_LEVEL = "INFO"
+DEFAULT_TWITCH_API_BASE = "https://api.twitch.tv/helix"
+DEFAULT_TWITCH_AUTH_BASE = "https://id.twitch.tv/oauth2"
+DEFAULT_MAX_STREAMERS_PER_GUILD = 100
+DEFAULT_OFFLINE_AFTER_POLLS = 2
+# Every interface: the platform's health check reaches the machine on its private address.
+DEFAULT_HTTP_HOST = "0.0.0.0"  # noqa: S104
+DEFAULT_HTTP_PORT = 8080
+
 LOW_INTERVAL_WARNING_SECONDS = 30.0
 LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
+IN_MEMORY_DATABASE = ":memory:"
 
 # Where an operator finds each required value: the one place a misconfiguration message points to.
 WHERE_TO_GET = {
@@ -49,14 +62,14 @@ class Settings:
     twitch_client_id: str
     twitch_client_secret: str
     check_interval_seconds: float = DEFAULT_CHECK_INTERVAL_SECONDS
-    database_path: str = "twitch_bot.db"
-    log_level: str = "INFO"
-    twitch_api_base: str = "https://api.twitch.tv/helix"
-    twitch_auth_base: str = "https://id.twitch.tv/oauth2"
-    max_streamers_per_guild: int = 100
-    offline_after_polls: int = 2
-    http_host: str = "0.0.0.0"  # noqa: S104 - the health endpoint must be reachable by the platform's checks
-    http_port: int = 8080
+    database_path: str = DEFAULT_DATABASE_PATH
+    log_level: str = DEFAULT_LOG_LEVEL
+    twitch_api_base: str = DEFAULT_TWITCH_API_BASE
+    twitch_auth_base: str = DEFAULT_TWITCH_AUTH_BASE
+    max_streamers_per_guild: int = DEFAULT_MAX_STREAMERS_PER_GUILD
+    offline_after_polls: int = DEFAULT_OFFLINE_AFTER_POLLS
+    http_host: str = DEFAULT_HTTP_HOST
+    http_port: int = DEFAULT_HTTP_PORT
     # Only for running against a local mock of Discord (as the test suite does); empty means the real Discord.
     discord_api_base: str = ""
     discord_gateway_url: str = ""
@@ -108,6 +121,60 @@ def _base_url(name: str, raw: str, problems: list[str]) -> str:
     return url
 
 
+def secret_problem(name: str, value: str) -> str | None:
+    """The obvious paste mistakes in a token, id or secret; never echoes the value itself.
+
+    Only what no real value can contain is refused: Discord tokens are base64url segments joined by
+    dots, Twitch client ids and secrets are lower-case letters and digits.
+    """
+    if '"' in value or "'" in value:
+        return f"{name} contains quotes: set the value alone, without quotes around it"
+    if name == "DISCORD_TOKEN" and re.match(r"bot\s", value, re.IGNORECASE):
+        return (
+            "DISCORD_TOKEN starts with 'Bot ': set the token alone, without the 'Bot ' prefix "
+            "(that is the form of Discord's Authorization header, not of the token)"
+        )
+    if any(character.isspace() for character in value):
+        return f"{name} contains a space or line break: set the value alone, as one unbroken line"
+    return None
+
+
+def database_path_problem(path: str) -> str | None:
+    """Why SQLite could not create or write the database at `path`, or None when it can."""
+    if path == IN_MEMORY_DATABASE:
+        return None
+    target = Path(path)
+    try:
+        if target.is_dir():
+            example = str(target / DEFAULT_DATABASE_PATH)
+            return f"DATABASE_PATH {path!r} is a directory: name a file in it, e.g. {example!r}"
+        directory = target.resolve().parent
+        if not directory.is_dir():
+            return (
+                f"DATABASE_PATH {path!r}: its directory {str(directory)!r} does not exist; "
+                "create it, or name a file in an existing directory"
+            )
+        exists = target.exists()
+    except (OSError, RuntimeError) as exc:  # e.g. a parent this user may not enter; a symlink loop
+        return f"DATABASE_PATH {path!r} cannot be used: {exc}"
+    # SQLite writes its -wal and -shm files beside the database, so the directory must be writable too.
+    if not os.access(directory, os.W_OK | os.X_OK):
+        return f"DATABASE_PATH {path!r}: this user cannot write in its directory {str(directory)!r}"
+    if exists and not os.access(target, os.R_OK | os.W_OK):
+        return f"DATABASE_PATH {path!r}: the file exists, but this user cannot read and write it"
+    return None
+
+
+def describe_check(settings: Settings) -> str:
+    """What `python bot.py --check` prints when the configuration is valid: also what it did not check."""
+    return (
+        f"Configuration OK: {settings}\n"
+        "The configuration is valid: every variable is set and well formed, and DATABASE_PATH is usable.\n"
+        "This check did NOT contact Discord or Twitch, so DISCORD_TOKEN, TWITCH_CLIENT_ID and "
+        "TWITCH_CLIENT_SECRET were not verified: the bot verifies them when it starts."
+    )
+
+
 def load_settings(environ: Mapping[str, str] | None = None, env_file: str | Path | None = ".env") -> Settings:
     """Build the settings, or raise ConfigError naming every missing or invalid variable."""
     env = _env_source(environ, env_file)
@@ -118,6 +185,8 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: str | Path
         value = env.get(name, "").strip()
         if not value:
             problems.append(f"{name} is missing: use {where}")
+        elif (problem := secret_problem(name, value)) is not None:
+            problems.append(problem)
         required[name] = value
 
     interval = DEFAULT_CHECK_INTERVAL_SECONDS
@@ -129,24 +198,25 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: str | Path
             interval = math.nan
         if not math.isfinite(interval) or interval <= 0:
             problems.append(
-                f"CHECK_INTERVAL_SECONDS must be a positive number of seconds (default 90), got {raw_interval!r}"
+                "CHECK_INTERVAL_SECONDS must be a positive number of seconds "
+                f"(default {DEFAULT_CHECK_INTERVAL_SECONDS:g}), got {raw_interval!r}"
             )
 
-    max_streamers = _whole_number(env, "MAX_STREAMERS_PER_GUILD", 100, 1, 100_000, problems)
-    offline_after_polls = _whole_number(env, "OFFLINE_AFTER_POLLS", 2, 1, 100, problems)
-    http_port = _whole_number(env, "HTTP_PORT", 8080, 0, 65535, problems)
-    http_host = env.get("HTTP_HOST", "").strip() or "0.0.0.0"  # noqa: S104 - see Settings.http_host
+    max_streamers = _whole_number(env, "MAX_STREAMERS_PER_GUILD", DEFAULT_MAX_STREAMERS_PER_GUILD, 1, 100_000, problems)
+    offline_after_polls = _whole_number(env, "OFFLINE_AFTER_POLLS", DEFAULT_OFFLINE_AFTER_POLLS, 1, 100, problems)
+    http_port = _whole_number(env, "HTTP_PORT", DEFAULT_HTTP_PORT, 0, 65535, problems)
+    http_host = env.get("HTTP_HOST", "").strip() or DEFAULT_HTTP_HOST
 
-    log_level = (env.get("LOG_LEVEL", "").strip() or "INFO").upper()
+    log_level = (env.get("LOG_LEVEL", "").strip() or DEFAULT_LOG_LEVEL).upper()
     if log_level not in LOG_LEVELS:
         problems.append(f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, got {env.get('LOG_LEVEL')!r}")
 
-    database_path = env.get("DATABASE_PATH", "").strip() or "twitch_bot.db"
-    api_base = _base_url(
-        "TWITCH_API_BASE", env.get("TWITCH_API_BASE", "").strip() or "https://api.twitch.tv/helix", problems
-    )
+    database_path = env.get("DATABASE_PATH", "").strip() or DEFAULT_DATABASE_PATH
+    if (problem := database_path_problem(database_path)) is not None:
+        problems.append(problem)
+    api_base = _base_url("TWITCH_API_BASE", env.get("TWITCH_API_BASE", "").strip() or DEFAULT_TWITCH_API_BASE, problems)
     auth_base = _base_url(
-        "TWITCH_AUTH_BASE", env.get("TWITCH_AUTH_BASE", "").strip() or "https://id.twitch.tv/oauth2", problems
+        "TWITCH_AUTH_BASE", env.get("TWITCH_AUTH_BASE", "").strip() or DEFAULT_TWITCH_AUTH_BASE, problems
     )
 
     discord_api_base = env.get("DISCORD_API_BASE", "").strip()

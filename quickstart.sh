@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Twitch -> Discord live notifier: set up and run.
 #   ./quickstart.sh          create .venv, install, create .env if missing, start the bot
-#   ./quickstart.sh test     create .venv, install with dev tools, run ruff and the whole test suite
+#   ./quickstart.sh test     create .venv, install with dev tools, run ruff, mypy and the whole test suite
 #   ./quickstart.sh check    validate the configuration and exit (no Discord connection)
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -20,9 +20,19 @@ need_python() {
     fi
 }
 
+venv_works() {
+    "$VENV/bin/python" -c 'import sys' >/dev/null 2>&1 && "$VENV/bin/python" -m pip --version >/dev/null 2>&1
+}
+
 make_venv() {
     need_python
-    if [ ! -x "$VENV/bin/python" ]; then
+    # A venv whose creation was interrupted (or whose Python was removed) has no working python or
+    # no pip, and pip install would fail in it with a confusing error: start it again instead.
+    if [ -e "$VENV" ] && ! venv_works; then
+        echo "$VENV is incomplete (interrupted set-up?) or broken: removing it and creating it again ..."
+        rm -rf "$VENV"
+    fi
+    if [ ! -e "$VENV" ]; then
         echo "Creating $VENV ..."
         "$PYTHON" -m venv "$VENV"
     fi
@@ -31,13 +41,25 @@ make_venv() {
 }
 
 ask_secret() {
-    # ask_secret NAME PROMPT: read a value without echoing it and append it to .env
+    # ask_secret FILE NAME PROMPT: read a value without echoing it and append NAME=value to FILE
     local value=""
     while [ -z "$value" ]; do
-        read -r -s -p "$2: " value
+        read -r -s -p "$3: " value
         echo
     done
-    printf '%s=%s\n' "$1" "$value" >> .env
+    printf '%s=%s\n' "$2" "$value" >> "$1"
+}
+
+ENV_TMP=""
+
+drop_env_tmp() {
+    # Ctrl-C or a kill during the questions: no half-written .env stays behind, and echo comes back on.
+    if [ -n "$ENV_TMP" ]; then
+        rm -f -- "$ENV_TMP"
+    fi
+    if [ -t 0 ]; then
+        stty echo 2>/dev/null || true
+    fi
 }
 
 make_env() {
@@ -47,10 +69,18 @@ make_env() {
         echo "  Discord bot token: https://discord.com/developers/applications -> your app -> Bot -> Reset Token"
         echo "  Twitch client id/secret: https://dev.twitch.tv/console/apps -> your app -> Manage"
         umask 077
-        : > .env
-        ask_secret DISCORD_TOKEN "Discord bot token"
-        ask_secret TWITCH_CLIENT_ID "Twitch client ID"
-        ask_secret TWITCH_CLIENT_SECRET "Twitch client secret"
+        # The answers go to a temporary file beside .env (mode 600, from mktemp), which becomes .env
+        # in one rename once all three are given: .env is either complete or absent.
+        ENV_TMP="$(mktemp .env.XXXXXX)"
+        trap drop_env_tmp EXIT
+        trap 'drop_env_tmp; echo; echo "Interrupted: no .env written." >&2; exit 130' INT
+        trap 'drop_env_tmp; exit 143' TERM
+        ask_secret "$ENV_TMP" DISCORD_TOKEN "Discord bot token"
+        ask_secret "$ENV_TMP" TWITCH_CLIENT_ID "Twitch client ID"
+        ask_secret "$ENV_TMP" TWITCH_CLIENT_SECRET "Twitch client secret"
+        mv -f -- "$ENV_TMP" .env
+        ENV_TMP=""
+        trap - EXIT INT TERM
         echo "Saved to .env (readable only by you). Optional settings are listed in README.md."
     else
         echo "No .env file and no terminal to ask in." >&2
@@ -73,6 +103,7 @@ case "${1:-run}" in
         make_venv requirements-dev.txt
         "$VENV/bin/ruff" check .
         "$VENV/bin/ruff" format --check .
+        "$VENV/bin/mypy"  # files and settings: [tool.mypy] in pyproject.toml
         "$VENV/bin/python" -m pytest "${@:2}"
         ;;
     *)

@@ -1,12 +1,18 @@
 """Unit tests for config.py: defaults, validation, .env loading, and the operator-facing messages."""
 
+import ast
+import dataclasses
 import logging
+import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
+import config
 from config import ConfigError, load_settings
 
 REQUIRED = {"DISCORD_TOKEN": "discord-secret", "TWITCH_CLIENT_ID": "client-id", "TWITCH_CLIENT_SECRET": "client-s3cret"}
@@ -129,4 +135,244 @@ def test_check_reports_bad_configuration(tmp_path):
     assert result.returncode == 2
     assert "DATABASE_PATH" in result.stderr
     result = _run_bot(["--check"], {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}, tmp_path)
-    assert result.returncode == 2 and "DISCORD_TOKEN" in result.stderr
+    assert result.returncode == 2
+    assert "DISCORD_TOKEN" in result.stderr
+
+
+# -- defaults, defined once --------------------------------------------------------------------------------
+
+DEFAULTS = {
+    "check_interval_seconds": "DEFAULT_CHECK_INTERVAL_SECONDS",
+    "database_path": "DEFAULT_DATABASE_PATH",
+    "log_level": "DEFAULT_LOG_LEVEL",
+    "twitch_api_base": "DEFAULT_TWITCH_API_BASE",
+    "twitch_auth_base": "DEFAULT_TWITCH_AUTH_BASE",
+    "max_streamers_per_guild": "DEFAULT_MAX_STREAMERS_PER_GUILD",
+    "offline_after_polls": "DEFAULT_OFFLINE_AFTER_POLLS",
+    "http_host": "DEFAULT_HTTP_HOST",
+    "http_port": "DEFAULT_HTTP_PORT",
+}
+ENV_NAMES = {field: field.upper() for field in DEFAULTS}
+
+
+def test_each_default_is_one_named_constant_used_by_the_dataclass_and_the_loader():
+    field_defaults = {field.name: field.default for field in dataclasses.fields(config.Settings)}
+    loaded = load_settings(REQUIRED, env_file=None)
+    blank = load_settings({**REQUIRED, **dict.fromkeys(ENV_NAMES.values(), "  ")}, env_file=None)
+    for field, constant in DEFAULTS.items():
+        value = getattr(config, constant)
+        assert field_defaults[field] == value, f"Settings.{field} does not default to {constant}"
+        assert getattr(loaded, field) == value, f"load_settings does not default {field} to {constant}"
+        assert getattr(blank, field) == value, f"a blank {ENV_NAMES[field]} does not mean {constant}"
+    assert (config.DEFAULT_HTTP_PORT, config.DEFAULT_OFFLINE_AFTER_POLLS) == (8080, 2)
+
+
+def test_no_default_value_is_written_twice_in_config_py():
+    tree = ast.parse((ROOT / "config.py").read_text())
+    literals = [node.value for node in ast.walk(tree) if isinstance(node, ast.Constant)]
+    for constant in DEFAULTS.values():
+        value = getattr(config, constant)
+        if isinstance(value, str):
+            expected = 2 if value in config.LOG_LEVELS else 1  # "INFO" is also one of the accepted levels
+            assert literals.count(value) == expected, f"{value!r} is written {literals.count(value)} times"
+    # The numeric defaults: no literal 90, 8080 or 2 outside their constants (100 is also an upper bound).
+    for value in (90, 90.0, 8080, 2):
+        assert literals.count(value) <= 1, f"{value!r} is written {literals.count(value)} times in config.py"
+
+
+# -- DATABASE_PATH ----------------------------------------------------------------------------------------
+
+
+def test_database_path_in_a_missing_directory_is_a_config_error(tmp_path):
+    path = tmp_path / "missing" / "bot.db"
+    with pytest.raises(ConfigError) as info:
+        load_settings({**REQUIRED, "DATABASE_PATH": str(path)}, env_file=None)
+    [problem] = info.value.problems
+    assert problem.startswith("DATABASE_PATH")
+    assert str(tmp_path / "missing") in problem
+    assert "does not exist" in problem
+    assert not path.parent.exists()  # nothing created
+
+
+def test_database_path_that_is_a_directory_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError) as info:
+        load_settings({**REQUIRED, "DATABASE_PATH": str(tmp_path)}, env_file=None)
+    [problem] = info.value.problems
+    assert problem.startswith("DATABASE_PATH")
+    assert "is a directory" in problem
+    assert str(tmp_path / "twitch_bot.db") in problem  # what to write instead
+
+
+def test_database_path_problems_are_reported_with_the_others(tmp_path):
+    env = {"DISCORD_TOKEN": "x", "DATABASE_PATH": str(tmp_path / "no" / "x.db"), "LOG_LEVEL": "loud"}
+    with pytest.raises(ConfigError) as info:
+        load_settings(env, env_file=None)
+    names = [problem.split()[0] for problem in info.value.problems]
+    assert sorted(names) == ["DATABASE_PATH", "LOG_LEVEL", "TWITCH_CLIENT_ID", "TWITCH_CLIENT_SECRET"]
+
+
+def test_database_path_in_memory_and_in_a_writable_directory_are_accepted(tmp_path):
+    assert load_settings({**REQUIRED, "DATABASE_PATH": ":memory:"}, env_file=None).database_path == ":memory:"
+    existing = tmp_path / "bot.db"
+    existing.write_bytes(b"")
+    for path in (tmp_path / "new.db", existing):
+        assert load_settings({**REQUIRED, "DATABASE_PATH": str(path)}, env_file=None).database_path == str(path)
+
+
+def test_a_relative_database_path_is_checked_against_the_working_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert load_settings(REQUIRED, env_file=None).database_path == "twitch_bot.db"
+    with pytest.raises(ConfigError) as info:
+        load_settings({**REQUIRED, "DATABASE_PATH": "data/bot.db"}, env_file=None)
+    [problem] = info.value.problems
+    assert problem.startswith("DATABASE_PATH 'data/bot.db'")
+    assert str(tmp_path / "data") in problem
+
+
+@pytest.mark.parametrize("unwritable", ["directory", "file"])
+def test_database_path_not_writable_is_a_config_error(tmp_path, monkeypatch, unwritable):
+    # The suite runs as root, for whom os.access allows everything: deny it for the one path instead.
+    existing = tmp_path / "bot.db"
+    existing.write_bytes(b"")
+    denied = tmp_path if unwritable == "directory" else existing
+    real_access = os.access
+    monkeypatch.setattr(config.os, "access", lambda path, mode: Path(path) != denied and real_access(path, mode))
+    with pytest.raises(ConfigError) as info:
+        load_settings({**REQUIRED, "DATABASE_PATH": str(existing)}, env_file=None)
+    [problem] = info.value.problems
+    assert problem.startswith(f"DATABASE_PATH {str(existing)!r}")
+    assert "cannot" in problem
+    assert ("directory" in problem) == (unwritable == "directory")
+
+
+def _as_unprivileged_user() -> list[str]:
+    if os.geteuid() != 0:
+        return []
+    if shutil.which("setpriv") is None:
+        pytest.skip("running as root without setpriv: cannot become a user that permissions apply to")
+    return ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
+
+
+def test_python_bot_py_with_an_unwritable_database_directory_exits_2_naming_it():
+    # For real, with permissions that apply: root drops to `nobody`, who may not write in `locked`.
+    # Not under pytest's tmp_path, whose root-only parent `nobody` could not even enter.
+    with tempfile.TemporaryDirectory() as directory:
+        base = Path(directory)
+        base.chmod(0o755)
+        locked = base / "locked"
+        locked.mkdir(mode=0o555)
+        env = {"PATH": "/usr/bin:/bin", "HOME": str(base), **REQUIRED, "DATABASE_PATH": str(locked / "x.db")}
+        result = subprocess.run(
+            [*_as_unprivileged_user(), sys.executable, str(ROOT / "bot.py"), "--check"],
+            cwd=base,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == 2, result.stderr
+        assert "Traceback" not in result.stderr
+        [line] = [line for line in result.stderr.splitlines() if "DATABASE_PATH" in line]
+        assert f"cannot write in its directory {str(locked)!r}" in line
+        assert not (locked / "x.db").exists()
+
+
+def test_python_bot_py_with_a_database_path_that_is_a_directory_exits_2_with_one_message(tmp_path):
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), **REQUIRED, "DATABASE_PATH": str(tmp_path)}
+    result = _run_bot([], env, tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.startswith("The bot is not configured correctly:")
+    assert "DATABASE_PATH" in result.stderr
+    assert "is a directory" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stdout == ""
+
+
+# -- malformed secrets --------------------------------------------------------------------------------------
+
+DISCORD_SHAPED = "MTI3NjQ1MjM0NTY3ODkwMTIzNA.GAbCdE.x1Y2z3-A_b4C5d6E7f8G9h0IjKlMnOpQrStUv"
+TWITCH_SHAPED = "wbmytr93xzw8zbg0p1izqyzzc5mbiz"
+
+
+def test_real_shaped_tokens_ids_and_secrets_are_accepted():
+    env = {"DISCORD_TOKEN": DISCORD_SHAPED, "TWITCH_CLIENT_ID": TWITCH_SHAPED, "TWITCH_CLIENT_SECRET": TWITCH_SHAPED}
+    settings = load_settings(env, env_file=None)
+    assert settings.secrets == (DISCORD_SHAPED, TWITCH_SHAPED, TWITCH_SHAPED)
+    # Surrounding whitespace (a pasted trailing newline) is harmless and simply removed, as before.
+    assert load_settings({**env, "DISCORD_TOKEN": f"  {DISCORD_SHAPED}\n"}, env_file=None).discord_token == (
+        DISCORD_SHAPED
+    )
+    # A token that merely starts with the letters "bot" is not the header form.
+    assert load_settings({**env, "DISCORD_TOKEN": "botABC.def.ghi"}, env_file=None).discord_token == "botABC.def.ghi"
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "expected"),
+    [
+        pytest.param("DISCORD_TOKEN", f"Bot {DISCORD_SHAPED}", "without the 'Bot ' prefix", id="Bot-prefix"),
+        pytest.param("DISCORD_TOKEN", f"bot\t{DISCORD_SHAPED}", "without the 'Bot ' prefix", id="bot-tab-prefix"),
+        pytest.param("DISCORD_TOKEN", f'"{DISCORD_SHAPED}"', "without quotes", id="token-double-quotes"),
+        pytest.param("DISCORD_TOKEN", f"'{DISCORD_SHAPED}'", "without quotes", id="token-single-quotes"),
+        pytest.param(
+            "DISCORD_TOKEN", f"{DISCORD_SHAPED[:20]} {DISCORD_SHAPED[20:]}", "one unbroken line", id="token-space"
+        ),
+        pytest.param("TWITCH_CLIENT_ID", f'"{TWITCH_SHAPED}"', "without quotes", id="id-quotes"),
+        pytest.param("TWITCH_CLIENT_ID", f"{TWITCH_SHAPED} {TWITCH_SHAPED}", "one unbroken line", id="id-space"),
+        pytest.param("TWITCH_CLIENT_SECRET", f"'{TWITCH_SHAPED}", "without quotes", id="secret-one-quote"),
+        pytest.param(
+            "TWITCH_CLIENT_SECRET", f"{TWITCH_SHAPED}\n{TWITCH_SHAPED}", "one unbroken line", id="secret-newline"
+        ),
+    ],
+)
+def test_obviously_malformed_secrets_are_refused_by_name_without_echoing_them(name, value, expected):
+    with pytest.raises(ConfigError) as info:
+        load_settings({**REQUIRED, name: value}, env_file=None)
+    [problem] = info.value.problems
+    assert problem.startswith(name)
+    assert expected in problem
+    assert DISCORD_SHAPED not in str(info.value)
+    assert TWITCH_SHAPED not in str(info.value)
+
+
+def test_a_quoted_value_in_dot_env_is_fine_python_dotenv_removes_the_quotes(tmp_path):
+    env_file = tmp_path / ".env"
+    env_file.write_text(f"DISCORD_TOKEN=\"{DISCORD_SHAPED}\"\nTWITCH_CLIENT_ID='{TWITCH_SHAPED}'\n")
+    settings = load_settings({"TWITCH_CLIENT_SECRET": TWITCH_SHAPED}, env_file=env_file)
+    assert (settings.discord_token, settings.twitch_client_id) == (DISCORD_SHAPED, TWITCH_SHAPED)
+
+
+def test_every_malformed_secret_is_reported_together_with_the_other_problems(tmp_path):
+    env = {
+        "DISCORD_TOKEN": f"Bot {DISCORD_SHAPED}",
+        "TWITCH_CLIENT_ID": f'"{TWITCH_SHAPED}"',
+        "TWITCH_CLIENT_SECRET": "two words",
+        "DATABASE_PATH": str(tmp_path),
+    }
+    with pytest.raises(ConfigError) as info:
+        load_settings(env, env_file=None)
+    names = [problem.split()[0] for problem in info.value.problems]
+    assert names == ["DISCORD_TOKEN", "TWITCH_CLIENT_ID", "TWITCH_CLIENT_SECRET", "DATABASE_PATH"]
+
+
+# -- what --check says ---------------------------------------------------------------------------------------
+
+
+def test_describe_check_says_valid_and_that_nothing_was_contacted():
+    settings = load_settings(REQUIRED, env_file=None)
+    text = config.describe_check(settings)
+    assert text.startswith("Configuration OK")
+    assert "configuration is valid" in text
+    assert "did NOT contact Discord or Twitch" in text
+    for name in REQUIRED:
+        assert name in text  # which values were not verified
+    assert "not verified" in text
+    for secret in REQUIRED.values():
+        assert secret not in text
+
+
+def test_check_says_the_configuration_is_valid_and_that_nothing_was_contacted(tmp_path):
+    # `python bot.py --check` prints config.describe_check(settings).
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), **REQUIRED, "DATABASE_PATH": str(tmp_path / "x.db")}
+    result = _run_bot(["--check"], env, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == config.describe_check(load_settings(env, env_file=None))

@@ -1,4 +1,5 @@
-"""Consistency checks that read the deployment files: Dockerfile, .dockerignore, fly.toml, Procfile, DEPLOYMENT.md.
+"""Consistency checks that read the deployment files: Dockerfile, .dockerignore, fly.toml, Procfile, DEPLOYMENT.md,
+the requirements and their lock, .gitignore, .pre-commit-config.yaml and quickstart.sh.
 
 Docker can't run here, so these parse the files and check they agree with each other and with the code.
 """
@@ -6,16 +7,24 @@ Docker can't run here, so these parse the files and check they agree with each o
 from __future__ import annotations
 
 import ast
+import contextlib
 import fnmatch
+import importlib.metadata
 import json
 import os
 import posixpath
+import pty
 import re
+import select
 import shlex
 import shutil
+import signal
 import sqlite3
+import stat
 import subprocess
 import sys
+import termios
+import time
 import tomllib
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -23,7 +32,7 @@ from pathlib import Path
 import pytest
 
 import config
-from health_server import HEALTH_PATH, METRICS_PATH
+from twitch_notifier.ops.health import HEALTH_PATH, METRICS_PATH
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET_NAMES = ("DISCORD_TOKEN", "TWITCH_CLIENT_ID", "TWITCH_CLIENT_SECRET")
@@ -68,7 +77,9 @@ def docker_env() -> dict[str, str]:
     for instruction in all_of("ENV"):
         words = shlex.split(instruction.args)
         if "=" in words[0]:
-            env.update(word.split("=", 1) for word in words)
+            for word in words:
+                name, _, value = word.partition("=")
+                env[name] = value
         else:  # legacy form: ENV NAME value
             env[words[0]] = " ".join(words[1:])
     return env
@@ -129,25 +140,113 @@ def ignored(path: str, patterns: list[str]) -> bool:
     return result
 
 
-def local_modules_imported_by(entry: str) -> set[str]:
-    """Every top-level module of this repository that `entry` imports, directly or through another one."""
-    local = {p.stem for p in ROOT.glob("*.py")}
-    seen: set[str] = set()
-    todo = [entry]
+def project_module(name: str) -> Path | None:
+    """The file of the project's module `name` (dotted), or None if it is not one of the project's."""
+    parts = name.split(".")
+    for candidate in (ROOT.joinpath(*parts[:-1], f"{parts[-1]}.py"), ROOT.joinpath(*parts, "__init__.py")):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imports_of(entry: str) -> tuple[set[Path], set[str]]:
+    """Every project file `entry` imports, directly or through another one (packages' __init__ included),
+    and the top-level names of everything else they import (standard library and dependencies)."""
+    files: set[Path] = set()
+    others: set[str] = set()
+    todo = [ROOT / entry]
     while todo:
-        name = todo.pop()
-        if name in seen:
+        path = todo.pop()
+        if path in files:
             continue
-        seen.add(name)
-        tree = ast.parse((ROOT / f"{name}.py").read_text())
-        for node in ast.walk(tree):
+        files.add(path)
+        name = module_name(path)
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Import):
-                todo += [a.name.split(".")[0] for a in node.names if a.name.split(".")[0] in local]
-            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                root = node.module.split(".")[0]
-                if root in local:
-                    todo.append(root)
-    return seen
+                bases, candidates = [a.name for a in node.names], [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                if node.level:
+                    anchor = package.split(".")[: len(package.split(".")) - (node.level - 1)]
+                    base = ".".join([*anchor, *([node.module] if node.module else [])])
+                else:
+                    base = node.module or ""
+                # `from package import name`: the name may be a module of the package.
+                bases, candidates = [base], [base, *(f"{base}.{a.name}" for a in node.names)]
+            else:
+                continue
+            for base in bases:
+                if project_module(base.split(".")[0]) is None:
+                    others.add(base.split(".")[0])
+            for candidate in candidates:
+                parts = candidate.split(".")
+                todo += [f for i in range(1, len(parts) + 1) if (f := project_module(".".join(parts[:i])))]
+    return files, others
+
+
+def image_files() -> set[str]:
+    """The project files the COPY lines put into the image, as paths relative to WORKDIR."""
+    patterns = dockerignore()
+    result: set[str] = set()
+    for sources, destination in copies():
+        into_directory = destination.endswith("/") or destination in (".", "./") or len(sources) > 1
+        for source in sources:
+            path = ROOT / source
+            if path.is_dir():
+                for file in sorted(path.rglob("*")):
+                    inside = file.relative_to(path).as_posix()
+                    if file.is_file() and not ignored(posixpath.join(source.rstrip("/"), inside), patterns):
+                        result.add(posixpath.normpath(posixpath.join(destination, inside)))
+            elif into_directory:
+                result.add(posixpath.normpath(posixpath.join(destination, path.name)))
+            else:
+                result.add(posixpath.normpath(destination))
+    return result
+
+
+def canonical(name: str) -> str:
+    """A distribution's name as pip compares them (PEP 503)."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def requirement_lines(name: str) -> list[str]:
+    lines = []
+    for raw in (ROOT / name).read_text().splitlines():
+        line = raw.split("#", 1)[0].strip()
+        if line:
+            lines.append(line)
+    return lines
+
+
+def pins(name: str) -> dict[str, str]:
+    """{canonical name: version} of a requirements file; every line must be an exact pin (or `-r`)."""
+    result = {}
+    for line in requirement_lines(name):
+        if line.startswith("-r "):
+            continue
+        match = re.fullmatch(r"([A-Za-z0-9][A-Za-z0-9._-]*)==([A-Za-z0-9.+!-]+)", line)
+        assert match, f"{name}: {line!r} is not pinned with =="
+        result[canonical(match.group(1))] = match.group(2)
+    return result
+
+
+def lock() -> dict[str, tuple[str, list[str]]]:
+    """{canonical name: (version, sha256 hashes)} of requirements.lock."""
+    joined = (ROOT / "requirements.lock").read_text().replace("\\\n", " ")
+    result = {}
+    for raw in joined.splitlines():
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        match = re.fullmatch(r"([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+)((?:\s+--hash=sha256:[0-9a-f]{64})*)", line)
+        assert match, f"requirements.lock: {line!r} is not a pinned requirement with hashes"
+        result[canonical(match.group(1))] = (match.group(2), re.findall(r"sha256:([0-9a-f]{64})", match.group(3)))
+    return result
 
 
 def entrypoint_script() -> str:
@@ -217,15 +316,48 @@ def test_every_file_the_dockerfile_copies_exists_and_reaches_the_build() -> None
     sources = [source for sources, _ in copies() for source in sources]
     assert sources
     for source in sources:
-        assert (ROOT / source).is_file(), f"Dockerfile copies {source}, which does not exist"
-        assert not ignored(source, patterns), f"Dockerfile copies {source}, but .dockerignore excludes it"
+        path = ROOT / source
+        assert path.is_file() or path.is_dir(), f"Dockerfile copies {source}, which does not exist"
+        assert not ignored(source.rstrip("/"), patterns), f"Dockerfile copies {source}, but .dockerignore excludes it"
+        if path.is_dir():
+            modules = [p for p in path.rglob("*.py") if "__pycache__" not in p.parts]
+            assert modules, f"Dockerfile copies {source}, which holds no module"
+            for module in modules:
+                inside = module.relative_to(ROOT).as_posix()
+                assert not ignored(inside, patterns), f"Dockerfile copies {source}, but .dockerignore excludes {inside}"
+
+
+def test_the_package_is_copied_whole_and_under_its_own_name() -> None:
+    # A module added to the package reaches the image without touching the Dockerfile.
+    assert (["twitch_notifier/"], "./twitch_notifier/") in copies()
+    assert "twitch_notifier/__init__.py" in image_files()
+    assert not any("__pycache__" in path or path.endswith(".pyc") for path in image_files())
 
 
 def test_the_image_has_every_module_the_bot_imports() -> None:
-    copied = {Path(source).stem for sources, _ in copies() for source in sources if source.endswith(".py")}
-    needed = local_modules_imported_by("bot")
+    files, _ = imports_of("bot.py")
+    needed = {path.relative_to(ROOT).as_posix() for path in files}
+    copied = image_files()
     assert needed <= copied, f"missing from the image: {sorted(needed - copied)}"
-    assert {"metrics", "health_server"} <= copied
+    # The two the platform talks to: /healthz for the check and /metrics for the scraper.
+    for module in ("twitch_notifier.ops.health", "twitch_notifier.ops.metrics"):
+        path = project_module(module)
+        assert path is not None, f"bot.py no longer reaches {module}"
+        assert path in files, f"bot.py no longer reaches {module}"
+
+
+def test_everything_the_bot_imports_exists_or_is_a_declared_dependency() -> None:
+    # bot.py's imports (and theirs) are the project's own modules, the standard library, or packages
+    # that requirements.txt names itself, not ones that only happen to come with another package.
+    _, others = imports_of("bot.py")
+    declared = set(pins("requirements.txt"))
+    providers = importlib.metadata.packages_distributions()
+    for name in sorted(others - set(sys.stdlib_module_names)):
+        distributions = {canonical(d) for d in providers.get(name, [])}
+        assert distributions, f"{name} is imported, but it is neither a module of the project nor installed"
+        assert distributions & declared, (
+            f"{name} is imported directly: declare {sorted(distributions)} in requirements.txt"
+        )
 
 
 # -- the image ---------------------------------------------------------------------------------------------
@@ -237,20 +369,53 @@ def test_base_image_is_slim_official_python_supported_by_the_project() -> None:
     assert match, f"expected an official python slim image, got {base.args!r}"
     with (ROOT / "pyproject.toml").open("rb") as handle:
         requires = tomllib.load(handle)["project"]["requires-python"]
-    minimum = tuple(int(n) for n in re.search(r">=\s*(\d+)\.(\d+)", requires).groups())
+    required = re.search(r">=\s*(\d+)\.(\d+)", requires)
+    assert required, f"requires-python {requires!r} names no minimum"
+    minimum = tuple(int(n) for n in required.groups())
     assert (int(match.group(1)), int(match.group(2))) >= minimum
 
 
 def test_dependencies_are_installed_before_the_code_is_copied() -> None:
     order = dockerfile()
-    first_requirements = next(n for n, i in enumerate(order) if i.keyword == "COPY" and "requirements.txt" in i.args)
+    first_requirements = next(n for n, i in enumerate(order) if i.keyword == "COPY" and "requirements.lock" in i.args)
     install = next(n for n, i in enumerate(order) if i.keyword == "RUN" and "pip install" in i.args)
     first_code = next(n for n, i in enumerate(order) if i.keyword == "COPY" and ".py" in i.args)
     assert first_requirements < install < first_code
     assert "--no-cache-dir" in order[install].args
-    assert "-r requirements.txt" in order[install].args
+    # The lock, with every hash checked: the image gets exactly the tested packages, nothing else.
+    assert "--require-hashes -r requirements.lock" in order[install].args
+    assert [i.args for i in order if i.keyword == "RUN" and "pip install" in i.args] == [order[install].args]
     # The requirements COPY brings nothing else, or every code change would reinstall the dependencies.
-    assert copies()[0][0] == ["requirements.txt"]
+    assert copies()[0][0] == ["requirements.lock"]
+
+
+# -- requirements and their lock ---------------------------------------------------------------------------
+
+
+def test_the_lock_pins_every_requirement_at_its_version_with_hashes() -> None:
+    locked = lock()
+    for name, version in pins("requirements.txt").items():
+        assert name in locked, f"{name} is in requirements.txt but not in requirements.lock: regenerate the lock"
+        assert locked[name][0] == version, f"{name}: requirements.txt says {version}, the lock {locked[name][0]}"
+    for name, (version, hashes) in locked.items():
+        assert hashes, f"requirements.lock has no hash for {name}=={version}"
+    # Transitive dependencies are in the lock too (aiohttp's, at least), or --require-hashes would fail.
+    assert {"aiosignal", "frozenlist", "propcache", "attrs"} <= set(locked)
+
+
+def test_the_lock_says_how_it_was_made_and_names_no_index() -> None:
+    text = (ROOT / "requirements.lock").read_text()
+    assert "pip-compile" in text
+    assert "--generate-hashes" in text
+    assert "requirements.txt" in text
+    assert not re.search(r"^\s*--(index-url|extra-index-url|find-links)", text, re.MULTILINE)
+
+
+def test_the_dev_requirements_add_pinned_tools_to_the_runtime_ones() -> None:
+    assert "-r requirements.txt" in requirement_lines("requirements-dev.txt")
+    dev = pins("requirements-dev.txt")
+    assert {"pytest", "ruff", "mypy"} <= set(dev)
+    assert not set(dev) & set(pins("requirements.txt")), "a runtime package pinned twice could disagree"
 
 
 def test_python_runs_unbuffered_without_bytecode_files() -> None:
@@ -321,6 +486,7 @@ def test_no_secret_is_baked_into_the_image_or_the_config() -> None:
         assert not re.search(rf"^\s*{secret}\s*=", (ROOT / "fly.toml").read_text(), re.MULTILINE)
     assert not any(".env" in source for sources, _ in copies() for source in sources)
     assert not any(source in (".", "./") for sources, _ in copies() for source in sources)
+    assert not any(posixpath.basename(path).startswith(".env") for path in image_files())
 
 
 def test_dockerignore_keeps_secrets_venv_databases_and_tests_out() -> None:
@@ -329,6 +495,7 @@ def test_dockerignore_keeps_secrets_venv_databases_and_tests_out() -> None:
         assert required in patterns, f".dockerignore does not list {required}"
     for path in (
         ".env",
+        ".env.Xy12Ab",  # quickstart.sh's file of answers, before it becomes .env
         ".venv/bin/python",
         "twitch_bot.db",
         "data/twitch_bot.db",
@@ -344,10 +511,23 @@ def test_dockerignore_keeps_secrets_venv_databases_and_tests_out() -> None:
 
 def test_fly_runs_a_small_shared_cpu_worker() -> None:
     config_ = fly()
-    assert "http_service" not in config_ and "services" not in config_, "the bot is a worker: no public service"
+    assert "http_service" not in config_, "the bot is a worker: no public service"
+    assert "services" not in config_, "the bot is a worker: no public service"
     (vm,) = config_["vm"]
     assert vm == {"memory": "256mb", "cpu_kind": "shared", "cpus": 1}
     assert config_["mounts"]["source"] == "bot_data"
+
+
+def test_fly_restarts_the_bot_whenever_its_process_ends() -> None:
+    # Fly's default gives up after 10 restarts within 5 minutes; failing health checks restart nothing.
+    (restart,) = fly()["restart"]
+    assert restart["policy"] == "always"
+    assert "retries" not in restart
+    # No process groups: the policy applies to the app's one machine.
+    assert "processes" not in restart
+    assert "processes" not in fly()
+    text = (ROOT / "fly.toml").read_text()
+    assert re.search(r"(^#.*\n)+\[\[restart\]\]", text, re.MULTILINE), "say why, in a comment above [[restart]]"
 
 
 def test_fly_gives_the_bot_time_to_shut_down_cleanly() -> None:
@@ -356,7 +536,9 @@ def test_fly_gives_the_bot_time_to_shut_down_cleanly() -> None:
     assert 10 <= seconds <= 300  # Fly's maximum is 300 s
 
 
-def test_fly_env_is_a_valid_configuration() -> None:
+def test_fly_env_is_a_valid_configuration(monkeypatch: pytest.MonkeyPatch) -> None:
+    # /data is the image's volume, not a directory of this machine: only that check is left out.
+    monkeypatch.setattr(config, "database_path_problem", lambda path: None)
     env = {key: str(value) for key, value in fly()["env"].items()}
     assert env["CHECK_INTERVAL_SECONDS"] == "90"
     secrets = dict.fromkeys(SECRET_NAMES, "placeholder-value")
@@ -373,15 +555,18 @@ def test_fly_env_is_a_valid_configuration() -> None:
 
 def test_invite_links_ask_for_exactly_the_permissions_the_bot_checks() -> None:
     discord = pytest.importorskip("discord")
-    common = pytest.importorskip("discord_common")
-    needed = discord.Permissions(**dict.fromkeys(common.REQUIRED_CHANNEL_PERMISSIONS, True)).value
+    from twitch_notifier.discord_io.channels import REQUIRED_CHANNEL_PERMISSIONS
+
+    needed = discord.Permissions(**dict.fromkeys(REQUIRED_CHANNEL_PERMISSIONS, True)).value
     assert needed == 1024 + 2048 + 16384 == 19456
     for document in ("DEPLOYMENT.md", "README.md"):
         links = re.findall(r"https://discord\.com/oauth2/authorize\?\S+", (ROOT / document).read_text())
         assert links, f"{document} has no invite link"
         for link in links:
             assert "scope=bot+applications.commands" in link
-            assert re.search(r"permissions=(\d+)", link).group(1) == str(needed)
+            permissions = re.search(r"permissions=(\d+)", link)
+            assert permissions, f"{link} asks for no permissions"
+            assert permissions.group(1) == str(needed)
 
 
 def test_deployment_guide_uses_the_names_in_fly_toml() -> None:
@@ -389,7 +574,7 @@ def test_deployment_guide_uses_the_names_in_fly_toml() -> None:
     source = fly()["mounts"]["source"]
     assert f"fly volumes create {source} " in guide
     for command in (
-        "fly launch --no-deploy",
+        "fly apps create",
         "fly secrets set",
         "fly deploy",
         "fly logs",
@@ -399,6 +584,24 @@ def test_deployment_guide_uses_the_names_in_fly_toml() -> None:
         assert command in guide, f"DEPLOYMENT.md does not show `{command}`"
     for secret in SECRET_NAMES:
         assert f"{secret}=" in guide
+
+
+def shell_lines(document: str) -> list[str]:
+    """The lines of the ```sh blocks of a Markdown document."""
+    blocks = re.findall(r"^```sh\n(.*?)^```", (ROOT / document).read_text(), re.MULTILINE | re.DOTALL)
+    return [line.strip() for block in blocks for line in block.splitlines()]
+
+
+def test_deployment_guide_creates_the_app_without_rewriting_fly_toml() -> None:
+    guide = (ROOT / "DEPLOYMENT.md").read_text()
+    # `fly launch` (even with --copy-config) rewrites fly.toml and drops its comments.
+    assert "--copy-config" not in guide
+    assert not [line for line in shell_lines("DEPLOYMENT.md") if line.startswith(("fly launch", "flyctl launch"))]
+    assert "fly apps create <your-app-name>" in shell_lines("DEPLOYMENT.md")
+    # ... so the guide has the reader write the two values into fly.toml, which must have them to edit.
+    for key in ("app", "primary_region"):
+        assert f'{key} = "<' in guide
+        assert key in fly()
 
 
 def backup_commands() -> list[tuple[str, str, str]]:
@@ -412,7 +615,8 @@ def test_backup_and_restore_commands_work_on_a_live_wal_database(tmp_path: Path)
     assert len(commands) == 2, "expected one backup and one restore command"
     (backup_code, backup_src, backup_dst), (restore_code, restore_src, restore_dst) = commands
     database_path = docker_env()["DATABASE_PATH"]
-    assert backup_src == database_path and restore_dst == database_path
+    assert backup_src == database_path
+    assert restore_dst == database_path
     assert f"fly ssh sftp get {backup_dst} " in (ROOT / "DEPLOYMENT.md").read_text()
     assert f" {restore_src}\n" in (ROOT / "DEPLOYMENT.md").read_text()  # the sftp put target
 
@@ -438,3 +642,295 @@ def test_backup_and_restore_commands_work_on_a_live_wal_database(tmp_path: Path)
         assert bot.execute("PRAGMA integrity_check").fetchone() == ("ok",)
     finally:
         bot.close()
+
+
+# -- .gitignore and the pre-commit hooks ----------------------------------------------------------------------
+
+
+def gitignored(path: str) -> bool:
+    """Whether a top-level `path` matches one of .gitignore's patterns (none of them is negated)."""
+    patterns = [p.rstrip("/") for p in requirement_lines(".gitignore")]
+    assert not any(p.startswith("!") for p in patterns)
+    return any(fnmatch.fnmatchcase(path, pattern) for pattern in patterns)
+
+
+def quickstart_env_template() -> str:
+    (template,) = re.findall(r"mktemp (\S+)\)", (ROOT / "quickstart.sh").read_text())
+    return template.strip("\"'")
+
+
+def test_gitignore_keeps_every_env_file_and_the_tools_caches_out_of_git() -> None:
+    template = quickstart_env_template()
+    for path in (".env", ".env.local", ".env.production", template, ".venv", ".mypy_cache", ".ruff_cache"):
+        assert gitignored(path), f".gitignore does not cover {path}"
+    for path in ("twitch_bot.db", "twitch_bot.db-wal", "__pycache__", ".pytest_cache", ".hypothesis"):
+        assert gitignored(path), f".gitignore does not cover {path}"
+    for path in ("requirements.lock", "quickstart.sh", ".pre-commit-config.yaml", ".gitignore", "fly.toml"):
+        assert not gitignored(path), f".gitignore hides {path}, which belongs in the repository"
+    # quickstart.sh's file of answers stays out of an image built from a half-set-up checkout too.
+    assert ignored(template, dockerignore())
+
+
+def pre_commit_hooks() -> list[dict[str, str]]:
+    """The hooks of .pre-commit-config.yaml, read as the flat `key: value` lines they are (no YAML parser here)."""
+    hooks: list[dict[str, str]] = []
+    for raw in (ROOT / ".pre-commit-config.yaml").read_text().splitlines():
+        line = raw.split(" #", 1)[0].strip()
+        if line.startswith("- id:"):
+            hooks.append({})
+            line = line[2:]
+        key, sep, value = line.partition(":")
+        if hooks and sep and value.strip():
+            hooks[-1][key.strip()] = value.strip()
+    return hooks
+
+
+def test_pre_commit_runs_the_checks_of_quickstart_test_with_the_venv_tools() -> None:
+    text = (ROOT / ".pre-commit-config.yaml").read_text()
+    assert re.search(r"^\s*- repo: local$", text, re.MULTILINE)
+    assert "repo: http" not in text, "hooks fetched from the network would not run offline"
+    hooks = pre_commit_hooks()
+    assert [hook["entry"].split(" --force-exclude")[0] for hook in hooks] == [
+        ".venv/bin/ruff check",
+        ".venv/bin/ruff format --check",
+        ".venv/bin/mypy",
+    ]
+    for hook in hooks:
+        assert hook["language"] == "system", f"{hook['id']} must use the installed tools"
+        assert "python" in hook.get("types_or", hook.get("types", "")), f"{hook['id']} must run on Python files"
+    # mypy takes its files from pyproject.toml: given only the changed files it would miss what they break.
+    (mypy,) = [hook for hook in hooks if hook["id"] == "mypy"]
+    assert mypy["pass_filenames"] == "false"
+    # The same tools, in the same order, as `./quickstart.sh test`.
+    script = (ROOT / "quickstart.sh").read_text()
+    test_branch = script[script.index("    test)") :].split(";;", 1)[0]
+    steps = re.findall(r'"\$VENV/bin/(ruff|mypy|python)"( check| format --check| -m pytest)?', test_branch)
+    assert steps == [("ruff", " check"), ("ruff", " format --check"), ("mypy", ""), ("python", " -m pytest")]
+
+
+# -- quickstart.sh, run for real against stand-ins for Python and the tools ------------------------------------
+
+STUB = """#!/bin/sh
+# A stand-in for {name}: records how it was called; {behaviour}
+echo "{name} $*" >> "{log}"
+{body}
+exit 0
+"""
+
+
+def write_stub(path: Path, name: str, log: Path, body: str = "", behaviour: str = "succeeds") -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(STUB.format(name=name, log=log, body=body, behaviour=behaviour))
+    path.chmod(0o755)
+
+
+@pytest.fixture
+def checkout(tmp_path: Path) -> Path:
+    """A directory with quickstart.sh and a working stand-in .venv: nothing is installed, nothing downloaded."""
+    shutil.copy(ROOT / "quickstart.sh", tmp_path / "quickstart.sh")
+    log = tmp_path / "calls.log"
+    for tool in ("python", "ruff", "mypy"):
+        write_stub(tmp_path / ".venv" / "bin" / tool, tool, log)
+    return tmp_path
+
+
+def calls(directory: Path) -> list[str]:
+    log = directory / "calls.log"
+    return log.read_text().splitlines() if log.exists() else []
+
+
+def quickstart_env(directory: Path, **extra: str) -> dict[str, str]:
+    return {"PATH": os.environ["PATH"], "HOME": str(directory), "PYTHON": sys.executable, **extra}
+
+
+class Terminal:
+    """quickstart.sh on a pseudo-terminal of its own, as in an interactive shell (Ctrl-C included)."""
+
+    def __init__(self, directory: Path, *args: str) -> None:
+        self.output = b""
+        self.pid, self.fd = pty.fork()
+        if self.pid == 0:  # the child: become the script at once, and never return into pytest
+            try:
+                os.chdir(directory)
+                os.execve("/bin/bash", ["bash", "quickstart.sh", *args], quickstart_env(directory))  # noqa: S606
+            finally:
+                os._exit(127)
+
+    def wait_for(self, text: str, timeout: float = 20) -> None:
+        deadline = time.monotonic() + timeout
+        while text.encode() not in self.output:
+            ready, _, _ = select.select([self.fd], [], [], max(0.0, deadline - time.monotonic()))
+            if not ready:
+                pytest.fail(f"quickstart.sh never printed {text!r}; it printed {self.output!r}")
+            self.output += os.read(self.fd, 4096)
+
+    def type(self, text: str) -> None:
+        os.write(self.fd, text.encode())
+
+    def echo_is_on(self) -> bool:
+        return bool(termios.tcgetattr(self.fd)[3] & termios.ECHO)
+
+    def stop(self, how: str) -> int:
+        """Ctrl-C or SIGTERM while the script waits for an answer; its exit status."""
+        deadline = time.monotonic() + 20
+        while self.echo_is_on() and time.monotonic() < deadline:  # until `read -s` has started
+            time.sleep(0.01)
+        # A signal that lands between the prompt and bash's blocking read is only handled at the next
+        # one (no person is that fast): so it is repeated until the script is gone.
+        while time.monotonic() < deadline:
+            if how == "ctrl-c":
+                self.type("\x03")  # the terminal turns it into SIGINT for the script
+            else:
+                os.kill(self.pid, signal.SIGTERM)
+            with contextlib.suppress(pytest.fail.Exception):
+                return self.finish(timeout=1)
+        pytest.fail(f"quickstart.sh ignored {how}; it printed {self.output!r}")
+
+    def finish(self, timeout: float = 20) -> int:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self.pid = 0
+                with contextlib.suppress(OSError):  # the rest of the output, until the terminal closes
+                    while select.select([self.fd], [], [], 0.2)[0] and (chunk := os.read(self.fd, 4096)):
+                        self.output += chunk
+                return os.waitstatus_to_exitcode(status)
+            time.sleep(0.02)
+        pytest.fail(f"quickstart.sh did not exit; it printed {self.output!r}")
+
+    def close(self) -> None:
+        if self.pid:
+            os.kill(self.pid, signal.SIGKILL)
+            os.waitpid(self.pid, 0)
+        os.close(self.fd)
+
+
+@pytest.fixture
+def terminal(checkout: Path):
+    started: list[Terminal] = []
+
+    def start(*args: str) -> Terminal:
+        started.append(Terminal(checkout, *args))
+        return started[-1]
+
+    yield start
+    for term in started:
+        term.close()
+
+
+def answer_two_of_three(term: Terminal) -> None:
+    term.wait_for("\nDiscord bot token: ")
+    term.type("token-typed-in\n")
+    term.wait_for("\nTwitch client ID: ")
+    term.type("id-typed-in\n")
+    term.wait_for("\nTwitch client secret: ")
+
+
+@pytest.mark.parametrize("stop", ["ctrl-c", "sigterm"])
+def test_interrupting_the_secret_questions_leaves_no_env_file(checkout: Path, terminal, stop: str) -> None:
+    term = terminal()
+    answer_two_of_three(term)
+    assert [p.name for p in checkout.glob(".env*")] != [".env"], "the answers must not be written to .env itself"
+    code = term.stop(stop)
+    assert code == (130 if stop == "ctrl-c" else 143), term.output
+    assert not list(checkout.glob(".env*")), "a half-written .env (or its temporary file) was left behind"
+    assert term.echo_is_on(), "the terminal was left without echo"
+    assert "python bot.py" not in calls(checkout), "the bot must not start without a .env"
+
+
+def test_answering_the_three_questions_writes_env_readable_only_by_the_user_then_starts(
+    checkout: Path, terminal
+) -> None:
+    term = terminal()
+    answer_two_of_three(term)
+    term.type("secret-typed-in\n")
+    assert term.finish() == 0, term.output
+    env_file = checkout / ".env"
+    assert env_file.read_text() == (
+        "DISCORD_TOKEN=token-typed-in\nTWITCH_CLIENT_ID=id-typed-in\nTWITCH_CLIENT_SECRET=secret-typed-in\n"
+    )
+    assert stat.S_IMODE(env_file.stat().st_mode) == 0o600
+    assert [p.name for p in checkout.glob(".env*")] == [".env"], "the temporary file must become .env"
+    assert calls(checkout)[-1] == "python bot.py"
+    assert b"Creating .venv" not in term.output
+    assert b"incomplete" not in term.output
+
+
+def test_an_existing_env_is_never_asked_for_or_touched(checkout: Path) -> None:
+    (checkout / ".env").write_text("DISCORD_TOKEN=mine\n")
+    result = subprocess.run(
+        ["bash", "quickstart.sh"],
+        cwd=checkout,
+        env=quickstart_env(checkout),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert (checkout / ".env").read_text() == "DISCORD_TOKEN=mine\n"
+    assert calls(checkout)[-1] == "python bot.py"
+
+
+def fake_python(checkout: Path) -> Path:
+    """A stand-in for the system Python whose `-m venv DIR` makes a working stand-in venv."""
+    path = checkout / "system-python"
+    venv_python = STUB.format(name="python", log=checkout / "calls.log", body="", behaviour="succeeds")
+    body = f"""if [ "$1" = -m ] && [ "$2" = venv ]; then
+    mkdir -p "$3/bin"
+    cat > "$3/bin/python" <<'STUB'
+{venv_python}STUB
+    chmod +x "$3/bin/python"
+fi"""
+    write_stub(path, "system-python", checkout / "calls.log", body=body, behaviour="`-m venv DIR` makes a stand-in")
+    return path
+
+
+@pytest.mark.parametrize("damage", ["no python", "no pip", "python broken"])
+def test_a_half_made_venv_is_made_again(checkout: Path, damage: str) -> None:
+    venv = checkout / ".venv"
+    (venv / "left-over").write_text("from the interrupted attempt")
+    if damage == "no python":
+        (venv / "bin" / "python").unlink()
+    elif damage == "no pip":
+        body = 'if [ "$*" = "-m pip --version" ]; then exit 1; fi'
+        write_stub(venv / "bin" / "python", "python", checkout / "calls.log", body=body, behaviour="has no pip")
+    else:
+        write_stub(venv / "bin" / "python", "python", checkout / "calls.log", body="exit 127", behaviour="fails")
+    env = quickstart_env(checkout, PYTHON=str(fake_python(checkout)))
+    result = subprocess.run(["bash", "quickstart.sh", "check"], cwd=checkout, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    [message] = [line for line in result.stdout.splitlines() if "incomplete" in line]
+    assert message.startswith(".venv ")
+    assert "creating it again" in message
+    assert not (venv / "left-over").exists(), "the broken venv must be removed, not patched"
+    assert "system-python -m venv .venv" in calls(checkout)
+    assert calls(checkout)[-1] == "python bot.py --check"
+
+
+def test_the_test_command_runs_ruff_then_mypy_then_pytest_with_the_extra_arguments(checkout: Path) -> None:
+    result = subprocess.run(
+        ["bash", "quickstart.sh", "test", "-x", "tests/e2e"],
+        cwd=checkout,
+        env=quickstart_env(checkout),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert calls(checkout)[-5:] == [
+        "python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt",
+        "ruff check .",
+        "ruff format --check .",
+        "mypy ",
+        "python -m pytest -x tests/e2e",
+    ]
+
+
+def test_the_test_command_stops_at_the_first_failing_check(checkout: Path) -> None:
+    write_stub(checkout / ".venv" / "bin" / "mypy", "mypy", checkout / "calls.log", body="exit 1", behaviour="fails")
+    result = subprocess.run(
+        ["bash", "quickstart.sh", "test"], cwd=checkout, env=quickstart_env(checkout), capture_output=True, timeout=60
+    )
+    assert result.returncode == 1
+    assert calls(checkout)[-1] == "mypy "
