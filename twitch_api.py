@@ -8,12 +8,14 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import math
 import random
 import time
 import urllib.parse
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from http import HTTPStatus
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
@@ -67,6 +69,15 @@ MAX_IDS_PER_REQUEST = 100
 MAX_RATE_LIMIT_WAIT = 60.0
 # Default lifetime assumed when the token endpoint omits expires_in (it never should).
 _FALLBACK_TOKEN_TTL = 3600
+MAX_VIEWER_COUNT = 2**31 - 1
+"""A viewer count above this is clamped to it (a number that large is an error, and must still be storable)."""
+# Longest text kept from a Twitch field: far above Twitch's own limits, far below what could hurt.
+_ID_LIMIT = 100
+_NAME_LIMIT = 300
+_TITLE_LIMIT = 1000
+_URL_LIMIT = 2000
+_MAX_TAGS = 50
+_NUMBER_TEXT_LIMIT = 64
 # Guards against a server that keeps handing out cursors: 100 ids can never need more pages than this.
 _MAX_PAGES = MAX_IDS_PER_REQUEST + 1
 
@@ -77,6 +88,21 @@ _MAX_PAGES = MAX_IDS_PER_REQUEST + 1
 @dataclass(slots=True)
 class _Tally:
     requests: int = 0
+
+
+@dataclass(slots=True)
+class _Retries:
+    """What one request has used of its retry budget."""
+
+    limit: int
+    failures: int = 0
+    rate_limited: int = 0
+    reauthorized: bool = False
+
+    def failed(self) -> bool:
+        """Count one more failure; True when that exhausts the budget."""
+        self.failures += 1
+        return self.failures > self.limit
 
 
 @dataclass(frozen=True, slots=True)
@@ -323,7 +349,7 @@ class TwitchClient:
             items = _data_items(payload)
             strangers = 0
             for item in items:
-                user_id = _as_str(item.get("user_id"))
+                user_id = _text(item.get("user_id"), _ID_LIMIT)
                 if user_id not in requested:
                     # The infamous bug: a request that lost its query gets Twitch's top streams back.
                     strangers += 1
@@ -333,7 +359,12 @@ class TwitchClient:
                     # Twitch sets type "" when something went wrong on its side: state unknown.
                     batch.unknown.add(user_id)
                     continue
-                batch.streams[user_id] = _parse_stream(item, self._clock)
+                try:
+                    batch.streams[user_id] = _parse_stream(item, self._clock)
+                except (ValueError, TypeError, OverflowError) as exc:
+                    # One entry Twitch got wrong: that streamer is unknown this time, the batch goes on.
+                    _log.warning("Skipped a malformed /streams entry of user %s: %r", user_id, exc)
+                    batch.unknown.add(user_id)
             if strangers:
                 _log.warning("Ignored %d streams of users that were not asked for", strangers)
             cursor = _cursor(payload)
@@ -351,53 +382,62 @@ class TwitchClient:
         *,
         tally: _Tally | None = None,
     ) -> dict[str, Any]:
-        """Send one Helix request, retrying it (same method, path and query) until it succeeds or gives up."""
+        """Send one Helix request, retrying it (same method, path and query) until it succeeds or gives up.
+
+        A success is a 2xx whose body has Helix's shape (a JSON object with a `data` array; 204 has no
+        body): a 200 that is an HTML page or JSON without `data` (a proxy, an upstream hiccup) says nothing
+        about the streams asked for, so it is retried like a 5xx and never read as "nothing is live"."""
         url = self._api_base + path
         query = tuple(params)  # the exact same pairs on every attempt
-        failures = 0
-        rate_limited = 0
-        reauthorized = False
+        retries = _Retries(self._max_retries)
         while True:
             token = await self._ensure_token()
             headers = {"Client-Id": self._client_id, "Authorization": f"Bearer {token}"}
             try:
                 reply = await self._attempt(method, url, query, headers, tally)
             except TwitchUnavailable as exc:
-                failures += 1
-                if failures > self._max_retries:
+                if retries.failed():
                     raise
-                await self._backoff(failures, method, path, str(exc))
+                await self._backoff(retries.failures, method, path, str(exc))
                 continue
-            status = reply.status
+            payload = await self._answer(reply, token, retries, method, path)
+            if payload is not None:
+                return payload
 
-            if 200 <= status < 300:
-                payload = json_object(reply.text)
-                if payload is not None:
-                    return payload
-                # A 200 with an HTML error page (proxies do that) tells us nothing: retry like a 5xx.
-                failures += 1
-                if failures > self._max_retries:
-                    raise TwitchServerError(status, reply.text, "response was not a JSON object")
-                await self._backoff(failures, method, path, "response was not JSON")
-            elif status == 401:
-                self._invalidate_token(token)
-                if reauthorized:
-                    raise TwitchAPIError(status, reply.text)
-                reauthorized = True
-                _log.info("Twitch rejected app token %s; fetching a new one", _fingerprint(token))
-            elif status == 429:
-                rate_limited += 1
-                reset_at = _float_header(reply.headers, "Ratelimit-Reset")
-                if rate_limited > self._max_retries:
-                    raise TwitchRateLimited(status, reply.text, reset_at or self._clock())
-                await self._wait_rate_limit(reset_at, rate_limited, path)
-            elif status >= 500:
-                failures += 1
-                if failures > self._max_retries:
-                    raise TwitchServerError(status, reply.text)
-                await self._backoff(failures, method, path, f"HTTP {status}")
-            else:
+    async def _answer(
+        self, reply: _Reply, token: str, retries: _Retries, method: str, path: str
+    ) -> dict[str, Any] | None:
+        """The payload of a successful reply; None after waiting to try again; raises when giving up."""
+        status = reply.status
+        if status == HTTPStatus.NO_CONTENT:
+            return {}
+        if HTTPStatus.OK <= status < HTTPStatus.MULTIPLE_CHOICES:
+            payload = json_object(reply.text)
+            problem = _helix_shape_problem(payload)
+            if problem is None and payload is not None:
+                return payload
+            if retries.failed():
+                raise TwitchServerError(status, reply.text, f"response {problem}")
+            await self._backoff(retries.failures, method, path, f"response {problem}")
+        elif status == HTTPStatus.UNAUTHORIZED:
+            self._invalidate_token(token)
+            if retries.reauthorized:
                 raise TwitchAPIError(status, reply.text)
+            retries.reauthorized = True
+            _log.info("Twitch rejected app token %s; fetching a new one", _fingerprint(token))
+        elif status == HTTPStatus.TOO_MANY_REQUESTS:
+            retries.rate_limited += 1
+            reset_at = _float_header(reply.headers, "Ratelimit-Reset")
+            if retries.rate_limited > self._max_retries:
+                raise TwitchRateLimited(status, reply.text, reset_at or self._clock())
+            await self._wait_rate_limit(reset_at, retries.rate_limited, path)
+        elif status >= HTTPStatus.INTERNAL_SERVER_ERROR:
+            if retries.failed():
+                raise TwitchServerError(status, reply.text)
+            await self._backoff(retries.failures, method, path, f"HTTP {status}")
+        else:
+            raise TwitchAPIError(status, reply.text)
+        return None
 
     async def _attempt(
         self,
@@ -587,65 +627,80 @@ class TwitchClient:
 
 
 def _parse_user(item: Mapping[str, Any]) -> TwitchUser | None:
-    user_id = _as_str(item.get("id"))
-    login = _as_str(item.get("login")).lower()
+    user_id = _text(item.get("id"), _ID_LIMIT)
+    login = _text(item.get("login"), _ID_LIMIT).lower()
     if not user_id or not login:
         return None
     return TwitchUser(
         id=user_id,
         login=login,
-        display_name=_as_str(item.get("display_name")) or login,
-        profile_image_url=_as_str(item.get("profile_image_url")),
-        broadcaster_type=_as_str(item.get("broadcaster_type")),
+        display_name=_text(item.get("display_name"), _NAME_LIMIT) or login,
+        profile_image_url=_text(item.get("profile_image_url"), _URL_LIMIT),
+        broadcaster_type=_text(item.get("broadcaster_type"), _ID_LIMIT),
     )
 
 
 def _parse_stream(item: Mapping[str, Any], clock: Callable[[], float]) -> TwitchStream:
-    login = _as_str(item.get("user_login")).lower()
+    """One /streams entry, defensively: a field that is missing, malformed or out of range is dropped to
+    its default or clamped (and logged), so one odd value can't stop the batch or the database."""
+    login = _text(item.get("user_login"), _ID_LIMIT).lower()
     tags = item.get("tags")
+    user_id = _text(item.get("user_id"), _ID_LIMIT)
     return TwitchStream(
-        id=_as_str(item.get("id")),
-        user_id=_as_str(item.get("user_id")),
+        id=_text(item.get("id"), _ID_LIMIT),
+        user_id=user_id,
         user_login=login,
-        user_name=_as_str(item.get("user_name")) or login,
-        game_id=_as_str(item.get("game_id")),
-        game_name=_as_str(item.get("game_name")),
-        title=_as_str(item.get("title")),
-        viewer_count=_as_int(item.get("viewer_count")) or 0,
+        user_name=_text(item.get("user_name"), _NAME_LIMIT) or login,
+        game_id=_text(item.get("game_id"), _ID_LIMIT),
+        game_name=_text(item.get("game_name"), _NAME_LIMIT),
+        title=_text(item.get("title"), _TITLE_LIMIT),
+        viewer_count=_viewer_count(item.get("viewer_count"), user_id),
         started_at=_parse_time(item.get("started_at")) or datetime.fromtimestamp(clock(), UTC),
-        thumbnail_url=_as_str(item.get("thumbnail_url")),
-        language=_as_str(item.get("language")),
+        thumbnail_url=_text(item.get("thumbnail_url"), _URL_LIMIT),
+        language=_text(item.get("language"), _ID_LIMIT),
         is_mature=item.get("is_mature") is True,
-        tags=tuple(str(tag) for tag in tags) if isinstance(tags, list) else (),
+        tags=tuple(_text(tag, _NAME_LIMIT) for tag in tags[:_MAX_TAGS]) if isinstance(tags, list) else (),
     )
 
 
+def _viewer_count(value: object, user_id: str) -> int:
+    count = _as_int(value)
+    if count is None:
+        if value is not None:
+            _log.warning("Twitch sent an unreadable viewer_count for user %s; counting 0", user_id)
+        return 0
+    if not 0 <= count <= MAX_VIEWER_COUNT:
+        _log.warning("Twitch sent viewer_count %s for user %s; clamped", str(count)[:40], user_id)
+        return min(max(count, 0), MAX_VIEWER_COUNT)
+    return count
+
+
 def _parse_category(item: Mapping[str, Any]) -> TwitchCategory | None:
-    game_id = _as_str(item.get("id"))
-    name = _as_str(item.get("name"))
+    game_id = _text(item.get("id"), _ID_LIMIT)
+    name = _text(item.get("name"), _NAME_LIMIT)
     if not game_id or not name:
         return None
-    return TwitchCategory(id=game_id, name=name, box_art_url=_as_str(item.get("box_art_url")))
+    return TwitchCategory(id=game_id, name=name, box_art_url=_text(item.get("box_art_url"), _URL_LIMIT))
 
 
 def _parse_video(item: Mapping[str, Any]) -> TwitchVideo | None:
-    video_id = _as_str(item.get("id"))
+    video_id = _text(item.get("id"), _ID_LIMIT)
     if not video_id:
         return None
     return TwitchVideo(
         id=video_id,
-        user_id=_as_str(item.get("user_id")),
-        stream_id=_as_str(item.get("stream_id")),
-        title=_as_str(item.get("title")),
-        url=_as_str(item.get("url")),
+        user_id=_text(item.get("user_id"), _ID_LIMIT),
+        stream_id=_text(item.get("stream_id"), _ID_LIMIT),
+        title=_text(item.get("title"), _TITLE_LIMIT),
+        url=_text(item.get("url"), _URL_LIMIT),
         created_at=_parse_time(item.get("created_at")),
-        duration=_as_str(item.get("duration")),
-        type=_as_str(item.get("type")) or "archive",
+        duration=_text(item.get("duration"), _ID_LIMIT),
+        type=_text(item.get("type"), _ID_LIMIT) or "archive",
     )
 
 
 def _parse_time(value: object) -> datetime | None:
-    if not isinstance(value, str) or not value:
+    if not isinstance(value, str) or not value or len(value) > _NUMBER_TEXT_LIMIT:
         return None
     try:
         parsed = datetime.fromisoformat(value)
@@ -654,6 +709,15 @@ def _parse_time(value: object) -> datetime | None:
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
     return parsed.astimezone(UTC)
+
+
+def _helix_shape_problem(payload: dict[str, Any] | None) -> str | None:
+    """Why a 2xx body is not a Helix answer, or None when it is one."""
+    if payload is None:
+        return "was not a JSON object"
+    if not isinstance(payload.get("data"), list):
+        return "had no data array"
+    return None
 
 
 def _data_items(payload: Mapping[str, Any]) -> list[Mapping[str, Any]]:
@@ -678,18 +742,33 @@ def _as_str(value: object) -> str:
     return value if isinstance(value, str) else str(value)
 
 
+def _text(value: object, limit: int) -> str:
+    """A JSON value as text that SQLite and Discord accept: lone surrogates (valid in JSON, not in UTF-8)
+    replaced, and cut to `limit` characters (Twitch's own limits are far lower)."""
+    text = _as_str(value)
+    if not text.isascii():
+        text = text.encode("utf-8", "replace").decode("utf-8")
+    return text[:limit]
+
+
 def _as_int(value: object) -> int | None:
+    """An integer from JSON or a header, or None: never raises, whatever the value (1e999, "NaN", 2**99)."""
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
         return value
     if isinstance(value, float):
-        return int(value)
-    if isinstance(value, str):
+        return int(value) if math.isfinite(value) else None
+    if isinstance(value, str) and len(value) <= _NUMBER_TEXT_LIMIT:
         try:
-            return int(float(value))
+            return int(value)
+        except ValueError:
+            pass
+        try:
+            number = float(value)
         except ValueError:
             return None
+        return int(number) if math.isfinite(number) else None
     return None
 
 

@@ -13,9 +13,10 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from tests.fakes.fake_twitch import FakeTwitch
+from tests.fakes.fake_twitch import FakeTwitch, RawJSON
 from twitch_api import (
     LOGIN_RE,
+    MAX_VIEWER_COUNT,
     InvalidLogin,
     StreamsSnapshot,
     TwitchAPIError,
@@ -170,8 +171,10 @@ def test_parse_login_rejects(text: str) -> None:
     with pytest.raises(InvalidLogin) as info:
         parse_login(text)
     message = str(info.value)
-    assert message and len(message) < 120
-    assert "@everyone" not in message and "DROP" not in message  # never echo hostile input back
+    assert message
+    assert len(message) < 120
+    assert "@everyone" not in message
+    assert "DROP" not in message
 
 
 def test_invalid_login_is_a_value_error_not_a_twitch_error() -> None:
@@ -220,9 +223,12 @@ def test_stream_thumbnail_fills_placeholders() -> None:
 def test_error_tree() -> None:
     assert issubclass(TwitchAuthError, TwitchError)
     assert issubclass(TwitchRateLimited, TwitchAPIError)
-    assert issubclass(TwitchServerError, TwitchAPIError) and issubclass(TwitchServerError, TwitchUnavailable)
+    assert issubclass(TwitchServerError, TwitchAPIError)
+    assert issubclass(TwitchServerError, TwitchUnavailable)
     error = TwitchAPIError(404, '{"error":"Not Found","status":404,"message":"nope"}')
-    assert error.status == 404 and error.message == "nope" and "404" in str(error)
+    assert error.status == 404
+    assert error.message == "nope"
+    assert "404" in str(error)
 
 
 # ------------------------------------------------------------------------------------------------ tokens
@@ -280,7 +286,8 @@ async def test_concurrent_401s_trigger_one_refetch(fake: FakeTwitch, client: Twi
     await client.get_streams(ids[:1])
     fake.expire_tokens()
     snapshot = await client.get_streams(ids)
-    assert snapshot.failed == frozenset() and snapshot.checked == set(ids)
+    assert snapshot.failed == frozenset()
+    assert snapshot.checked == set(ids)
     assert fake.token_requests == 2
 
 
@@ -295,7 +302,8 @@ async def test_persistent_401_raises_api_error(fake: FakeTwitch, client: TwitchC
 
 async def test_validate_token(fake: FakeTwitch, client: TwitchClient) -> None:
     assert await client.validate_token() is True
-    assert fake.validate_requests == 1 and fake.token_requests == 1
+    assert fake.validate_requests == 1
+    assert fake.token_requests == 1
     assert fake.requests_to("/oauth2/validate")[0].headers["Authorization"] == "OAuth [token 1]"
 
     fake.expire_tokens()
@@ -310,7 +318,8 @@ async def test_bad_client_secret_raises_auth_error(fake: FakeTwitch, make_client
     with pytest.raises(TwitchAuthError) as info:
         await client.get_user("shroud")
     message = str(info.value)
-    assert "client id/secret" in message and "invalid client secret" in message
+    assert "client id/secret" in message
+    assert "invalid client secret" in message
     assert "wrong-secret-value" not in message
     assert info.value.status == 403
 
@@ -333,7 +342,8 @@ async def test_token_endpoint_5xx_is_retried(fake: FakeTwitch, client: TwitchCli
     fake.add_user("shroud")
     fake.fail_next("/oauth2/token", 503)
     assert (await client.get_user("shroud")) is not None
-    assert fake.token_requests == 1 and client.token_fetches == 2  # the 503 never reached the handler
+    assert fake.token_requests == 1
+    assert client.token_fetches == 2
     assert fake.count("/oauth2/token") == 2
     assert len(clock.sleeps) == 1
 
@@ -398,7 +408,8 @@ async def test_renamed_and_removed_users(fake: FakeTwitch, client: TwitchClient)
     fake.remove_user(user.id)
     assert await client.get_users(ids=[user.id]) == []
     snapshot = await client.get_streams([user.id])
-    assert snapshot.streams == {} and snapshot.checked == {user.id}
+    assert snapshot.streams == {}
+    assert snapshot.checked == {user.id}
 
 
 # ----------------------------------------------------------------------------------------------- streams
@@ -412,7 +423,8 @@ async def test_get_streams_150_ids_30_live_two_requests(fake: FakeTwitch, client
     snapshot = await client.get_streams(ids)
 
     assert set(snapshot.streams) == set(live)
-    assert snapshot.checked == set(ids) and snapshot.failed == frozenset()
+    assert snapshot.checked == set(ids)
+    assert snapshot.failed == frozenset()
     assert snapshot.offline == set(ids[30:])
     assert snapshot.requests == 2
     calls = fake.requests_to("/helix/streams")
@@ -439,9 +451,11 @@ async def test_get_streams_fields(fake: FakeTwitch, client: TwitchClient) -> Non
     assert (stream.user_login, stream.user_name) == ("cool_streamer", "Cool_Streamer")
     assert (stream.game_id, stream.game_name) == ("516575", "VALORANT")
     assert (stream.title, stream.viewer_count, stream.language) == ("Ranked grind", 4321, "en")
-    assert stream.started_at == started and stream.started_at.tzinfo is not None
+    assert stream.started_at == started
+    assert stream.started_at.tzinfo is not None
     assert stream.started_at.utcoffset() == timedelta(0)
-    assert stream.tags == ("English", "FPS") and stream.is_mature is True
+    assert stream.tags == ("English", "FPS")
+    assert stream.is_mature is True
     assert stream.thumbnail(640, 360) == (
         "https://static-cdn.jtvnw.net/previews-ttv/live_user_cool_streamer-640x360.jpg"
     )
@@ -454,7 +468,8 @@ async def test_get_streams_dedupes_and_handles_empty_input(fake: FakeTwitch, cli
 
     a, b = user_ids_of(fake, 2)
     snapshot = await client.get_streams([a, b, a, " ", b])
-    assert snapshot.requests == 1 and snapshot.checked == {a, b}
+    assert snapshot.requests == 1
+    assert snapshot.checked == {a, b}
     assert fake.requests_to("/helix/streams")[0].values("user_id") == [a, b]
 
 
@@ -464,7 +479,8 @@ async def test_get_streams_never_sends_malformed_ids(
     [good] = user_ids_of(fake, 1)
     fake.go_live(good)
     snapshot = await client.get_streams([good, "shroud", "12a", "１２"])
-    assert set(snapshot.streams) == {good} and snapshot.checked == {good}
+    assert set(snapshot.streams) == {good}
+    assert snapshot.checked == {good}
     assert snapshot.failed == {"shroud", "12a", "１２"}  # unknown, never "offline"
     assert fake.requests_to("/helix/streams")[0].values("user_id") == [good]
     assert "3 malformed user ids" in caplog.text
@@ -497,14 +513,16 @@ async def test_429_retries_the_same_query(fake: FakeTwitch, client: TwitchClient
     assert calls[1].values("user_id") == ids
     assert set(snapshot.streams) == {ids[1]}  # no "top streams" leaked in
     assert not set(snapshot.streams) & set(fake.top_user_ids)
-    assert len(clock.sleeps) == 1 and 0 < clock.sleeps[0] <= 2.0  # waited until Ratelimit-Reset
+    assert len(clock.sleeps) == 1
+    assert 0 < clock.sleeps[0] <= 2.0
 
 
 async def test_429_forever(fake: FakeTwitch, client: TwitchClient) -> None:
     ids = user_ids_of(fake, 3)
     fake.fail_next("/helix/", 429, times=None)
     snapshot = await client.get_streams(ids)
-    assert snapshot.failed == set(ids) and snapshot.checked == frozenset()
+    assert snapshot.failed == set(ids)
+    assert snapshot.checked == frozenset()
     with pytest.raises(TwitchRateLimited) as info:
         await client.get_users(ids=ids)
     assert info.value.reset_at > 0
@@ -515,9 +533,11 @@ async def test_500_once_is_retried(fake: FakeTwitch, client: TwitchClient, clock
     fake.go_live(ids[0])
     fake.fail_next("/helix/streams", 500)
     snapshot = await client.get_streams(ids)
-    assert set(snapshot.streams) == {ids[0]} and snapshot.checked == set(ids)
+    assert set(snapshot.streams) == {ids[0]}
+    assert snapshot.checked == set(ids)
     assert snapshot.requests == 2
-    assert len(clock.sleeps) == 1 and 0 <= clock.sleeps[0] <= 0.01
+    assert len(clock.sleeps) == 1
+    assert 0 <= clock.sleeps[0] <= 0.01
 
 
 async def test_500_forever_fails_only_that_batch(
@@ -554,7 +574,8 @@ async def test_timeout_is_retried(fake: FakeTwitch, make_client) -> None:
     fake.go_live(ids[0])
     fake.fail_next("/helix/streams", status=None, delay=5)
     snapshot = await client.get_streams(ids)
-    assert set(snapshot.streams) == {ids[0]} and snapshot.checked == set(ids)
+    assert set(snapshot.streams) == {ids[0]}
+    assert snapshot.checked == set(ids)
     assert snapshot.requests == 2
 
 
@@ -563,7 +584,8 @@ async def test_timeout_forever_marks_batch_failed(fake: FakeTwitch, make_client)
     ids = user_ids_of(fake, 2)
     fake.fail_next("/helix/", status=None, delay=5, times=None)
     snapshot = await client.get_streams(ids)
-    assert snapshot.failed == set(ids) and snapshot.checked == frozenset()
+    assert snapshot.failed == set(ids)
+    assert snapshot.checked == frozenset()
     assert snapshot.requests == 2
     with pytest.raises(TwitchUnavailable, match="timed out"):
         await client.get_users(ids=ids)
@@ -586,16 +608,34 @@ async def test_other_4xx_is_not_retried(fake: FakeTwitch, client: TwitchClient, 
     fake.fail_next("/helix/users", 400, body='{"error":"Bad Request","status":400,"message":"Malformed query"}')
     with pytest.raises(TwitchAPIError) as info:
         await client.get_user("shroud")
-    assert info.value.status == 400 and info.value.message == "Malformed query"
-    assert fake.count("/helix/users") == 1 and clock.sleeps == []
+    assert info.value.status == 400
+    assert info.value.message == "Malformed query"
+    assert fake.count("/helix/users") == 1
+    assert clock.sleeps == []
 
 
-async def test_empty_object_means_nobody_live(fake: FakeTwitch, client: TwitchClient) -> None:
+async def test_a_200_without_data_is_retried_not_read_as_nobody_live(fake: FakeTwitch, client: TwitchClient) -> None:
+    # Until the fault issue, `{}` was read as "nobody is live": two such answers ended every live card.
     ids = user_ids_of(fake, 3)
     fake.go_live(ids[0])
     fake.fail_next("/helix/streams", 200, body="{}")
     snapshot = await client.get_streams(ids)
-    assert snapshot.streams == {} and snapshot.checked == set(ids)
+    assert set(snapshot.streams) == {ids[0]}
+    assert snapshot.checked == set(ids)
+    assert fake.count("/helix/streams") == 2
+
+
+@pytest.mark.parametrize("body", ['{"error": "upstream"}', '{"data": null}', '{"data": {}}', "[]", "<html>502</html>"])
+async def test_answers_without_helixs_shape_leave_the_streamers_unknown(
+    fake: FakeTwitch, client: TwitchClient, body: str
+) -> None:
+    ids = user_ids_of(fake, 3)
+    fake.go_live(ids[0])
+    fake.malformed_next("/helix/streams", body, times=10)
+    snapshot = await client.get_streams(ids)
+    assert snapshot.streams == {}
+    assert snapshot.checked == set()
+    assert snapshot.failed == set(ids)
 
 
 async def test_defensive_stream_parsing(fake: FakeTwitch, client: TwitchClient, clock: FakeTime) -> None:
@@ -624,6 +664,42 @@ async def test_defensive_stream_parsing(fake: FakeTwitch, client: TwitchClient, 
     assert odd.started_at == datetime.fromtimestamp(clock.now, UTC)
 
 
+@pytest.mark.parametrize(
+    ("poison", "viewers"),
+    [
+        ({"viewer_count": RawJSON("1e999")}, 0),  # a number no double holds: Python reads inf
+        ({"viewer_count": "1e999"}, 0),
+        ({"viewer_count": 123456789012345678901234567890}, MAX_VIEWER_COUNT),  # above 64 bits
+        ({"viewer_count": -5}, 0),
+        ({"viewer_count": RawJSON("NaN")}, 0),
+        ({"viewer_count": {"n": 1}}, 0),
+        ({"title": None, "game_name": 7, "started_at": "yesterday", "tags": "x"}, 1),
+        ({"title": RawJSON('"\\ud800 lone surrogate"')}, 1),
+    ],
+)
+async def test_one_poisoned_entry_is_clamped_and_the_batch_goes_through(
+    fake: FakeTwitch, client: TwitchClient, poison: dict, viewers: int
+) -> None:
+    ids = user_ids_of(fake, 3)
+    fake.go_live(ids[0], viewer_count=1)
+    fake.go_live(ids[1], viewer_count=7)
+    fake.poison_stream(ids[0], **poison)
+    snapshot = await client.get_streams(ids)
+    assert set(snapshot.streams) == {ids[0], ids[1]}
+    assert snapshot.checked == set(ids)
+    assert snapshot.streams[ids[0]].viewer_count == viewers
+    assert snapshot.streams[ids[1]].viewer_count == 7
+    snapshot.streams[ids[0]].title.encode("utf-8")  # storable: raises if a lone surrogate survived
+
+
+async def test_a_lone_surrogate_in_a_title_is_replaced(fake: FakeTwitch, client: TwitchClient) -> None:
+    [user_id] = user_ids_of(fake, 1)
+    fake.go_live(user_id)
+    fake.poison_stream(user_id, title=RawJSON('"a \\ud800 b"'))
+    snapshot = await client.get_streams([user_id])
+    assert snapshot.streams[user_id].title == "a ? b"
+
+
 # ------------------------------------------------------------------------------------------------ pacing
 
 
@@ -646,7 +722,8 @@ async def test_pacing_waits_for_reset_when_bucket_is_low(clock: FakeTime) -> Non
             assert client.rate_limit_remaining == 1
             await client.get_user("shroud")
         assert len(clock.sleeps) == 1
-        assert 60 <= clock.sleeps[0] <= 61 and clock.now >= start + 60
+        assert 60 <= clock.sleeps[0] <= 61
+        assert clock.now >= start + 60
         assert [r.status for r in fake.requests_to("/helix/users")] == [200, 200, 200]
 
 
@@ -665,7 +742,8 @@ async def test_big_cycle_never_hits_429(clock: FakeTime) -> None:
             sleep=clock.sleep,
         ) as client:
             snapshot = await client.get_streams(ids)
-        assert snapshot.failed == frozenset() and snapshot.checked == set(ids)
+        assert snapshot.failed == frozenset()
+        assert snapshot.checked == set(ids)
         assert len(snapshot.streams) == 50
         assert snapshot.requests == 25
         assert all(r.status == 200 for r in fake.requests_to("/helix/streams"))
@@ -687,7 +765,8 @@ async def test_injected_session_is_not_closed(fake: FakeTwitch) -> None:
     assert await client.validate_token()
     own = client._session
     await client.close()
-    assert own is not None and own.closed
+    assert own is not None
+    assert own.closed
 
 
 async def test_no_secret_or_token_is_ever_logged(
@@ -729,7 +808,8 @@ async def test_get_games_by_id_and_name_with_box_art(fake: FakeTwitch, client: T
     valorant = next(g for g in games if g.id == "516575")
     assert valorant.box_art_url == "https://static-cdn.jtvnw.net/ttv-boxart/516575-{width}x{height}.jpg"
     [request] = fake.requests_to("/helix/games")
-    assert request.values("id") == ["516575"] and request.values("name") == ["minecraft", "No Such Game"]
+    assert request.values("id") == ["516575"]
+    assert request.values("name") == ["minecraft", "No Such Game"]
     assert await client.get_games([]) == []
 
 
