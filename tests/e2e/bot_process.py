@@ -70,7 +70,8 @@ class BotProcess:
         return self
 
     async def _read(self) -> None:
-        assert self.process is not None and self.process.stdout is not None
+        assert self.process is not None
+        assert self.process.stdout is not None
         async for raw in self.process.stdout:
             line = raw.decode(errors="replace").rstrip("\n")
             self.lines.append(line)

@@ -49,7 +49,8 @@ async def test_live_offline_live_again_across_guilds(three_guilds, harness, fake
         assert embed["author"]["name"] == "shroud"
         assert embed["author"]["icon_url"].startswith("https://")
         fields = {f["name"]: f["value"] for f in embed["fields"]}
-        assert fields["Game"] == "VALORANT" and fields["Viewers"] == "999"
+        assert fields["Game"] == "VALORANT"
+        assert fields["Viewers"] == "999"
         assert embed["image"]["url"].startswith(
             "https://static-cdn.jtvnw.net/previews-ttv/live_user_shroud-1280x720.jpg?t="
         )

@@ -78,13 +78,16 @@ async def test_default_card_has_a_watch_button_and_pings_nobody(world, harness, 
     [message] = await fake_discord.wait_for_messages(1, channel_id=alerts.id)
     assert message.content == "\N{LARGE RED CIRCLE} **shroud** is live on Twitch!"
     [embed] = message.embeds
-    assert embed["title"] == "@\u200beveryone ranked" and embed["url"] == "https://www.twitch.tv/shroud"
+    assert embed["title"] == "@\u200beveryone ranked"
+    assert embed["url"] == "https://www.twitch.tv/shroud"
     assert embed["color"] == 0x9146FF
-    assert embed["author"]["name"] == "shroud" and embed["author"]["icon_url"].startswith("https://")
+    assert embed["author"]["name"] == "shroud"
+    assert embed["author"]["icon_url"].startswith("https://")
     assert {f["name"]: f["value"] for f in embed["fields"]}["Viewers"] == "999"
     assert embed["timestamp"].startswith(stream.started_at.strftime("%Y-%m-%dT%H:%M:%S"))
     assert buttons(message) == watch_button("shroud")
-    assert message.allowed_mentions["parse"] == [] and role_ids(message.allowed_mentions) == []
+    assert message.allowed_mentions["parse"] == []
+    assert role_ids(message.allowed_mentions) == []
     assert not message.allowed_mentions.get("replied_user")
     assert (message.mention_everyone, message.mention_roles) == (False, [])
 
@@ -100,7 +103,8 @@ async def test_role_ping_and_template_exactly_as_configured(world, harness, fake
         channel=alerts,
         subcommand="set",
     )
-    assert reply.ephemeral and "Settings saved" in reply.text
+    assert reply.ephemeral
+    assert "Settings saved" in reply.text
     [_settings, preview] = reply.embeds
     assert preview["title"] == "Preview"
     assert preview["description"] == (
@@ -116,7 +120,8 @@ async def test_role_ping_and_template_exactly_as_configured(world, harness, fake
         f"<@&{role.id}> shroud is live: ranked \\*grind\\* @\u200bhere (VALORANT, 999 viewers) "
         "https://www.twitch.tv/shroud"
     )
-    assert message.allowed_mentions["parse"] == [] and role_ids(message.allowed_mentions) == [str(role.id)]
+    assert message.allowed_mentions["parse"] == []
+    assert role_ids(message.allowed_mentions) == [str(role.id)]
     assert (message.mention_roles, message.mention_everyone) == ([role.id], False)
     assert buttons(message) == watch_button("shroud")
 
@@ -131,8 +136,10 @@ async def test_everyone_or_here_ping_is_the_only_mention(world, harness, fake_di
     [message] = await fake_discord.wait_for_messages(1, channel_id=alerts.id)
     word = ping.lstrip("@")
     assert message.content == f"@{word} \N{LARGE RED CIRCLE} **shroud** is live on Twitch!"
-    assert message.allowed_mentions["parse"] == ["everyone"] and role_ids(message.allowed_mentions) == []
-    assert message.mention_everyone and message.mention_roles == []
+    assert message.allowed_mentions["parse"] == ["everyone"]
+    assert role_ids(message.allowed_mentions) == []
+    assert message.mention_everyone
+    assert message.mention_roles == []
 
 
 @pytest.mark.parametrize(
@@ -149,13 +156,15 @@ async def test_everyone_or_here_ping_is_the_only_mention(world, harness, fake_di
 async def test_template_validation_errors(world, harness, template, expected):
     guild, alerts, _log, _role = world
     reply = await run(harness, "settings", {"message": template}, guild=guild, channel=alerts, subcommand="set")
-    assert reply.ephemeral and expected in reply.text, reply.text
+    assert reply.ephemeral, reply.text
+    assert expected in reply.text, reply.text
     assert (await harness.db.get_guild_settings(guild.id)).message_template is None
     reply = await run(
         harness, "addstreamer", {"streamer": "shroud", "channel": alerts.id, "message": template}, guild=guild,
         channel=alerts,
     )  # fmt: skip
-    assert expected in reply.text and await harness.db.guild_subscriptions(guild.id) == []
+    assert expected in reply.text
+    assert await harness.db.guild_subscriptions(guild.id) == []
 
 
 async def test_bad_ping_and_unknown_role_are_refused(world, harness):
@@ -176,7 +185,9 @@ async def test_settings_show_reset_and_ping_autocomplete(world, harness, fake_di
         channel=alerts, subcommand="set",
     )  # fmt: skip
     reply = await run(harness, "settings", guild=guild, channel=alerts, subcommand="show")
-    assert "@here" in reply.text and "delete the announcement" in reply.text and "off" in reply.text
+    assert "@here" in reply.text
+    assert "delete the announcement" in reply.text
+    assert "off" in reply.text
     reply = await run(harness, "settings", {"setting": "all"}, guild=guild, channel=alerts, subcommand="reset")
     settings = await harness.db.get_guild_settings(guild.id)
     assert (settings.ping, settings.end_action, settings.live_updates) == (None, "edit", True)
@@ -260,14 +271,18 @@ async def test_end_edits_the_card_into_a_was_live_card_with_the_vod(world, harne
     assert message.content == "**shroud** was live on Twitch."
     [embed] = message.embeds
     assert embed["color"] == 0x6E6E78
-    assert embed["title"] == "long stream" and embed["url"] == video.url
+    assert embed["title"] == "long stream"
+    assert embed["url"] == video.url
     assert embed["author"]["name"] == "shroud was live"
     fields = {f["name"]: f["value"] for f in embed["fields"]}
-    assert fields["Game"] == "VALORANT" and fields["Duration"].startswith("2h 0")
+    assert fields["Game"] == "VALORANT"
+    assert fields["Duration"].startswith("2h 0")
     assert buttons(message) == [{"type": 2, "style": 5, "label": "Watch the VOD", "url": video.url}]
-    assert message.allowed_mentions["parse"] == [] and role_ids(message.allowed_mentions) == []
+    assert message.allowed_mentions["parse"] == []
+    assert role_ids(message.allowed_mentions) == []
     videos = fake_twitch.requests_to("/helix/videos")
-    assert len(videos) == 1 and videos[0].values("user_id") == [stream.user_id]
+    assert len(videos) == 1
+    assert videos[0].values("user_id") == [stream.user_id]
     await harness.poll()
     await harness.restart()
     assert len(requests(fake_discord, "PATCH", message)) == 1  # dealt with once, also across restarts
@@ -283,7 +298,8 @@ async def test_no_vod_links_the_channel(world, harness, fake_discord, fake_twitc
     await harness.poll()
     await harness.poll()
     [embed] = message.embeds
-    assert embed["url"] == "https://www.twitch.tv/shroud" and embed["color"] == 0x6E6E78
+    assert embed["url"] == "https://www.twitch.tv/shroud"
+    assert embed["color"] == 0x6E6E78
     assert buttons(message)[0]["url"] == "https://www.twitch.tv/shroud"
 
 
@@ -318,9 +334,13 @@ async def test_end_delete_and_keep(world, harness, fake_discord, fake_twitch):
     await harness.poll()
     await harness.poll()
     [delete] = requests(fake_discord, "DELETE", deleted)
-    assert delete.path == f"/channels/{alerts.id}/messages/{deleted.id}" and deleted.deleted
-    assert not kept.deleted and kept.edits == [] and kept.embeds[0]["title"] == "bye soon"
-    assert requests(fake_discord, "PATCH", kept) == [] and requests(fake_discord, "DELETE", kept) == []
+    assert delete.path == f"/channels/{alerts.id}/messages/{deleted.id}"
+    assert deleted.deleted
+    assert not kept.deleted
+    assert kept.edits == []
+    assert kept.embeds[0]["title"] == "bye soon"
+    assert requests(fake_discord, "PATCH", kept) == []
+    assert requests(fake_discord, "DELETE", kept) == []
     assert fake_twitch.count("/helix/videos") == 0  # no VOD needed when no card is edited
 
 
@@ -361,20 +381,26 @@ async def test_one_streamer_in_two_channels_with_their_own_ping(world, harness, 
     [in_alerts] = await fake_discord.wait_for_messages(1, channel_id=alerts.id)
     [in_log] = await fake_discord.wait_for_messages(1, channel_id=log.id)
     assert in_alerts.content == f"<@&{role.id}> \N{LARGE RED CIRCLE} **shroud** is live on Twitch!"
-    assert role_ids(in_alerts.allowed_mentions) == [str(role.id)] and in_alerts.mention_roles == [role.id]
+    assert role_ids(in_alerts.allowed_mentions) == [str(role.id)]
+    assert in_alerts.mention_roles == [role.id]
     assert in_log.content == "\N{LARGE RED CIRCLE} **shroud** is live on Twitch!"
-    assert in_log.allowed_mentions["parse"] == [] and role_ids(in_log.allowed_mentions) == []
+    assert in_log.allowed_mentions["parse"] == []
+    assert role_ids(in_log.allowed_mentions) == []
     await harness.poll()
     assert len(announcements(fake_discord)) == 2
 
     reply = await run(harness, "live", guild=guild, channel=log)
-    assert reply.text.count("hello") == 1 and f"<#{alerts.id}>" in reply.text and f"<#{log.id}>" in reply.text
+    assert reply.text.count("hello") == 1
+    assert f"<#{alerts.id}>" in reply.text
+    assert f"<#{log.id}>" in reply.text
     reply = await run(harness, "streamers", guild=guild, channel=log)
-    assert f"ping <@&{role.id}>" in reply.text and "(1 live)" in reply.text
+    assert f"ping <@&{role.id}>" in reply.text
+    assert "(1 live)" in reply.text
 
     # A typed name that matches both entries is ambiguous; autocomplete names each entry by channel.
     reply = await run(harness, "removestreamer", {"streamer": "shroud"}, guild=guild, channel=log)
-    assert "several channels" in reply.text and f"<#{log.id}>" in reply.text
+    assert "several channels" in reply.text
+    assert f"<#{log.id}>" in reply.text
     choices = await fake_discord.autocomplete(
         "removestreamer", "streamer", "shr", guild_id=guild.id, channel_id=log.id,
         permissions=fake_discord.ADMIN_PERMISSIONS,
@@ -402,11 +428,13 @@ async def test_editstreamer_changes_overrides_and_channel_without_removing(world
                                   "message": "{ping} {streamer}: {title}"},
         guild=guild, channel=alerts,
     )  # fmt: skip
-    assert "Updated **Pokimane**" in reply.text and f"<#{log.id}>" in reply.text
+    assert "Updated **Pokimane**" in reply.text
+    assert f"<#{log.id}>" in reply.text
     [edited] = await harness.db.guild_subscriptions(guild.id)
     assert (edited.id, edited.channel_id, edited.ping) == (sub.id, log.id, str(role.id))
     reply = await run(harness, "streamers", guild=guild, channel=alerts)
-    assert f"ping <@&{role.id}>" in reply.text and "own message" in reply.text
+    assert f"ping <@&{role.id}>" in reply.text
+    assert "own message" in reply.text
 
     fake_twitch.go_live("pokimane", title="chatting")
     await harness.poll()
@@ -458,7 +486,8 @@ async def test_game_filter_with_mid_stream_switch_announces_once(world, harness,
     await harness.poll()
     fake_twitch.update_stream("shroud", game_name="Minecraft")
     await harness.poll()
-    assert len(announcements(fake_discord, alerts)) == 1 and len(announcements(fake_discord, log)) == 1
+    assert len(announcements(fake_discord, alerts)) == 1
+    assert len(announcements(fake_discord, log)) == 1
     # Box art comes from /helix/games once per category and is cached: the filter's categories came with it
     # when they were resolved, the others were fetched by id the first time they were streamed.
     games_requests = fake_twitch.requests_to("/helix/games")

@@ -51,7 +51,8 @@ async def test_addstreamer_accepts_logins_and_urls(world, harness, typed):
     await harness.command("setchannel", {"channel": alerts.id}, guild=guild, channel=general)
     reply = await harness.command("addstreamer", {"streamer": typed}, guild=guild, channel=general)
     assert reply.ephemeral
-    assert "Now following" in reply.text and "shroud" in reply.text
+    assert "Now following" in reply.text
+    assert "shroud" in reply.text
     [sub] = await harness.db.guild_subscriptions(guild.id)
     assert sub.streamer.login == "shroud"
     assert sub.streamer.twitch_user_id == harness.twitch.user("shroud").id
@@ -70,7 +71,8 @@ async def test_addstreamer_defers_before_asking_twitch(world, harness, fake_disc
     reply = await interaction.wait_reply(timeout=5)
     assert interaction.callbacks[0]["type"] == 5
     assert interaction.callbacks[0]["data"]["flags"] & 64
-    assert reply.ephemeral and "Pokimane" in reply.text
+    assert reply.ephemeral
+    assert "Pokimane" in reply.text
 
 
 @pytest.mark.parametrize(
@@ -215,7 +217,9 @@ async def test_streamers_lists_this_guild_only_with_live_state(world, harness, f
     await harness.poll()
     reply = await harness.command("streamers", guild=guild, channel=general, admin=False)
     assert reply.ephemeral
-    assert "shroud" in reply.text and "live" in reply.text and f"<#{alerts.id}>" in reply.text
+    assert "shroud" in reply.text
+    assert "live" in reply.text
+    assert f"<#{alerts.id}>" in reply.text
     assert "Pokimane" not in reply.text
 
 
@@ -234,8 +238,11 @@ async def test_live_shows_title_game_viewers_uptime(world, harness, fake_twitch)
     fake_twitch.go_live("pokimane", title="Chatting *with* chat", game_name="Just Chatting", viewer_count=4321)
     reply = await harness.command("live", guild=guild, channel=general, admin=False)
     assert reply.ephemeral
-    assert "Pokimane" in reply.text and r"Chatting \*with\* chat" in reply.text
-    assert "Just Chatting" in reply.text and "4,321 viewers" in reply.text and "up " in reply.text
+    assert "Pokimane" in reply.text
+    assert r"Chatting \*with\* chat" in reply.text
+    assert "Just Chatting" in reply.text
+    assert "4,321 viewers" in reply.text
+    assert "up " in reply.text
     assert "shroud" not in reply.text
 
 

@@ -61,7 +61,9 @@ async def test_setchannel_and_addstreamer_refuse_a_channel_the_bot_cannot_post_i
         "the permission change",
     )
     reply = await harness.command("setchannel", {"channel": alerts.id}, guild=guild, channel=general)
-    assert reply.ephemeral and named in reply.text and "#alerts" in reply.text
+    assert reply.ephemeral
+    assert named in reply.text
+    assert "#alerts" in reply.text
     assert await harness.db.get_announce_channel(guild.id) is None
     users_before = fake_twitch.count("/helix/users")
     reply = await follow(harness, guild, general, "shroud", alerts)
@@ -245,7 +247,8 @@ async def test_twitch_429_is_retried_with_the_same_query(guild_a, harness, fake_
     assert message.embeds[0]["author"]["name"] == "shroud"
     last_two = fake_twitch.requests_to("/helix/streams")[-2:]
     assert last_two[0].status == 429
-    assert last_two[0].query == last_two[1].query and last_two[1].values("user_id")
+    assert last_two[0].query == last_two[1].query
+    assert last_two[1].values("user_id")
 
 
 async def test_rename_is_followed(guild_a, harness, fake_discord, fake_twitch):
@@ -297,11 +300,14 @@ async def test_hostile_stream_text_pings_nobody(guild_a, harness, fake_discord, 
     await harness.poll()
     [message] = await fake_discord.wait_for_messages(1)
     # What Discord would actually deliver as pings, computed by the fake from allowed_mentions and content.
-    assert message.mention_everyone is False and message.mention_roles == []
+    assert message.mention_everyone is False
+    assert message.mention_roles == []
     assert message.allowed_mentions["parse"] == []
     embed = message.embeds[0]
-    assert len(embed["title"]) <= 256 and embed["title"].endswith("…")
-    assert "@everyone" not in embed["title"] and "\\*\\*bold\\*\\*" in embed["title"]
+    assert len(embed["title"]) <= 256
+    assert embed["title"].endswith("…")
+    assert "@everyone" not in embed["title"]
+    assert "\\*\\*bold\\*\\*" in embed["title"]
 
 
 async def test_removed_from_a_guild_while_offline(guild_a, harness, fake_discord):

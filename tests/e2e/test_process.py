@@ -141,7 +141,8 @@ async def test_corrupt_database_is_a_clear_error(fake_discord, fake_twitch, tmp_
     bot = await BotProcess(bot_environment(fake_discord, fake_twitch, db_path), tmp_path).start()
     code = await bot.wait()
     assert code == 1
-    assert "DATABASE_PATH" in bot.output and str(db_path) in bot.output
+    assert "DATABASE_PATH" in bot.output
+    assert str(db_path) in bot.output
     assert "Traceback" not in bot.output
     assert db_path.read_bytes().startswith(b"definitely not sqlite")  # never silently re-created
 
@@ -151,7 +152,8 @@ async def test_rejected_discord_token_names_the_variable(fake_discord, fake_twit
     bot = await BotProcess(env, tmp_path).start()
     code = await bot.wait()
     assert code == 2
-    assert "DISCORD_TOKEN" in bot.output and "Traceback" not in bot.output
+    assert "DISCORD_TOKEN" in bot.output
+    assert "Traceback" not in bot.output
     assert "not-the-right-token" not in bot.output
     assert [(r.path, r.status) for r in fake_discord.rejected] == [("/users/@me", 401)]
     fake_discord.rejected.clear()  # expected: the fixture checks nothing else was refused
@@ -162,5 +164,6 @@ async def test_rejected_twitch_secret_names_the_variables(fake_discord, fake_twi
     bot = await BotProcess(env, tmp_path).start()
     code = await bot.wait()
     assert code == 2
-    assert "TWITCH_CLIENT_SECRET" in bot.output and "Traceback" not in bot.output
+    assert "TWITCH_CLIENT_SECRET" in bot.output
+    assert "Traceback" not in bot.output
     assert "wrong-secret-value" not in bot.output

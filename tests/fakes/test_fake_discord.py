@@ -192,25 +192,32 @@ async def test_ready_shows_guilds_channels_and_bot_permissions(bot: MiniBot, fak
     assert fake.identify_payloads[0]["intents"] == discord.Intents.default().value
     assert bot.application_id == fake.application_id
     guild = bot.get_guild(world.guild.id)
-    assert guild is not None and guild.name == "Guild A"
+    assert guild is not None
+    assert guild.name == "Guild A"
     assert {c.name for c in guild.text_channels} == {"alerts", "general"}
     assert guild.me.id == fake.bot_user_id
     alerts = guild.get_channel(world.alerts.id)
     assert isinstance(alerts, discord.TextChannel)
     perms = alerts.permissions_for(guild.me)
-    assert perms.view_channel and perms.send_messages and perms.embed_links and not perms.manage_guild
+    assert perms.view_channel
+    assert perms.send_messages
+    assert perms.embed_links
+    assert not perms.manage_guild
 
     fake.set_bot_channel_permissions(world.alerts.id, deny=("send_messages",))
     await expect_event(bot, "guild_channel_update", fake.drain())
     perms = alerts.permissions_for(guild.me)
-    assert perms.view_channel and not perms.send_messages and not perms.embed_links
+    assert perms.view_channel
+    assert not perms.send_messages
+    assert not perms.embed_links
     # discord.py strips voice permissions in text channels; otherwise both agree.
     assert perms.value == fake.bot_permissions_in(world.alerts.id) & ~discord.Permissions.voice().value
 
 
 async def test_runtime_channel_create_and_role_update(bot: MiniBot, fake: FakeDiscord, world: World) -> None:
     channel = await expect_event(bot, "guild_channel_create", fake.create_channel(world.guild.id, "new"))
-    assert channel.name == "new" and channel.guild.id == world.guild.id
+    assert channel.name == "new"
+    assert channel.guild.id == world.guild.id
     assert not channel.permissions_for(channel.guild.me).manage_guild
     fake.set_bot_guild_permissions(world.guild.id, permission_value("administrator"))
     await expect_event(bot, "guild_role_update", fake.drain())
@@ -222,11 +229,13 @@ async def test_guild_join_and_remove_at_runtime(bot: MiniBot, fake: FakeDiscord,
     other_channel = fake.add_text_channel(other.id, "b-alerts")
     assert bot.get_guild(other.id) is None
     joined = await expect_event(bot, "guild_join", fake.join_guild(other))
-    assert joined.id == other.id and joined.me is not None
+    assert joined.id == other.id
+    assert joined.me is not None
     assert joined.get_channel(other_channel.id) is not None
 
     removed = await expect_event(bot, "guild_remove", fake.remove_guild(other.id))
-    assert removed.id == other.id and bot.get_guild(other.id) is None
+    assert removed.id == other.id
+    assert bot.get_guild(other.id) is None
     with pytest.raises(discord.Forbidden) as excinfo:
         await bot.get_partial_messageable(other_channel.id).send("still here?")
     assert excinfo.value.code == 50001
@@ -259,8 +268,10 @@ async def test_invoke_gets_an_ephemeral_reply(bot: MiniBot, fake: FakeDiscord, w
     )
     reply = await inter.wait_reply()
     assert inter.callbacks[0]["type"] == 4
-    assert reply.ephemeral and not reply.deferred
-    assert "Now following" in reply.text and f"shroud in <#{world.alerts.id}>" in reply.text
+    assert reply.ephemeral
+    assert not reply.deferred
+    assert "Now following" in reply.text
+    assert f"shroud in <#{world.alerts.id}>" in reply.text
     assert reply.payload["interaction"]["name"] == "addstreamer"
 
 
@@ -268,7 +279,8 @@ async def test_defer_then_follow_up(bot: MiniBot, fake: FakeDiscord, world: Worl
     inter = await fake.invoke("status", guild_id=world.guild.id, channel_id=world.general.id)
     reply = await inter.wait_reply()
     assert inter.callbacks == [{"type": 5, "data": {"flags": 64}}]
-    assert reply.deferred and reply.ephemeral
+    assert reply.deferred
+    assert reply.ephemeral
     assert reply.content == "All systems go"
     assert reply.text == "All systems go\nStatus\npolling\nfake"
 
@@ -285,7 +297,8 @@ async def test_subcommand_with_role_option(bot: MiniBot, fake: FakeDiscord, worl
         "config", {"verbose": True, "role": world.role.id}, subcommand="show", guild_id=world.guild.id
     )
     reply = await inter.wait_reply()
-    assert reply.content == "verbose=True role=live-pings" and not reply.ephemeral
+    assert reply.content == "verbose=True role=live-pings"
+    assert not reply.ephemeral
     with pytest.raises(InteractionRefused, match="needs a subcommand"):
         await fake.invoke("config", guild_id=world.guild.id)
 
@@ -314,7 +327,8 @@ async def test_discord_refuses_what_the_schema_does_not_allow(bot: MiniBot, fake
         "addstreamer", good, permissions=fake.MEMBER_PERMISSIONS, bypass_default_permissions=True, **where
     )
     reply = await inter.wait_reply()
-    assert reply.ephemeral and "Manage Server" in reply.text
+    assert reply.ephemeral
+    assert "Manage Server" in reply.text
 
 
 async def test_second_callback_is_refused(bot: MiniBot, fake: FakeDiscord, world: World) -> None:
@@ -323,7 +337,8 @@ async def test_second_callback_is_refused(bot: MiniBot, fake: FakeDiscord, world
     route = discord.http.Route("POST", "/interactions/{i}/{t}/callback", i=inter.id, t=inter.token)
     with pytest.raises(discord.HTTPException) as excinfo:
         await bot.http.request(route, json={"type": 4, "data": {"content": "again"}})
-    assert excinfo.value.status == 400 and excinfo.value.code == 40060
+    assert excinfo.value.status == 400
+    assert excinfo.value.code == 40060
 
 
 # --------------------------------------------------------------------------- channel messages
@@ -338,32 +353,41 @@ async def test_send_records_embed_and_allowed_mentions(bot: MiniBot, fake: FakeD
     sent = await channel.send(f"<@&{world.role.id}> @everyone", embed=embed, allowed_mentions=mentions)
 
     [stored] = await fake.wait_for_messages(1, channel_id=world.alerts.id)
-    assert stored.id == sent.id and sent.author.id == fake.bot_user_id
+    assert stored.id == sent.id
+    assert sent.author.id == fake.bot_user_id
     assert stored.allowed_mentions == {"parse": [], "roles": [world.role.id], "replied_user": True}
-    assert stored.mention_roles == [world.role.id] and not stored.mention_everyone
-    assert stored.embeds[0]["title"] == "shroud is live" and sent.embeds[0].fields[0].value == "VALORANT"
+    assert stored.mention_roles == [world.role.id]
+    assert not stored.mention_everyone
+    assert stored.embeds[0]["title"] == "shroud is live"
+    assert sent.embeds[0].fields[0].value == "VALORANT"
     assert [r.path for r in fake.requests if r.method == "POST"] == [f"/channels/{world.alerts.id}/messages"]
 
     edited = await sent.edit(content="edited", embed=None)
-    assert edited.content == "edited" and edited.embeds == []
-    assert stored.content == "edited" and stored.edits[0]["embeds"] == []
+    assert edited.content == "edited"
+    assert edited.embeds == []
+    assert stored.content == "edited"
+    assert stored.edits[0]["embeds"] == []
     history = [m async for m in channel.history(limit=10)]
     assert [m.id for m in history] == [sent.id]
     await sent.delete()
-    assert stored.deleted and fake.messages_in(world.alerts.id) == []
+    assert stored.deleted
+    assert fake.messages_in(world.alerts.id) == []
 
 
 async def test_rest_reads_files_and_leaving(bot: MiniBot, fake: FakeDiscord, world: World) -> None:
     channel = await bot.fetch_channel(world.alerts.id)
-    assert isinstance(channel, discord.TextChannel) and channel.name == "alerts"
+    assert isinstance(channel, discord.TextChannel)
+    assert channel.name == "alerts"
     guild = await bot.fetch_guild(world.guild.id)
-    assert guild.name == "Guild A" and {r.name for r in guild.roles} >= {"@everyone", "live-pings"}
+    assert guild.name == "Guild A"
+    assert {r.name for r in guild.roles} >= {"@everyone", "live-pings"}
     assert {c.name for c in await guild.fetch_channels()} == {"alerts", "general"}
     assert (await guild.fetch_member(fake.bot_user_id)).bot
 
     sent = await channel.send("with a file", file=discord.File(io.BytesIO(b"hello"), "hello.txt"))  # multipart
     assert sent.attachments[0].filename == "hello.txt"
-    assert fake.messages[0].attachments[0]["size"] == 5 and fake.requests[-1].json["content"] == "with a file"
+    assert fake.messages[0].attachments[0]["size"] == 5
+    assert fake.requests[-1].json["content"] == "with a file"
     assert (await channel.fetch_message(sent.id)).content == "with a file"
     with pytest.raises(discord.NotFound) as excinfo:
         await channel.fetch_message(sent.id + 1)
@@ -379,7 +403,8 @@ async def test_over_limit_payloads_are_rejected(bot: MiniBot, fake: FakeDiscord,
     channel = bot.get_partial_messageable(world.alerts.id)
     with pytest.raises(discord.HTTPException) as excinfo:
         await channel.send(embed=discord.Embed(title="x" * 257))
-    assert excinfo.value.status == 400 and excinfo.value.code == 50035
+    assert excinfo.value.status == 400
+    assert excinfo.value.code == 50035
     assert "embeds.0.title" in str(excinfo.value)
     big = [discord.Embed(description="y" * 3500) for _ in range(2)]
     with pytest.raises(discord.HTTPException, match=r"MAX_EMBED_SIZE_EXCEEDED|6000"):
@@ -432,7 +457,8 @@ async def test_injected_429_is_retried(bot: MiniBot, fake: FakeDiscord, world: W
 async def test_injected_500_is_retried(bot: MiniBot, fake: FakeDiscord, world: World) -> None:
     fault = fake.fail_next("POST", r"/channels/\d+/messages", status=500, message="500: Internal Server Error")
     await bot.get_partial_messageable(world.alerts.id).send("after a 500")  # discord.py waits 1 s
-    assert fault.hits == 1 and len(fake.messages) == 1
+    assert fault.hits == 1
+    assert len(fake.messages) == 1
 
 
 async def test_unknown_route_is_recorded(bot: MiniBot, fake: FakeDiscord) -> None:
@@ -470,7 +496,8 @@ async def test_raw_http_shapes_and_global_rate_limit() -> None:
     try:
         async with aiohttp.ClientSession() as session:
             async with session.get(f"{fake.api_base}/users/@me") as resp:
-                assert resp.status == 401 and resp.headers["Content-Type"] == "application/json"
+                assert resp.status == 401
+                assert resp.headers["Content-Type"] == "application/json"
                 assert await resp.json() == {"code": 0, "message": "401: Unauthorized"}
             auth = {"Authorization": f"Bot {TOKEN}"}
             statuses = []
@@ -480,10 +507,13 @@ async def test_raw_http_shapes_and_global_rate_limit() -> None:
             assert statuses == [200] * 3
             async with session.get(f"{fake.api_base}/users/@me", headers=auth) as resp:
                 assert resp.status == 429
-                assert resp.headers["Via"] == "1.1 google" and resp.headers["X-RateLimit-Global"] == "true"
-                assert resp.headers["X-RateLimit-Scope"] == "global" and int(resp.headers["Retry-After"]) >= 1
+                assert resp.headers["Via"] == "1.1 google"
+                assert resp.headers["X-RateLimit-Global"] == "true"
+                assert resp.headers["X-RateLimit-Scope"] == "global"
+                assert int(resp.headers["Retry-After"]) >= 1
                 body = await resp.json()
-            assert body["global"] is True and 0 < body["retry_after"] <= 1
+            assert body["global"] is True
+            assert 0 < body["retry_after"] <= 1
     finally:
         await fake.stop()
     assert len(fake.rate_limited) == 1
@@ -515,7 +545,8 @@ async def test_close_4000_resumes_and_replays_missed_events(bot: MiniBot, fake: 
     await resumed
     reply = await inter.wait_reply()
     assert reply.content == "All systems go"
-    assert len(fake.identify_payloads) == 1 and len(fake.resume_payloads) == 1
+    assert len(fake.identify_payloads) == 1
+    assert len(fake.resume_payloads) == 1
     assert isinstance(fake.resume_payloads[0]["seq"], int)
 
     await expect_event(bot, "resumed", fake.send_reconnect())
@@ -567,7 +598,8 @@ async def test_hung_post_times_out_the_client_and_takes_effect_only_when_release
         "held",
         False,
     )
-    assert hung.request.json["content"] == "lost" and fault.hits == 1
+    assert hung.request.json["content"] == "lost"
+    assert fault.hits == 1
     assert fake.messages == []
 
     sent = await channel.send("the next one is answered")
@@ -575,7 +607,8 @@ async def test_hung_post_times_out_the_client_and_takes_effect_only_when_release
     # Released after its client gave up: it takes effect late, and the answer goes nowhere.
     assert fake.release_hangs() == 1
     await fake.wait_until(lambda: hung.outcome == "answered", what="the held request to be served")
-    assert [m.content for m in fake.messages] == ["the next one is answered", "lost"] and hung.status == 200
+    assert [m.content for m in fake.messages] == ["the next one is answered", "lost"]
+    assert hung.status == 200
     assert [r.levelname for r in caplog.records if r.name.startswith("aiohttp")] == []
 
 
@@ -585,13 +618,17 @@ async def test_hung_post_with_create_posts_but_never_answers(bot: MiniBot, fake:
     with pytest.raises(TimeoutError):
         await asyncio.wait_for(channel.send("posted anyway", nonce="announce-1"), 0.2)
     [created] = fake.messages
-    assert created.content == "posted anyway" and created.nonce == "announce-1"
-    assert fake.hung[0].processed and fake.hung[0].status == 200 and fake.hung[0].outcome == "held"
+    assert created.content == "posted anyway"
+    assert created.nonce == "announce-1"
+    assert fake.hung[0].processed
+    assert fake.hung[0].status == 200
+    assert fake.hung[0].outcome == "held"
     assert fake.dispatched.count("MESSAGE_CREATE") == 1
 
     # A retry with the same nonce gets the message Discord already made: no duplicate.
     retried = await channel.send("posted anyway", nonce="announce-1")
-    assert retried.id == created.id and len(fake.messages) == 1
+    assert retried.id == created.id
+    assert len(fake.messages) == 1
     assert fake.deduplicated == [("announce-1", created)]
     # stop() drops the request still held; the fixture's teardown proves it does not hang.
 
@@ -600,7 +637,8 @@ async def test_release_hangs_answers_the_waiting_client(bot: MiniBot, fake: Fake
     fake.hang_next("POST", r"/channels/\d+/messages")
     send = asyncio.create_task(bot.get_partial_messageable(world.alerts.id).send("late"))
     await fake.wait_until(lambda: fake.hung, what="a held request")
-    assert fake.messages == [] and not send.done()
+    assert fake.messages == []
+    assert not send.done()
     assert fake.release_hangs() == 1
     sent = await asyncio.wait_for(send, 5)
     assert [m.id for m in fake.messages] == [sent.id]
@@ -644,7 +682,8 @@ async def test_enforce_nonce_deduplicates_only_within_the_window(bot: MiniBot, f
         discord.http.Route("POST", "/channels/{channel_id}/messages", channel_id=world.alerts.id),
         json={"content": "no enforce", "nonce": "a1"},
     )
-    assert int(without["id"]) != later.id and without["nonce"] == "a1"  # without enforce_nonce: a new message
+    assert int(without["id"]) != later.id
+    assert without["nonce"] == "a1"
 
 
 async def test_nonce_window_and_clock_are_injectable() -> None:
@@ -669,7 +708,8 @@ async def test_nonce_window_and_clock_are_injectable() -> None:
             assert await post() != first
     finally:
         await fake.stop()
-    assert len(fake.messages) == 2 and fake.now() == 1_010.0
+    assert len(fake.messages) == 2
+    assert fake.now() == 1_010.0
 
 
 # --------------------------------------------------------------------------- start-up faults
@@ -682,7 +722,8 @@ async def test_login_survives_a_proxy_502_but_not_a_503(fake: FakeDiscord) -> No
         await bot.login(TOKEN)  # discord.py retries 500/502/504/524 after 1 s, 3 s, …
     finally:
         await bot.close()
-    assert fault.hits == 1 and [r.path for r in fake.requests].count("/users/@me") == 2
+    assert fault.hits == 1
+    assert [r.path for r in fake.requests].count("/users/@me") == 2
 
     fake.fail_next("GET", "/users/@me", status=503, body="<html>down for maintenance</html>", content_type="text/html")
     bot = MiniBot()
@@ -691,7 +732,8 @@ async def test_login_survives_a_proxy_502_but_not_a_503(fake: FakeDiscord) -> No
             await bot.login(TOKEN)  # 503 is not retried
     finally:
         await bot.close()
-    assert excinfo.value.status == 503 and excinfo.value.text == "<html>down for maintenance</html>"
+    assert excinfo.value.status == 503
+    assert excinfo.value.text == "<html>down for maintenance</html>"
     assert fake.rejected == []  # injected faults are not the bot's fault
 
 
@@ -712,7 +754,8 @@ async def test_gateway_bot_5xx_for_an_auto_sharded_client(fake: FakeDiscord, wor
     task = asyncio.create_task(client.connect())
     try:
         await asyncio.wait_for(client.wait_until_ready(), 5)  # retried after 1 s, then sharded as told
-        assert client.shard_count == 1 and client.get_guild(world.guild.id) is not None
+        assert client.shard_count == 1
+        assert client.get_guild(world.guild.id) is not None
     finally:
         await client.close()
         await asyncio.wait_for(task, 5)
@@ -734,7 +777,8 @@ async def test_reset_token_refuses_the_old_one_on_rest_and_gateway(fake: FakeDis
         await bot.login(TOKEN)
     await bot.login(new_token)
     await bot.close()
-    assert fake.identify_payloads == [] and [r.status for r in fake.rejected] == [401]
+    assert fake.identify_payloads == []
+    assert [r.status for r in fake.rejected] == [401]
     fake.rejected.clear()
 
 
@@ -749,7 +793,8 @@ async def test_gateway_refusal_modes_as_aiohttp_sees_them(fake: FakeDiscord) -> 
         assert excinfo.value.status == 503
         ws = await session.ws_connect(url)
         closed = await ws.receive()
-        assert closed.type is aiohttp.WSMsgType.CLOSE and ws.close_code == 1001
+        assert closed.type is aiohttp.WSMsgType.CLOSE
+        assert ws.close_code == 1001
         await ws.close()
         with pytest.raises(aiohttp.ServerDisconnectedError):
             await session.ws_connect(url)
@@ -766,7 +811,8 @@ async def test_gateway_outage_during_a_reconnect_is_retried(
     resumed = bot.wait_for("resumed", timeout=10)
     await fake.disconnect_gateway(4000)
     await resumed  # after discord.py's backoff (up to 2 s)
-    assert len(fake.gateway_refusals) == 1 and len(fake.resume_payloads) == 1
+    assert len(fake.gateway_refusals) == 1
+    assert len(fake.resume_payloads) == 1
     assert len(fake.identify_payloads) == 1
     no_discord_errors.expect("Attempting a reconnect")
 
@@ -783,7 +829,8 @@ async def test_gateway_outage_on_the_first_connect_kills_discord_py(
             await asyncio.wait_for(client.connect(), 10)
     finally:
         await client.close()
-    assert len(fake.gateway_refusals) == 1 and fake.identify_payloads == []
+    assert len(fake.gateway_refusals) == 1
+    assert fake.identify_payloads == []
     no_discord_errors.expect("Attempting a reconnect")
 
 
@@ -812,9 +859,12 @@ async def test_ready_with_unavailable_guilds_then_available(fake: FakeDiscord, w
     fake.omit_from_next_ready([world.guild.id], unavailable=True)
     async with running_bot() as bot:  # on_ready comes after guild_ready_timeout anyway
         guild = bot.get_guild(world.guild.id)
-        assert guild is not None and guild.unavailable and guild.get_channel(world.alerts.id) is None
+        assert guild is not None
+        assert guild.unavailable
+        assert guild.get_channel(world.alerts.id) is None
         available = await expect_event(bot, "guild_available", fake.make_guild_available(world.guild))
-        assert available.id == world.guild.id and not available.unavailable
+        assert available.id == world.guild.id
+        assert not available.unavailable
         assert available.get_channel(world.alerts.id) is not None
 
 
@@ -823,4 +873,5 @@ async def test_ready_guild_filter_applies_to_every_ready(fake: FakeDiscord, worl
     async with running_bot() as bot:
         assert list(bot.guilds) == []
         await expect_event(bot, "ready", fake.invalidate_session())
-        assert list(bot.guilds) == [] and "GUILD_CREATE" not in fake.dispatched
+        assert list(bot.guilds) == []
+        assert "GUILD_CREATE" not in fake.dispatched

@@ -48,7 +48,8 @@ async def test_token_endpoint(fake: FakeTwitch, http: aiohttp.ClientSession) -> 
     async with http.post(f"{fake.auth_base}/token", data=base) as response:
         body = await response.json()
         assert response.status == 200
-        assert body["token_type"] == "bearer" and body["expires_in"] == 5_000_000
+        assert body["token_type"] == "bearer"
+        assert body["expires_in"] == 5_000_000
         assert re.fullmatch(r"[a-z0-9]{30}", body["access_token"])
     async with http.post(f"{fake.auth_base}/token", params=base) as response:  # query string works too
         assert response.status == 200
@@ -58,7 +59,8 @@ async def test_token_endpoint(fake: FakeTwitch, http: aiohttp.ClientSession) -> 
     async with http.post(f"{fake.auth_base}/token", data={**base, "client_id": "other"}) as response:
         assert response.status == 400
         assert (await response.json())["message"] == "invalid client"
-    assert fake.token_requests == 4 and len(fake.issued_tokens) == 2
+    assert fake.token_requests == 4
+    assert len(fake.issued_tokens) == 2
 
 
 async def test_validate_endpoint(fake: FakeTwitch, http: aiohttp.ClientSession) -> None:
@@ -66,7 +68,8 @@ async def test_validate_endpoint(fake: FakeTwitch, http: aiohttp.ClientSession) 
     async with http.get(f"{fake.auth_base}/validate", headers={"Authorization": f"OAuth {token}"}) as response:
         assert response.status == 200
         body = await response.json()
-        assert body["client_id"] == fake.client_id and 0 < body["expires_in"] <= 5_000_000
+        assert body["client_id"] == fake.client_id
+        assert 0 < body["expires_in"] <= 5_000_000
     fake.expire_tokens()
     async with http.get(f"{fake.auth_base}/validate", headers={"Authorization": f"OAuth {token}"}) as response:
         assert response.status == 401
@@ -112,15 +115,19 @@ async def test_streams_paging_and_limits(fake: FakeTwitch, http: aiohttp.ClientS
     ids = [("user_id", u.id) for u in users]
 
     status, _, page1 = await helix(fake, http, "/streams", ids)  # default first=20
-    assert status == 200 and len(page1["data"]) == 20 and page1["pagination"]["cursor"]
+    assert status == 200
+    assert len(page1["data"]) == 20
+    assert page1["pagination"]["cursor"]
     _, _, page2 = await helix(fake, http, "/streams", [*ids, ("after", page1["pagination"]["cursor"])])
-    assert len(page2["data"]) == 5 and page2["pagination"] == {}
+    assert len(page2["data"]) == 5
+    assert page2["pagination"] == {}
     assert {s["user_id"] for s in page1["data"] + page2["data"]} == {u.id for u in users[:25]}
 
     _, _, full = await helix(fake, http, "/streams", [*ids, ("first", "100")])
     assert len(full["data"]) == 25
     stream = full["data"][0]
-    assert stream["type"] == "live" and stream["viewer_count"] == 24  # most viewers first
+    assert stream["type"] == "live"
+    assert stream["viewer_count"] == 24
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", stream["started_at"])
     assert stream["thumbnail_url"] == (
         f"https://static-cdn.jtvnw.net/previews-ttv/live_user_{stream['user_login']}-{{width}}x{{height}}.jpg"
@@ -148,7 +155,8 @@ async def test_world_changes(fake: FakeTwitch, http: aiohttp.ClientSession) -> N
     first = fake.go_live("shroud", game_name="Minecraft")
     assert (first.game_id, first.game_name) == ("27471", "Minecraft")
     second = fake.go_live("shroud")
-    assert second.id != first.id and len(fake.videos) == 1  # the first stream ended
+    assert second.id != first.id
+    assert len(fake.videos) == 1
     fake.update_stream(user.id, title="new title", viewer_count=5)
     fake.rename_user(user.id, "shroud2", "Shroud2")
     _, _, body = await helix(fake, http, "/streams", [("user_id", user.id)])
@@ -165,7 +173,8 @@ async def test_videos_after_a_stream_ends(fake: FakeTwitch, http: aiohttp.Client
     started = datetime.now(UTC) - timedelta(hours=3, minutes=2, seconds=1)
     stream = fake.go_live(user.id, title="long one", started_at=started)
     video = fake.go_offline(user.id)
-    assert video is not None and video.duration == "3h2m1s"
+    assert video is not None
+    assert video.duration == "3h2m1s"
     _, _, body = await helix(fake, http, "/videos", [("user_id", user.id), ("type", "archive"), ("first", "1")])
     [vod] = body["data"]
     assert vod["url"] == f"https://www.twitch.tv/videos/{video.id}"
@@ -188,7 +197,8 @@ async def test_failures_rate_limits_and_unhandled(http: aiohttp.ClientSession) -
         token = await token_for(fake, http)
         fake.fail_next("/helix/streams", 429)
         status, headers, _ = await helix(fake, http, "/streams", [("user_id", "1")], token=token)
-        assert status == 429 and headers["Ratelimit-Remaining"] == "0"
+        assert status == 429
+        assert headers["Ratelimit-Remaining"] == "0"
         assert float(headers["Ratelimit-Reset"]) > datetime.now(UTC).timestamp()
 
         statuses = [(await helix(fake, http, "/users", [("id", "1")], token=token))[0] for _ in range(3)]
@@ -235,16 +245,20 @@ async def test_poisoned_stream_entries_are_emitted_exactly(fake: FakeTwitch, htt
     assert text.count('"viewer_count": 1e999') == 2  # a number token no double can hold, not "Infinity"
     assert '"viewer_count": 123456789012345678901234567890' in text
     first, second, third, fourth = json.loads(text)["data"]  # still ordered by the real viewer counts
-    assert first["viewer_count"] == math.inf and first["user_id"] == users[0].id
+    assert first["viewer_count"] == math.inf
+    assert first["user_id"] == users[0].id
     huge = 123456789012345678901234567890
     assert (second["viewer_count"], second["started_at"], second["title"]) == (huge, "yesterday", None)
-    assert "user_login" not in third and third["game_id"] == 7
-    assert fourth == clean.to_json(users[3]) and fourth["viewer_count"] == 20
+    assert "user_login" not in third
+    assert third["game_id"] == 7
+    assert fourth == clean.to_json(users[3])
+    assert fourth["viewer_count"] == 20
 
     fake.clear_poison(users[1].id)
     fake.go_live(users[0].id)  # a new stream starts clean
     _, _, text = await helix_raw(fake, http, "/streams", ids)
-    assert "1e999" in text and "123456789012345678901234567890" not in text  # users[2] is still poisoned
+    assert "1e999" in text
+    assert "123456789012345678901234567890" not in text
     fake.go_offline(users[2].id)
     _, _, text = await helix_raw(fake, http, "/streams", ids)
     assert all(isinstance(s["viewer_count"], int) for s in json.loads(text)["data"])
@@ -265,7 +279,8 @@ async def test_malformed_200s(fake: FakeTwitch, http: aiohttp.ClientSession) -> 
     assert json.loads(answers[0][2]) == {"error": "upstream"}
     assert json.loads(answers[1][2]) == {"data": None}
     for _, headers, text in answers[2:4]:
-        assert headers["Content-Type"].startswith("text/html") and text == HTML_ERROR_PAGE
+        assert headers["Content-Type"].startswith("text/html")
+        assert text == HTML_ERROR_PAGE
     assert all("Ratelimit-Remaining" in headers for _, headers, _ in answers)
     assert [s["user_id"] for s in json.loads(answers[4][2])["data"]] == [user.id]  # faults used up
 
@@ -278,16 +293,19 @@ async def test_hung_request_times_out_the_client(fake: FakeTwitch, http: aiohttp
     with pytest.raises(TimeoutError):
         await helix_raw(fake, http, "/streams", query, token=token, timeout=aiohttp.ClientTimeout(0.2))
     [hung] = fake.hung
-    assert hung.path == "/helix/streams" and hung.request.values("user_id") == [user.id]
+    assert hung.path == "/helix/streams"
+    assert hung.request.values("user_id") == [user.id]
     await eventually(lambda: hung.outcome == "abandoned", "the server to notice the client left")
     assert (await helix_raw(fake, http, "/streams", query, token=token))[0] == 200
 
     fake.hang_next("/helix/streams")
     waiting = asyncio.create_task(helix_raw(fake, http, "/streams", query, token=token))
     await eventually(lambda: len(fake.hung) == 2, "a second held request")
-    assert not waiting.done() and fake.release_hangs() == 1
+    assert not waiting.done()
+    assert fake.release_hangs() == 1
     status, _, text = await asyncio.wait_for(waiting, 2)
-    assert status == 200 and json.loads(text) == {"data": [], "pagination": {}}
+    assert status == 200
+    assert json.loads(text) == {"data": [], "pagination": {}}
     assert fake.hung[1].outcome == "answered"
 
 

@@ -162,7 +162,8 @@ async def test_unexpected_error_does_not_stop_the_others(notifier, announcer, ca
     announcer.failures[10] = RuntimeError("boom")
     report = await notifier.apply(poll(stream(ALICE, "a1")))
     assert announcer.sent == [(20, "a1", "alice")]
-    assert report.errors and "boom" in report.errors[0]
+    assert report.errors
+    assert "boom" in report.errors[0]
     assert "Unexpected error" in caplog.text
 
 
@@ -178,8 +179,10 @@ async def test_retries_reuse_the_same_nonce_so_discord_can_deduplicate(notifier,
     await notifier.apply(poll(stream(ALICE, "a1")))
     to_10 = [nonce for channel, nonce in announcer.nonces if channel == 10]
     to_20 = [nonce for channel, nonce in announcer.nonces if channel == 20]
-    assert len(to_10) == 2 and to_10[0] == to_10[1]
-    assert to_20 and to_20[0] != to_10[0]
+    assert len(to_10) == 2
+    assert to_10[0] == to_10[1]
+    assert to_20
+    assert to_20[0] != to_10[0]
 
 
 async def test_nonce_function():

@@ -42,21 +42,27 @@ def test_new_stream_started():
     outcome = reconcile({}, snapshot([stream("1", "a")], {"1", "2"}))
     assert [s.stream_id for s in outcome.started] == ["a"]
     assert [s.stream_id for s in outcome.live] == ["a"]
-    assert outcome.ended == [] and outcome.offline == [] and outcome.missed == {}
+    assert outcome.ended == []
+    assert outcome.offline == []
+    assert outcome.missed == {}
 
 
 def test_continuing_stream_is_not_started_again_and_resets_misses():
     outcome = reconcile({"1": state("1", "a", missed=1)}, snapshot([stream("1", "a", "new title")], {"1"}))
     assert outcome.started == []
-    assert outcome.live[0].title == "new title" and outcome.live[0].missed_polls == 0
+    assert outcome.live[0].title == "new title"
+    assert outcome.live[0].missed_polls == 0
 
 
 def test_absent_needs_consecutive_misses_before_offline():
     previous = {"1": state("1", "a")}
     first = reconcile(previous, snapshot([], {"1"}), offline_after_polls=2)
-    assert first.offline == [] and first.missed == {"1": 1} and first.ended == []
+    assert first.offline == []
+    assert first.missed == {"1": 1}
+    assert first.ended == []
     second = reconcile({"1": state("1", "a", missed=1)}, snapshot([], {"1"}), offline_after_polls=2)
-    assert second.offline == ["1"] and [s.stream_id for s in second.ended] == ["a"]
+    assert second.offline == ["1"]
+    assert [s.stream_id for s in second.ended] == ["a"]
 
 
 def test_single_poll_offline_when_configured():
@@ -80,5 +86,5 @@ def test_new_stream_id_replaces_the_old_one():
 
 
 def test_invalid_threshold():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="offline_after_polls"):
         reconcile({}, snapshot([], set()), offline_after_polls=0)

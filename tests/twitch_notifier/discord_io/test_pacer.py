@@ -149,5 +149,5 @@ async def test_context_manager_takes_a_slot():
 
 @pytest.mark.parametrize(("rate", "burst"), [(0, 1), (-1, 1), (10, 0)])
 def test_rejects_nonsense(rate, burst):
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="must be"):
         SendPacer(rate, burst=burst)

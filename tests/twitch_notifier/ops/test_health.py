@@ -233,7 +233,7 @@ async def test_a_taken_port_raises_oserror_and_leaves_nothing_running(served) ->
     other = HealthServer(
         host="127.0.0.1", port=taken.port, health=lambda: HealthStatus(True, "ok", {}), metrics=Metrics()
     )
-    with pytest.raises(OSError):
+    with pytest.raises(OSError, match=r"in use"):
         await other.start()
     assert not other.running
     await other.stop()

@@ -36,7 +36,8 @@ def test_escape_markdown_and_mentions():
     assert escape("a_b*c~d`e|f>g") == r"a\_b\*c\~d\`e\|f\>g"
     assert "@everyone" not in escape("@everyone hi")
     assert "@here" not in escape("@here")
-    assert "<@123>" not in escape("<@123>") and "<@&5>" not in escape("<@&5>")
+    assert "<@123>" not in escape("<@123>")
+    assert "<@&5>" not in escape("<@&5>")
 
 
 def test_truncate_respects_limit_and_never_splits_an_escape():
@@ -100,10 +101,15 @@ def test_durations():
 
 def test_lines():
     line = streamer_line(STREAMER, "<#10>", stream(), "missing Send Messages")
-    assert "Some\\_One" in line and "<#10>" in line and "live" in line and "missing Send Messages" in line
+    assert "Some\\_One" in line
+    assert "<#10>" in line
+    assert "live" in line
+    assert "missing Send Messages" in line
     assert "offline" in streamer_line(STREAMER, "<#10>", None, None)
     entry = live_line(STREAMER, stream(), now=T0 + timedelta(hours=2))
-    assert "12,345 viewers" in entry and "up 2h 00m" in entry and "VALORANT" in entry
+    assert "12,345 viewers" in entry
+    assert "up 2h 00m" in entry
+    assert "VALORANT" in entry
 
 
 def test_paginate():

@@ -91,7 +91,8 @@ def test_rendering_never_exceeds_discords_limit(template, title):
 def test_short_values_are_kept_whole():
     values = {"title": "t" * 3000, "url": "https://www.twitch.tv/s"}
     out = render_template("{title} {url}", values)
-    assert len(out) == 2000 and out.endswith("… https://www.twitch.tv/s")
+    assert len(out) == 2000
+    assert out.endswith("… https://www.twitch.tv/s")
 
 
 def test_game_list():
