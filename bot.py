@@ -88,12 +88,15 @@ class TwitchNotifierBot(commands.Bot):
         self.started_at = wall_clock()
 
     async def setup_hook(self) -> None:
+        # Runs at the end of each successful login; safe to run again if a sync failed and login is retried.
         for extension in COG_EXTENSIONS:
-            await self.load_extension(extension)
+            if extension not in self.extensions:
+                await self.load_extension(extension)
         synced = await self.tree.sync()
         _log.info("Synced %d slash commands", len(synced))
-        self.poll_loop.change_interval(seconds=self.check_interval)
-        self.poll_loop.start()
+        if not self.poll_loop.is_running():
+            self.poll_loop.change_interval(seconds=self.check_interval)
+            self.poll_loop.start()
 
     async def close(self) -> None:
         """Shut down: let a poll cycle in flight finish (bounded), then close the gateway and HTTP."""

@@ -175,6 +175,33 @@ def describe_check(settings: Settings) -> str:
     )
 
 
+def _interval(env: Mapping[str, str], problems: list[str]) -> float:
+    raw_interval = env.get("CHECK_INTERVAL_SECONDS", "").strip()
+    if not raw_interval:
+        return DEFAULT_CHECK_INTERVAL_SECONDS
+    try:
+        interval = float(raw_interval)
+    except ValueError:
+        interval = math.nan
+    if not math.isfinite(interval) or interval <= 0:
+        problems.append(
+            "CHECK_INTERVAL_SECONDS must be a positive number of seconds "
+            f"(default {DEFAULT_CHECK_INTERVAL_SECONDS:g}), got {raw_interval!r}"
+        )
+    return interval
+
+
+def _discord_endpoints(env: Mapping[str, str], problems: list[str]) -> tuple[str, str]:
+    """DISCORD_API_BASE and DISCORD_GATEWAY_URL: empty (the real Discord) or a mock's URLs."""
+    api_base = env.get("DISCORD_API_BASE", "").strip()
+    if api_base:
+        api_base = _base_url("DISCORD_API_BASE", api_base, problems)
+    gateway_url = env.get("DISCORD_GATEWAY_URL", "").strip()
+    if gateway_url and not gateway_url.startswith(("ws://", "wss://")):
+        problems.append(f"DISCORD_GATEWAY_URL must be a ws(s):// URL, got {gateway_url!r}")
+    return api_base, gateway_url
+
+
 def load_settings(environ: Mapping[str, str] | None = None, env_file: str | Path | None = ".env") -> Settings:
     """Build the settings, or raise ConfigError naming every missing or invalid variable."""
     env = _env_source(environ, env_file)
@@ -189,18 +216,7 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: str | Path
             problems.append(problem)
         required[name] = value
 
-    interval = DEFAULT_CHECK_INTERVAL_SECONDS
-    raw_interval = env.get("CHECK_INTERVAL_SECONDS", "").strip()
-    if raw_interval:
-        try:
-            interval = float(raw_interval)
-        except ValueError:
-            interval = math.nan
-        if not math.isfinite(interval) or interval <= 0:
-            problems.append(
-                "CHECK_INTERVAL_SECONDS must be a positive number of seconds "
-                f"(default {DEFAULT_CHECK_INTERVAL_SECONDS:g}), got {raw_interval!r}"
-            )
+    interval = _interval(env, problems)
 
     max_streamers = _whole_number(env, "MAX_STREAMERS_PER_GUILD", DEFAULT_MAX_STREAMERS_PER_GUILD, 1, 100_000, problems)
     offline_after_polls = _whole_number(env, "OFFLINE_AFTER_POLLS", DEFAULT_OFFLINE_AFTER_POLLS, 1, 100, problems)
@@ -219,12 +235,7 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: str | Path
         "TWITCH_AUTH_BASE", env.get("TWITCH_AUTH_BASE", "").strip() or DEFAULT_TWITCH_AUTH_BASE, problems
     )
 
-    discord_api_base = env.get("DISCORD_API_BASE", "").strip()
-    if discord_api_base:
-        discord_api_base = _base_url("DISCORD_API_BASE", discord_api_base, problems)
-    discord_gateway_url = env.get("DISCORD_GATEWAY_URL", "").strip()
-    if discord_gateway_url and not discord_gateway_url.startswith(("ws://", "wss://")):
-        problems.append(f"DISCORD_GATEWAY_URL must be a ws(s):// URL, got {discord_gateway_url!r}")
+    discord_api_base, discord_gateway_url = _discord_endpoints(env, problems)
 
     if problems:
         raise ConfigError(problems)

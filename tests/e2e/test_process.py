@@ -167,3 +167,29 @@ async def test_rejected_twitch_secret_names_the_variables(fake_discord, fake_twi
     assert "TWITCH_CLIENT_SECRET" in bot.output
     assert "Traceback" not in bot.output
     assert "wrong-secret-value" not in bot.output
+
+
+async def test_discord_unreachable_at_start_up_is_retried_until_it_answers(
+    fake_discord, fake_twitch, tmp_path, db_path
+):
+    # Before: the first 5xx at login or refused gateway ended the process with status 1 and a traceback.
+    guild = fake_discord.add_guild("Guild A")
+    channel = fake_discord.add_text_channel(guild.id, "alerts")
+    user = fake_twitch.add_user("shroud")
+    fake_twitch.go_live("shroud", title="back online")
+    await subscribe(db_path, [(guild, channel, user)])
+    fake_discord.fail_next("GET", "/users/@me", status=503, times=2)
+    fake_discord.refuse_gateway(2, mode="http")
+    bot = await BotProcess(bot_environment(fake_discord, fake_twitch, db_path), tmp_path).start()
+    try:
+        await bot.wait_for_line(r"Could not log in to Discord \(HTTP 503\); attempt 1 failed, retrying in")
+        await bot.wait_for_line(r"Could not log in to Discord \(HTTP 503\); attempt 2 failed")
+        await bot.wait_for_line(r"Could not connect to Discord .*attempt 1 failed", timeout=30)
+        await fake_discord.wait_for_messages(1, timeout=30)
+        assert bot.process.returncode is None
+    finally:
+        code = await bot.terminate()
+    assert code == 0
+    assert "Traceback" not in bot.output
+    assert " ERROR " not in bot.output  # an outage is a warning per attempt, not an error with a traceback
+    assert [m.embeds[0]["title"] for m in fake_discord.messages_in(channel.id)] == ["back online"]

@@ -7,8 +7,6 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-import discord
-
 from bot import BotServices, TwitchNotifierBot
 from config import Settings
 from database import Database
@@ -17,7 +15,7 @@ from twitch_notifier.cogs.context import CogServices
 from twitch_notifier.core.notifier import Notifier
 from twitch_notifier.core.poller import Housekeeping, Poller
 from twitch_notifier.core.subscriptions import SubscriptionRules
-from twitch_notifier.discord_io.announcer import DiscordAnnouncer
+from twitch_notifier.discord_io.announcer import DiscordAnnouncer, GuildDirectory
 from twitch_notifier.discord_io.pacer import SendPacer
 from twitch_notifier.models import Category
 from twitch_notifier.ops.metrics import Metrics
@@ -57,18 +55,14 @@ def build_bot(
     check, `clock` the notifier's decisions (live-card throttle, pruning); tests move them instead of
     reaching into the objects."""
     metrics = metrics or Metrics()
-    built: TwitchNotifierBot | None = None
-
-    def guild_lookup(guild_id: int) -> discord.Guild | None:
-        # The announcer exists before the bot it posts through; it only looks guilds up once running.
-        return built.get_guild(guild_id) if built is not None else None
+    guilds = GuildDirectory()  # the announcer exists before the bot it posts through
 
     async def box_art(game_ids: list[str]) -> list[Category]:
         return [category_from(game) for game in await twitch.get_games(game_ids)]
 
     notifier = Notifier(
         db,
-        DiscordAnnouncer(guild_lookup, pacer or SendPacer()),
+        DiscordAnnouncer(guilds, pacer or SendPacer()),
         renderer=Cards(),
         offline_after_polls=settings.offline_after_polls,
         vod_lookup=twitch.find_vod_url,
@@ -86,10 +80,11 @@ def build_bot(
             db=db, twitch=twitch, rules=SubscriptionRules(db, twitch, max_per_guild=settings.max_streamers_per_guild)
         ),
     )
-    built = TwitchNotifierBot(
+    bot = TwitchNotifierBot(
         services,
         check_interval=settings.check_interval_seconds,
         guild_ready_timeout=guild_ready_timeout,
         wall_clock=wall_clock,
     )
-    return built
+    guilds.client = bot
+    return bot

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-__all__ = ["MIN_SECRET_LENGTH", "SecretRedactor", "setup_logging"]
+__all__ = ["MIN_SECRET_LENGTH", "ReconnectNoise", "SecretRedactor", "setup_logging"]
 
 MIN_SECRET_LENGTH = 6
 """Shorter values are not redacted: replacing them would garble ordinary words."""
@@ -30,9 +30,25 @@ class SecretRedactor(logging.Filter):
         return True
 
 
+class ReconnectNoise(logging.Filter):
+    """discord.py logs every gateway reconnect attempt at ERROR with a full traceback; in an outage that
+    is a page of tracebacks per minute for something the bot survives by design. Keep one WARNING line
+    naming the error instead."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name == "discord.client" and str(record.msg).startswith("Attempting a reconnect"):
+            error = record.exc_info[1] if record.exc_info else None
+            record.msg = f"{record.getMessage()} after {type(error).__name__}: {error}" if error else record.msg
+            record.args = None if error else record.args
+            record.exc_info = record.exc_text = None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
 def setup_logging(level: str, secrets: Sequence[str] = ()) -> None:
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-8s %(name)s: %(message)s"))
+    handler.addFilter(ReconnectNoise())
     handler.addFilter(SecretRedactor(secrets))
     root = logging.getLogger()
     root.handlers[:] = [handler]

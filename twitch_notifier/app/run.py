@@ -9,8 +9,6 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 
-import discord
-
 from bot import TwitchNotifierBot
 from config import ConfigError, Settings, describe_check, load_settings
 from database import Database, DatabaseError
@@ -19,6 +17,7 @@ from twitch_notifier.app.build import build_bot, build_twitch_client
 from twitch_notifier.app.logs import setup_logging
 from twitch_notifier.app.signals import stop_on_signals
 from twitch_notifier.discord_io.endpoints import use_discord_endpoints
+from twitch_notifier.discord_io.session import SessionEnd, run_session
 from twitch_notifier.ops.health import HealthServer
 from twitch_notifier.ops.metrics import Metrics
 
@@ -76,17 +75,18 @@ async def run(settings: Settings, *, builder: BotBuilder = _build) -> int:
             _log.info("Health and metrics on http://%s:%d/healthz and /metrics", settings.http_host, health_server.port)
             stopping = stop_on_signals(bot.close)
             async with bot:
-                try:
-                    await bot.start(settings.discord_token)
-                except discord.LoginFailure:
-                    _log.error(
-                        "Discord refused DISCORD_TOKEN. Copy the bot token again from "
-                        "https://discord.com/developers/applications -> your application -> Bot"
-                    )
-                    return EXIT_MISCONFIGURED
-                except discord.PrivilegedIntentsRequired:
-                    _log.error("Discord refused the gateway intents; this bot needs none of the privileged ones")
-                    return EXIT_MISCONFIGURED
+                end = await run_session(bot, settings.discord_token)
+            if end is SessionEnd.INVALID_TOKEN:
+                _log.error(
+                    "Discord refused DISCORD_TOKEN. Copy the bot token again from "
+                    "https://discord.com/developers/applications -> your application -> Bot"
+                )
+                return EXIT_MISCONFIGURED
+            if end is SessionEnd.PRIVILEGED_INTENTS:
+                _log.error("Discord refused the gateway intents; this bot needs none of the privileged ones")
+                return EXIT_MISCONFIGURED
+            if end is SessionEnd.REFUSED:
+                return EXIT_FAILED
             for task in stopping:
                 await task
     finally:

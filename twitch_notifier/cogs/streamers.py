@@ -116,6 +116,24 @@ def add_reply(result: AddResult, guild: discord.Guild, ping_note: str) -> str:
     return refusals[result.refusal] if result.refusal else NOT_FOLLOWED
 
 
+def overrides_from_options(
+    guild: discord.Guild, ping: str | None, message: str | None
+) -> tuple[SubscriptionUpdate, list[str]]:
+    """The ping and message of an /editstreamer as changes, with a note on each; raises TemplateError."""
+    changes = SubscriptionUpdate()
+    notes: list[str] = []
+    if ping is not None:
+        choice = None if is_default(ping) else parse_ping_option(guild, ping)
+        changes.ping = choice.value if choice else None
+        notes.append(f"ping: {describe_ping(choice.value) if choice else 'the server’s setting'}")
+        if choice is not None and (warning := ping_warning(guild, choice)):
+            notes.append(warning.strip())
+    if message is not None:
+        changes.message_template = None if is_default(message) else validate_template(message)
+        notes.append("message: " + ("the server’s" if changes.message_template is None else "its own"))
+    return changes, notes
+
+
 class StreamerCommands(commands.Cog):
     """Following streamers: add, edit, remove."""
 
@@ -213,18 +231,8 @@ class StreamerCommands(commands.Cog):
         if sub is None:
             await reply(interaction, target_problem(target))
             return
-        changes = SubscriptionUpdate()
-        notes: list[str] = []
         try:
-            if ping is not None:
-                choice = None if is_default(ping) else parse_ping_option(guild, ping)
-                changes.ping = choice.value if choice else None
-                notes.append(f"ping: {describe_ping(choice.value) if choice else 'the server’s setting'}")
-                if choice is not None and (warning := ping_warning(guild, choice)):
-                    notes.append(warning.strip())
-            if message is not None:
-                changes.message_template = None if is_default(message) else validate_template(message)
-                notes.append("message: " + ("the server’s" if changes.message_template is None else "its own"))
+            changes, notes = overrides_from_options(guild, ping, message)
             game_names = parse_game_list(games) if games is not None else None
         except TemplateError as exc:
             await reply(interaction, str(exc))
@@ -236,23 +244,33 @@ class StreamerCommands(commands.Cog):
                 return
             changes.channel_id = target_channel.id
             notes.append(f"channel: {target_channel.mention}")
-        if games is not None:
-            if game_names is None:
-                changes.games = None
-                notes.append("games: any")
-            else:
-                await interaction.response.defer(ephemeral=True, thinking=True)
-                try:
-                    changes.games = categories = await self.rules.resolve_categories(game_names)
-                except (UnknownCategory, TooManyCategories) as exc:
-                    await reply(interaction, category_error_text(exc))
-                    return
-                except TwitchError as exc:
-                    _log.warning("Twitch category lookup failed: %s", exc)
-                    await reply(interaction, TWITCH_UNREACHABLE)
-                    return
-                notes.append("games: only " + ", ".join(c.name for c in categories))
+        if games is not None and (problem := await self._change_games(interaction, game_names, changes, notes)):
+            await reply(interaction, problem)
+            return
         await reply(interaction, await self._apply(sub, changes, notes))
+
+    async def _change_games(
+        self,
+        interaction: discord.Interaction,
+        game_names: list[str] | None,
+        changes: SubscriptionUpdate,
+        notes: list[str],
+    ) -> str | None:
+        """Put the game filter into `changes` (asking Twitch for the categories); the refusal, if any."""
+        if game_names is None:
+            changes.games = None
+            notes.append("games: any")
+            return None
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        try:
+            changes.games = categories = await self.rules.resolve_categories(game_names)
+        except (UnknownCategory, TooManyCategories) as exc:
+            return category_error_text(exc)
+        except TwitchError as exc:
+            _log.warning("Twitch category lookup failed: %s", exc)
+            return TWITCH_UNREACHABLE
+        notes.append("games: only " + ", ".join(c.name for c in categories))
+        return None
 
     async def _apply(self, sub: Subscription, changes: SubscriptionUpdate, notes: list[str]) -> str:
         name = escaped(sub.streamer.display_name)

@@ -17,9 +17,22 @@ from twitch_notifier.discord_io.channels import CHANNEL_DELETED, channel_problem
 from twitch_notifier.discord_io.pacer import SendPacer
 from twitch_notifier.models import JSON, Announcement, LiveStream, Streamer
 
-__all__ = ["DiscordAnnouncer", "allowed_mentions_from", "link_view"]
+__all__ = ["DiscordAnnouncer", "GuildDirectory", "allowed_mentions_from", "link_view"]
 
 GuildLookup = Callable[[int], discord.Guild | None]
+
+
+class GuildDirectory:
+    """The guilds of a client that is built after its announcer (the bot needs the notifier, which needs
+    the announcer): `client` is set once the bot exists; until then no guild is known."""
+
+    def __init__(self) -> None:
+        self.client: discord.Client | None = None
+
+    def __call__(self, guild_id: int) -> discord.Guild | None:
+        # Not Client.get_channel(): it scans every guild, which makes a fan-out to G guilds cost O(G²).
+        return self.client.get_guild(guild_id) if self.client is not None else None
+
 
 _BUTTON = 2
 _LINK_STYLE = 5
@@ -47,7 +60,6 @@ class DiscordAnnouncer:
     """Implements core.ports.Announcer with discord.py, for the guilds `guild_lookup` knows."""
 
     def __init__(self, guild_lookup: GuildLookup, pacer: SendPacer) -> None:
-        # Not Client.get_channel(): it scans every guild, which makes a fan-out to G guilds cost O(G²).
         self._guild = guild_lookup
         # discord.py only reacts to Discord's global limit (50 requests/s per bot token) after a 429;
         # pacing keeps a fan-out to thousands of servers under it instead of into a 429 storm.
