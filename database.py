@@ -6,16 +6,21 @@ Knows nothing about Discord or Twitch clients; values cross its boundary as plai
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import fcntl
 import json
 import logging
+import os
 import sqlite3
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeAlias
 
 import aiosqlite
 
+from twitch_notifier.db.migrations import MIGRATIONS, Migration
 from twitch_notifier.models import (
     KEEP,
     AlreadySubscribed,
@@ -29,18 +34,49 @@ from twitch_notifier.models import (
     PendingAnnouncement,
     Streamer,
     Subscription,
+    SubscriptionLimitReached,
     SubscriptionUpdate,
 )
 
+SqlParams: TypeAlias = Sequence[object] | Mapping[str, object]
+"""Bound parameters of one statement: positional or named, never interpolated."""
+
 _log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = len(MIGRATIONS)
+
+Clock = Callable[[], datetime]
 
 
 class DatabaseError(Exception):
     """The database file cannot be used (unreadable, corrupt, or from a newer version of the bot)."""
 
 
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
+class DatabaseLocked(DatabaseError):
+    """Another running bot holds the database file: two bots on one file would announce everything twice."""
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _stored_time(moment: datetime) -> str:
+    """The one way a time is written: ISO-8601 in UTC to the second, e.g. `2026-11-27T12:00:00+00:00`.
+
+    One format for every column is what makes SQL's text comparisons (`updated_at < ?`) compare times."""
+    if moment.tzinfo is None:
+        raise ValueError(f"a stored time must be timezone-aware, got {moment!r}")
+    return moment.astimezone(UTC).isoformat(timespec="seconds")
+
+
+def _read_time(text: str) -> datetime:
+    """The one way a stored time is read: an aware datetime in UTC (text without an offset is UTC)."""
+    parsed = datetime.fromisoformat(text)
+    return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _read_optional_time(text: str | None) -> datetime | None:
+    return _read_time(text) if text else None
 
 
 def _end_action(value: str | None) -> EndAction:
@@ -53,133 +89,99 @@ def _end_action(value: str | None) -> EndAction:
         return EndAction.KEEP
 
 
-def _parse_time(text: str) -> datetime:
-    parsed = datetime.fromisoformat(text)
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+# -- one instance per database file ------------------------------------------------------------------------
 
 
-# Ordered migrations: MIGRATIONS[n] moves a database from user_version n to n + 1.
-MIGRATIONS: tuple[str, ...] = (
-    """
-    CREATE TABLE guild_settings (
-        guild_id            INTEGER PRIMARY KEY,
-        announce_channel_id INTEGER,
-        updated_at          TEXT NOT NULL
-    );
-    CREATE TABLE streamers (
-        twitch_user_id    TEXT PRIMARY KEY,
-        login             TEXT NOT NULL,
-        display_name      TEXT NOT NULL,
-        profile_image_url TEXT NOT NULL DEFAULT '',
-        updated_at        TEXT NOT NULL
-    );
-    CREATE TABLE subscriptions (
-        id             INTEGER PRIMARY KEY,
-        guild_id       INTEGER NOT NULL,
-        twitch_user_id TEXT NOT NULL REFERENCES streamers (twitch_user_id),
-        channel_id     INTEGER NOT NULL,
-        added_by       INTEGER,
-        created_at     TEXT NOT NULL,
-        last_error     TEXT,
-        UNIQUE (guild_id, twitch_user_id)
-    );
-    CREATE INDEX ix_subscriptions_user ON subscriptions (twitch_user_id);
-    CREATE INDEX ix_subscriptions_channel ON subscriptions (channel_id);
-    CREATE TABLE live_streams (
-        twitch_user_id TEXT PRIMARY KEY REFERENCES streamers (twitch_user_id) ON DELETE CASCADE,
-        stream_id      TEXT NOT NULL,
-        title          TEXT NOT NULL,
-        game_name      TEXT NOT NULL,
-        viewer_count   INTEGER NOT NULL,
-        started_at     TEXT NOT NULL,
-        thumbnail_url  TEXT NOT NULL,
-        missed_polls   INTEGER NOT NULL DEFAULT 0,
-        last_seen_at   TEXT NOT NULL
-    );
-    CREATE TABLE announcements (
-        subscription_id INTEGER NOT NULL REFERENCES subscriptions (id) ON DELETE CASCADE,
-        stream_id       TEXT NOT NULL,
-        twitch_user_id  TEXT NOT NULL,
-        guild_id        INTEGER NOT NULL,
-        channel_id      INTEGER NOT NULL,
-        message_id      INTEGER,
-        created_at      TEXT NOT NULL,
-        PRIMARY KEY (subscription_id, stream_id)
-    );
-    CREATE INDEX ix_announcements_stream ON announcements (stream_id);
-    """,
-    # 2: remember when Twitch stopped returning a user (banned or deleted) so /streamers can say so.
-    """
-    ALTER TABLE streamers ADD COLUMN missing_since TEXT;
-    """,
-    # 3: per-server settings, per-subscription overrides, one streamer in several channels of a guild
-    # (uniqueness becomes guild + streamer + channel: a table rebuild, ids kept), the card's life
-    # (what it shows, when it was last edited, when its stream ended and when the card was dealt with)
-    # and a cache of game box art. Announcements of streams already over are closed: never touched again.
-    """
-    ALTER TABLE guild_settings ADD COLUMN ping TEXT;
-    ALTER TABLE guild_settings ADD COLUMN message_template TEXT;
-    ALTER TABLE guild_settings ADD COLUMN end_action TEXT NOT NULL DEFAULT 'edit';
-    ALTER TABLE guild_settings ADD COLUMN live_updates INTEGER NOT NULL DEFAULT 1;
+def _claim_file(path: str) -> int | None:
+    """Check the database file's directory exists and take the instance lock (None for ":memory:")."""
+    if path == ":memory:":
+        return None
+    parent = Path(path).resolve().parent
+    if not parent.is_dir():
+        raise DatabaseError(f"DATABASE_PATH {path!r}: the directory {str(parent)!r} does not exist")
+    return _take_instance_lock(path)
 
-    CREATE TABLE subscriptions_v3 (
-        id               INTEGER PRIMARY KEY,
-        guild_id         INTEGER NOT NULL,
-        twitch_user_id   TEXT NOT NULL REFERENCES streamers (twitch_user_id),
-        channel_id       INTEGER NOT NULL,
-        added_by         INTEGER,
-        created_at       TEXT NOT NULL,
-        last_error       TEXT,
-        ping             TEXT,
-        message_template TEXT,
-        games            TEXT,
-        UNIQUE (guild_id, twitch_user_id, channel_id)
-    );
-    INSERT INTO subscriptions_v3 (id, guild_id, twitch_user_id, channel_id, added_by, created_at, last_error)
-        SELECT id, guild_id, twitch_user_id, channel_id, added_by, created_at, last_error FROM subscriptions;
-    DROP TABLE subscriptions;
-    ALTER TABLE subscriptions_v3 RENAME TO subscriptions;
-    CREATE INDEX ix_subscriptions_user ON subscriptions (twitch_user_id);
-    CREATE INDEX ix_subscriptions_channel ON subscriptions (channel_id);
 
-    ALTER TABLE live_streams ADD COLUMN game_id TEXT NOT NULL DEFAULT '';
+def _lock_path(path: str) -> Path:
+    resolved = Path(path).resolve()  # two spellings of one file (relative, symlinked) share one lock
+    return resolved.with_name(resolved.name + ".lock")
 
-    ALTER TABLE announcements ADD COLUMN title TEXT;
-    ALTER TABLE announcements ADD COLUMN game_name TEXT;
-    ALTER TABLE announcements ADD COLUMN viewer_count INTEGER;
-    ALTER TABLE announcements ADD COLUMN thumbnail_url TEXT;
-    ALTER TABLE announcements ADD COLUMN started_at TEXT;
-    ALTER TABLE announcements ADD COLUMN card_updated_at TEXT;
-    ALTER TABLE announcements ADD COLUMN ended_at TEXT;
-    ALTER TABLE announcements ADD COLUMN closed_at TEXT;
-    UPDATE announcements SET closed_at = created_at
-        WHERE stream_id NOT IN (SELECT stream_id FROM live_streams);
-    CREATE INDEX ix_announcements_open ON announcements (ended_at) WHERE closed_at IS NULL;
 
-    CREATE TABLE games (
-        id          TEXT PRIMARY KEY,
-        name        TEXT NOT NULL,
-        box_art_url TEXT NOT NULL DEFAULT '',
-        updated_at  TEXT NOT NULL
-    );
-    """,
-)
-SCHEMA_VERSION = len(MIGRATIONS)
-# Migrations that rebuild a table other tables reference: foreign keys are off while they run (SQLite
-# cannot switch them inside a transaction) and checked with `PRAGMA foreign_key_check` before commit.
-_REBUILDING_MIGRATIONS = frozenset({2})
+def _take_instance_lock(path: str) -> int:
+    """Hold `<path>.lock` exclusively, without waiting, for as long as the returned descriptor stays open.
 
-_SUBSCRIPTION_COLUMNS = """
-    s.id, s.guild_id, s.channel_id, s.last_error,
-    st.twitch_user_id, st.login, st.display_name, st.profile_image_url, st.missing_since,
-    s.ping, s.message_template, s.games
+    flock belongs to the open file, so the kernel releases it when the process dies, even by `kill -9`: a
+    crashed bot never leaves a stale lock behind. The holder's pid is written in for the refusal message."""
+    lock_path = _lock_path(path)
+    try:
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise DatabaseError(f"cannot create the lock file {str(lock_path)!r} beside the database file: {exc}") from exc
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = _lock_holder(fd)
+        os.close(fd)
+        raise DatabaseLocked(
+            f"the database file {path!r} is in use by another running bot (pid {holder or 'unknown'}); "
+            "stop it first, or give this one its own DATABASE_PATH"
+        ) from None
+    except OSError as exc:
+        os.close(fd)
+        raise DatabaseError(f"cannot lock {str(lock_path)!r}: {exc}") from exc
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd
+
+
+def _lock_holder(fd: int) -> int | None:
+    with contextlib.suppress(OSError, ValueError):
+        return int(os.pread(fd, 32, 0).decode().strip())
+    return None  # the holder has not written its pid yet, or the file is not ours
+
+
+def _release_instance_lock(fd: int) -> None:
+    # The file itself stays: a process that opened it just before a removal would lock the removed file
+    # while the next one creates and locks a new one, and both would run. An empty file says nobody holds it.
+    with contextlib.suppress(OSError):
+        os.ftruncate(fd, 0)
+    os.close(fd)
+
+
+# -- columns and rows --------------------------------------------------------------------------------------
+# Columns of several tables are read by name, so each gets an alias no other table in the query uses.
+
+_STREAMER_COLUMNS = """
+    st.twitch_user_id AS streamer_user_id, st.login AS streamer_login,
+    st.display_name AS streamer_display_name, st.profile_image_url AS streamer_avatar
 """
-_SUBSCRIPTION_WIDTH = 12
+_SUBSCRIPTION_COLUMNS = f"""
+    s.id AS sub_id, s.guild_id AS sub_guild_id, s.channel_id AS sub_channel_id, s.last_error AS sub_last_error,
+    s.ping AS sub_ping, s.message_template AS sub_template, s.games AS sub_games,
+    st.missing_since AS streamer_missing_since, {_STREAMER_COLUMNS}
+"""
 _LIVE_COLUMNS = """
-    l.twitch_user_id, l.stream_id, l.title, l.game_name, l.viewer_count, l.started_at,
-    l.thumbnail_url, l.missed_polls, l.game_id
+    l.twitch_user_id AS live_user_id, l.stream_id AS live_stream_id, l.title AS live_title,
+    l.game_name AS live_game_name, l.viewer_count AS live_viewer_count, l.started_at AS live_started_at,
+    l.thumbnail_url AS live_thumbnail_url, l.missed_polls AS live_missed_polls, l.game_id AS live_game_id
 """
-_LIVE_WIDTH = 9
+# Whether subscription `s`'s game filter lets live stream `l` through: NULL lets everything through; a
+# filter that is not a JSON array of {id, name} objects lets nothing through (the reading _games_from_json
+# gives it). CASE tries its branches in order and stops at the first, so SQLite's JSON functions never see
+# text they cannot parse: they raise on it, which would fail the whole query and the poll for every guild.
+# Elements are reached by path into the validated document, never by re-parsing an element's own text.
+_GAME_FILTER_ALLOWS = """
+    CASE
+        WHEN s.games IS NULL THEN 1
+        WHEN NOT json_valid(s.games) THEN 0
+        WHEN json_type(s.games) != 'array' THEN 0
+        WHEN EXISTS (SELECT 1 FROM json_each(s.games) j
+                     WHERE json_type(s.games, j.fullkey || '.id') IS NULL
+                        OR json_type(s.games, j.fullkey || '.name') IS NULL) THEN 0
+        ELSE EXISTS (SELECT 1 FROM json_each(s.games) j
+                     WHERE json_extract(s.games, j.fullkey || '.id') = l.game_id)
+    END
+"""
 _GUILD_SETTINGS_COLUMNS = {
     "announce_channel_id": "announce_channel_id",
     "ping": "ping",
@@ -194,6 +196,8 @@ _GUILD_SETTINGS_DEFAULTS = {
     "end_action": "edit",
     "live_updates": 1,
 }
+# Settings a diagnostic may read (`Database.pragma`); every one of them only reads.
+_DIAGNOSTIC_PRAGMAS = frozenset({"journal_mode", "foreign_keys", "busy_timeout", "user_version", "synchronous"})
 
 
 def _games_json(games: Iterable[Category] | None) -> str | None:
@@ -202,79 +206,114 @@ def _games_json(games: Iterable[Category] | None) -> str | None:
     return json.dumps([{"id": g.id, "name": g.name} for g in games])
 
 
-def _games_from_json(text: str | None) -> tuple[Category, ...] | None:
+def _reject_constant(name: str) -> object:
+    raise ValueError(f"{name} is not JSON")  # NaN and Infinity: Python accepts them, SQLite's json_valid not
+
+
+def _games_from_json(text: str | None) -> tuple[tuple[Category, ...] | None, bool]:
+    """A stored game filter and whether it was unreadable. Unreadable (not JSON, not a list of {id, name})
+    fails closed, as in _GAME_FILTER_ALLOWS: an empty filter, which announces nothing, and a flag to show."""
     if text is None:
-        return None
+        return None, False
     try:
-        items = json.loads(text)
+        items = json.loads(text, parse_constant=_reject_constant)
     except ValueError:
-        return None
-    return tuple(Category(str(item["id"]), str(item["name"])) for item in items if isinstance(item, dict))
+        return (), True
+    if not isinstance(items, list) or not all(
+        isinstance(item, dict) and "id" in item and "name" in item for item in items
+    ):
+        return (), True
+    return tuple(Category(str(item["id"]), str(item["name"])) for item in items), False
 
 
-def _subscription(row: Sequence) -> Subscription:
-    return Subscription(
-        id=row[0],
-        guild_id=row[1],
-        channel_id=row[2],
-        last_error=row[3],
-        streamer=Streamer(twitch_user_id=row[4], login=row[5], display_name=row[6], profile_image_url=row[7]),
-        missing_since=_parse_time(row[8]) if row[8] else None,
-        ping=row[9],
-        message_template=row[10],
-        games=_games_from_json(row[11]),
+def _streamer(row: sqlite3.Row) -> Streamer:
+    return Streamer(
+        twitch_user_id=row["streamer_user_id"],
+        login=row["streamer_login"],
+        display_name=row["streamer_display_name"],
+        profile_image_url=row["streamer_avatar"],
     )
 
 
-def _live(row: Sequence) -> LiveStream:
+def _subscription(row: sqlite3.Row) -> Subscription:
+    games, games_unreadable = _games_from_json(row["sub_games"])
+    return Subscription(
+        id=row["sub_id"],
+        guild_id=row["sub_guild_id"],
+        channel_id=row["sub_channel_id"],
+        last_error=row["sub_last_error"],
+        streamer=_streamer(row),
+        missing_since=_read_optional_time(row["streamer_missing_since"]),
+        ping=row["sub_ping"],
+        message_template=row["sub_template"],
+        games=games,
+        games_unreadable=games_unreadable,
+    )
+
+
+def _live(row: sqlite3.Row) -> LiveStream:
     return LiveStream(
-        twitch_user_id=row[0],
-        stream_id=row[1],
-        title=row[2],
-        game_name=row[3],
-        viewer_count=row[4],
-        started_at=_parse_time(row[5]),
-        thumbnail_url=row[6],
-        missed_polls=row[7],
-        game_id=row[8] or "",
+        twitch_user_id=row["live_user_id"],
+        stream_id=row["live_stream_id"],
+        title=row["live_title"],
+        game_name=row["live_game_name"],
+        viewer_count=row["live_viewer_count"],
+        started_at=_read_time(row["live_started_at"]),
+        thumbnail_url=row["live_thumbnail_url"],
+        missed_polls=row["live_missed_polls"],
+        game_id=row["live_game_id"] or "",
     )
 
 
 class Database:
     """All of the bot's storage. Use `await Database.open(path)` and `await db.close()`."""
 
-    def __init__(self, conn: aiosqlite.Connection, path: str) -> None:
+    def __init__(
+        self, conn: aiosqlite.Connection, path: str, *, clock: Clock = _utc_now, lock_fd: int | None = None
+    ) -> None:
         self._conn = conn
         self.path = path
-        self._write_lock = asyncio.Lock()
+        self._clock = clock
+        self._lock_fd = lock_fd
+        # One connection serves every coroutine, and a transaction is the connection's state: whatever ran on
+        # it while another coroutine's transaction is open would see (or write into) that transaction. So
+        # every statement takes this lock, and a transaction holds it from BEGIN to COMMIT or ROLLBACK.
+        # aiosqlite runs the connection's statements one at a time on its own thread anyway: the lock costs
+        # no parallelism, it only keeps a reader from slipping in between a transaction's statements.
+        self._lock = asyncio.Lock()
         self.query_count = 0  # statements executed; benchmarks use it to prove O(1) queries per cycle
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
     @classmethod
-    async def open(cls, path: str) -> Database:
-        """Open (creating if absent) and migrate; a file that is not a usable database is an error."""
-        if path != ":memory:":
-            parent = Path(path).resolve().parent
-            if not parent.is_dir():
-                raise DatabaseError(f"DATABASE_PATH {path!r}: the directory {str(parent)!r} does not exist")
+    async def open(cls, path: str, *, clock: Clock = _utc_now) -> Database:
+        """Open (creating if absent) and migrate; a file that is not a usable database is an error, and so
+        is a file another running bot has open (DatabaseLocked). `clock` gives the time every stored
+        timestamp is taken from."""
+        lock_fd = _claim_file(path)
         try:
-            # Autocommit mode: transactions are explicit (see `transaction()`), never opened behind our back.
-            conn = await aiosqlite.connect(path, isolation_level=None)
-        except sqlite3.Error as exc:
-            raise DatabaseError(f"cannot open the database file {path!r}: {exc}") from exc
-        db = cls(conn, path)
-        try:
-            await db._configure()
-            await db._migrate()
-        except sqlite3.DatabaseError as exc:
-            await conn.close()
-            raise DatabaseError(
-                f"the database file {path!r} is not a usable SQLite database ({exc}); restore it from a "
-                "backup or move it away to start with an empty one"
-            ) from exc
-        except DatabaseError:
-            await conn.close()
+            try:
+                # Autocommit mode: transactions are explicit (see `transaction()`), never opened behind our back.
+                conn = await aiosqlite.connect(path, isolation_level=None)
+            except sqlite3.Error as exc:
+                raise DatabaseError(f"cannot open the database file {path!r}: {exc}") from exc
+            conn.row_factory = aiosqlite.Row
+            db = cls(conn, path, clock=clock, lock_fd=lock_fd)
+            try:
+                await db._configure()
+                await db._migrate()
+            except sqlite3.DatabaseError as exc:
+                await conn.close()
+                raise DatabaseError(
+                    f"the database file {path!r} is not a usable SQLite database ({exc}); restore it from a "
+                    "backup or move it away to start with an empty one"
+                ) from exc
+            except BaseException:
+                await conn.close()
+                raise
+        except BaseException:
+            if lock_fd is not None:
+                _release_instance_lock(lock_fd)
             raise
         return db
 
@@ -290,36 +329,38 @@ class Database:
     async def _migrate(self) -> None:
         async with self._conn.execute("PRAGMA user_version") as cursor:
             row = await cursor.fetchone()
-        version = row[0] if row else 0
+        version = row["user_version"] if row else 0
         if version > SCHEMA_VERSION:
             raise DatabaseError(
                 f"the database file {self.path!r} has schema version {version}, newer than this bot's "
                 f"{SCHEMA_VERSION}: upgrade the bot instead of running an older version on it"
             )
-        for target in range(version, SCHEMA_VERSION):
-            if target in _REBUILDING_MIGRATIONS:
-                await self._rebuilding_migration(target)
+        for migration in MIGRATIONS[version:]:
+            if migration.rebuilds_tables:
+                await self._rebuilding_migration(migration)
             else:
                 # executescript commits on its own, so the version bump is part of the same script.
                 await self._conn.executescript(
-                    f"BEGIN; {MIGRATIONS[target]}; PRAGMA user_version = {target + 1}; COMMIT;"
+                    f"BEGIN; {migration.sql}; PRAGMA user_version = {migration.version}; COMMIT;"
                 )
-            _log.info("Database %s migrated to schema version %d", self.path, target + 1)
+            _log.info(
+                "Database %s migrated to schema version %d: %s", self.path, migration.version, migration.description
+            )
 
-    async def _rebuilding_migration(self, target: int) -> None:
+    async def _rebuilding_migration(self, migration: Migration) -> None:
         await self._conn.execute("PRAGMA foreign_keys=OFF")
         try:
             try:
                 # executescript commits anything pending first, then leaves this script's transaction open.
-                await self._conn.executescript(f"BEGIN; {MIGRATIONS[target]};")
+                await self._conn.executescript(f"BEGIN; {migration.sql};")
                 async with self._conn.execute("PRAGMA foreign_key_check") as cursor:
-                    broken = await cursor.fetchall()
+                    broken = list(await cursor.fetchall())
                 if broken:
                     raise DatabaseError(
-                        f"migrating {self.path!r} to schema version {target + 1} would break "
+                        f"migrating {self.path!r} to schema version {migration.version} would break "
                         f"{len(broken)} foreign key(s) (first: {tuple(broken[0])}); nothing was changed"
                     )
-                await self._conn.execute(f"PRAGMA user_version = {target + 1}")
+                await self._conn.execute(f"PRAGMA user_version = {migration.version}")
             except BaseException:
                 if self._conn.in_transaction:
                     await self._conn.execute("ROLLBACK")
@@ -330,16 +371,22 @@ class Database:
 
     async def close(self) -> None:
         try:
-            await self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        except sqlite3.Error:
-            _log.warning("WAL checkpoint failed while closing %s", self.path, exc_info=True)
-        await self._conn.close()
+            async with self._lock:  # a transaction still running finishes first
+                try:
+                    await self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                except sqlite3.Error:
+                    _log.warning("WAL checkpoint failed while closing %s", self.path, exc_info=True)
+                await self._conn.close()
+        finally:
+            if self._lock_fd is not None:
+                _release_instance_lock(self._lock_fd)
+                self._lock_fd = None
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
-        """One write transaction; rolled back if anything inside raises."""
-        # One connection serves every coroutine, so transactions take turns instead of nesting.
-        async with self._write_lock:
+        """One write transaction; rolled back if anything inside raises. Nothing else runs on the connection
+        until it ends, so inside it use the connection it yields, never this class's own methods."""
+        async with self._lock:
             await self._conn.execute("BEGIN IMMEDIATE")
             try:
                 yield self._conn
@@ -349,37 +396,54 @@ class Database:
             else:
                 await self._conn.execute("COMMIT")
 
-    async def _fetchall(self, sql: str, params: Sequence | dict = ()) -> list[sqlite3.Row]:
+    async def _fetchall(self, sql: str, params: SqlParams = ()) -> list[sqlite3.Row]:
         self.query_count += 1
-        async with self._conn.execute(sql, params) as cursor:
+        async with self._lock, self._conn.execute(sql, params) as cursor:
             return list(await cursor.fetchall())
 
-    async def _fetchone(self, sql: str, params: Sequence | dict = ()) -> sqlite3.Row | None:
+    async def _fetchone(self, sql: str, params: SqlParams = ()) -> sqlite3.Row | None:
         self.query_count += 1
-        async with self._conn.execute(sql, params) as cursor:
+        async with self._lock, self._conn.execute(sql, params) as cursor:
             return await cursor.fetchone()
 
-    async def _execute(self, sql: str, params: Sequence | dict = ()) -> int:
+    async def _execute(self, sql: str, params: SqlParams = ()) -> int:
         """Run one statement in its own transaction; returns the number of rows changed."""
         self.query_count += 1
         async with self.transaction() as conn, conn.execute(sql, params) as cursor:
             return cursor.rowcount
 
-    # -- guild settings ----------------------------------------------------------------------------
+    def _now(self) -> str:
+        return _stored_time(self._clock())
+
+    async def pragma(self, name: str) -> object:
+        """A read-only diagnostic: the value of journal_mode, foreign_keys, busy_timeout, user_version or
+        synchronous, or for foreign_key_check the list of broken references (empty when all hold)."""
+        if name == "foreign_key_check":
+            return [tuple(row) for row in await self._fetchall("PRAGMA foreign_key_check")]
+        if name not in _DIAGNOSTIC_PRAGMAS:
+            raise ValueError(f"not a diagnostic pragma: {name!r}")
+        row = await self._fetchone(f"PRAGMA {name}")  # the name is one of the fixed set above
+        return row[0] if row else None  # a setting answers one row of one column
+
+    # -- guild settings and presence ---------------------------------------------------------------
 
     async def set_announce_channel(self, guild_id: int, channel_id: int) -> None:
-        await self._execute(
-            """
-            INSERT INTO guild_settings (guild_id, announce_channel_id, updated_at) VALUES (?, ?, ?)
-            ON CONFLICT (guild_id) DO UPDATE SET
-                announce_channel_id = excluded.announce_channel_id, updated_at = excluded.updated_at
-            """,
-            (guild_id, channel_id, _now()),
-        )
+        now = self._now()
+        self.query_count += 1
+        async with self.transaction() as conn:
+            await conn.execute(
+                """
+                INSERT INTO guild_settings (guild_id, announce_channel_id, updated_at) VALUES (?, ?, ?)
+                ON CONFLICT (guild_id) DO UPDATE SET
+                    announce_channel_id = excluded.announce_channel_id, updated_at = excluded.updated_at
+                """,
+                (guild_id, channel_id, now),
+            )
+            await self._mark_seen(conn, [guild_id], now)
 
     async def get_announce_channel(self, guild_id: int) -> int | None:
         row = await self._fetchone("SELECT announce_channel_id FROM guild_settings WHERE guild_id = ?", (guild_id,))
-        return row[0] if row else None
+        return row["announce_channel_id"] if row else None
 
     async def get_guild_settings(self, guild_id: int) -> GuildSettings:
         row = await self._fetchone(
@@ -391,7 +455,14 @@ class Database:
         )
         if row is None:
             return GuildSettings(guild_id)
-        return GuildSettings(guild_id, row[0], row[1], row[2], _end_action(row[3]), bool(row[4]))
+        return GuildSettings(
+            guild_id,
+            announce_channel_id=row["announce_channel_id"],
+            ping=row["ping"],
+            message_template=row["message_template"],
+            end_action=_end_action(row["end_action"]),
+            live_updates=bool(row["live_updates"]),
+        )
 
     async def update_guild_settings(self, guild_id: int, **values: object) -> GuildSettings:
         """Set some of a guild's settings (announce_channel_id, ping, message_template, end_action,
@@ -403,18 +474,22 @@ class Database:
             raise ValueError(f"unknown guild settings: {sorted(unknown)}")
         # Column names come from the fixed mapping above, never from the caller's text.
         columns = [_GUILD_SETTINGS_COLUMNS[name] for name in values]
+        now = self._now()
         params = {f"v_{name}": (int(v) if isinstance(v, bool) else v) for name, v in values.items()}
-        params |= {"guild_id": guild_id, "now": _now()}
+        params |= {"guild_id": guild_id, "now": now}
         insert_values = ", ".join(f":v_{name}" for name in values)
         updates = ", ".join(f"{column} = excluded.{column}" for column in columns)
-        await self._execute(
-            f"""
-            INSERT INTO guild_settings (guild_id, {", ".join(columns)}, updated_at)
-            VALUES (:guild_id, {insert_values}, :now)
-            ON CONFLICT (guild_id) DO UPDATE SET {updates}, updated_at = excluded.updated_at
-            """,
-            params,
-        )
+        self.query_count += 1
+        async with self.transaction() as conn:
+            await conn.execute(
+                f"""
+                INSERT INTO guild_settings (guild_id, {", ".join(columns)}, updated_at)
+                VALUES (:guild_id, {insert_values}, :now)
+                ON CONFLICT (guild_id) DO UPDATE SET {updates}, updated_at = excluded.updated_at
+                """,
+                params,
+            )
+            await self._mark_seen(conn, [guild_id], now)
         return await self.get_guild_settings(guild_id)
 
     async def reset_guild_settings(self, guild_id: int, names: Iterable[str]) -> GuildSettings:
@@ -423,8 +498,10 @@ class Database:
 
     async def guild_ids(self) -> set[int]:
         """Every guild the database holds anything for."""
-        rows = await self._fetchall("SELECT guild_id FROM subscriptions UNION SELECT guild_id FROM guild_settings")
-        return {row[0] for row in rows}
+        rows = await self._fetchall(
+            "SELECT guild_id AS guild_id FROM subscriptions UNION SELECT guild_id FROM guild_settings"
+        )
+        return {row["guild_id"] for row in rows}
 
     async def delete_guild(self, guild_id: int) -> None:
         """Forget everything about a guild (the bot was removed from it)."""
@@ -432,7 +509,45 @@ class Database:
         async with self.transaction() as conn:
             await conn.execute("DELETE FROM subscriptions WHERE guild_id = ?", (guild_id,))
             await conn.execute("DELETE FROM guild_settings WHERE guild_id = ?", (guild_id,))
+            await conn.execute("DELETE FROM guilds_seen WHERE guild_id = ?", (guild_id,))
             await self._delete_orphan_streamers(conn)
+
+    async def mark_guilds_seen(self, guild_ids: Iterable[int], now: datetime) -> None:
+        """Discord listed these guilds at `now` (READY, a guild becoming available or joined). A READY that
+        lists fewer guilds than usual then forgets nothing: absent guilds keep their last sighting."""
+        ids = list(dict.fromkeys(guild_ids))
+        if not ids:
+            return
+        self.query_count += 1
+        async with self.transaction() as conn:
+            await self._mark_seen(conn, ids, _stored_time(now))
+
+    async def absent_guilds(self, not_seen_since: datetime) -> list[int]:
+        """Guilds the database holds anything for whose last sighting is before `not_seen_since` (or that
+        were never seen): the ones the bot may have been removed from while it was not listening."""
+        rows = await self._fetchall(
+            """
+            SELECT held.guild_id AS guild_id
+            FROM (SELECT guild_id FROM subscriptions UNION SELECT guild_id FROM guild_settings) held
+            LEFT JOIN guilds_seen seen ON seen.guild_id = held.guild_id
+            WHERE seen.last_seen_at IS NULL OR seen.last_seen_at < ?
+            ORDER BY held.guild_id
+            """,
+            (_stored_time(not_seen_since),),
+        )
+        return [row["guild_id"] for row in rows]
+
+    @staticmethod
+    async def _mark_seen(conn: aiosqlite.Connection, guild_ids: Iterable[int], now: str) -> None:
+        # A command from a guild is a sighting too, so every guild holding data has one. A sighting never
+        # moves back in time (a slow READY handler racing a newer event).
+        await conn.executemany(
+            """
+            INSERT INTO guilds_seen (guild_id, last_seen_at) VALUES (?, ?)
+            ON CONFLICT (guild_id) DO UPDATE SET last_seen_at = max(last_seen_at, excluded.last_seen_at)
+            """,
+            [(guild_id, now) for guild_id in guild_ids],
+        )
 
     # -- streamers and subscriptions ---------------------------------------------------------------
 
@@ -446,11 +561,22 @@ class Database:
         ping: str | None = None,
         message_template: str | None = None,
         games: Sequence[Category] | None = None,
+        max_per_guild: int | None = None,
     ) -> Subscription:
-        """Follow a streamer in a guild's channel; raises AlreadySubscribed if that channel already does."""
+        """Follow a streamer in a guild's channel; raises AlreadySubscribed if that channel already does, and
+        SubscriptionLimitReached if the guild already has `max_per_guild` subscriptions. The count and the
+        insert share one transaction, so adds arriving together cannot all pass the limit."""
+        now = self._now()
         self.query_count += 1
         async with self.transaction() as conn:
-            await self._upsert_streamer(conn, streamer)
+            if max_per_guild is not None:
+                async with conn.execute(
+                    "SELECT count(*) AS n FROM subscriptions WHERE guild_id = ?", (guild_id,)
+                ) as cursor:
+                    row = await cursor.fetchone()
+                if row is not None and row["n"] >= max_per_guild:
+                    raise SubscriptionLimitReached(max_per_guild)
+            await self._upsert_streamer(conn, streamer, now)
             try:
                 cursor = await conn.execute(
                     """
@@ -463,7 +589,7 @@ class Database:
                         streamer.twitch_user_id,
                         channel_id,
                         added_by,
-                        _now(),
+                        now,
                         ping,
                         message_template,
                         _games_json(games),
@@ -473,7 +599,8 @@ class Database:
                 raise AlreadySubscribed(streamer.login) from exc
             subscription_id = cursor.lastrowid or 0
             if games:
-                await self._upsert_games(conn, games)
+                await self._upsert_games(conn, games, now)
+            await self._mark_seen(conn, [guild_id], now)
         return Subscription(
             id=subscription_id,
             guild_id=guild_id,
@@ -503,6 +630,7 @@ class Database:
             params["games"] = _games_json(update.games)
         if not sets:
             return
+        now = self._now()
         self.query_count += 1
         async with self.transaction() as conn:
             try:
@@ -510,7 +638,7 @@ class Database:
             except sqlite3.IntegrityError as exc:
                 raise AlreadySubscribed(str(subscription_id)) from exc
             if update.games is not KEEP and update.games is not None:
-                await self._upsert_games(conn, update.games)
+                await self._upsert_games(conn, update.games, now)
 
     async def get_subscription(self, guild_id: int, subscription_id: int) -> Subscription | None:
         row = await self._fetchone(
@@ -569,35 +697,9 @@ class Database:
         )
         return [_subscription(row) for row in rows]
 
-    async def remove_subscription(self, guild_id: int, query: str) -> Streamer | None:
-        """Stop following a streamer, found by user id or (case-insensitive) login or display name."""
-        subscription = await self.find_subscription(guild_id, query)
-        if subscription is None:
-            return None
-        self.query_count += 1
-        async with self.transaction() as conn:
-            await conn.execute("DELETE FROM subscriptions WHERE id = ?", (subscription.id,))
-            await self._delete_orphan_streamers(conn)
-        return subscription.streamer
-
-    async def find_subscription(self, guild_id: int, query: str) -> Subscription | None:
-        text = query.strip()
-        row = await self._fetchone(
-            f"""
-            SELECT {_SUBSCRIPTION_COLUMNS} FROM subscriptions s
-            JOIN streamers st ON st.twitch_user_id = s.twitch_user_id
-            WHERE s.guild_id = ? AND (st.twitch_user_id = ? OR st.login = lower(?)
-                                      OR lower(st.display_name) = lower(?))
-            ORDER BY st.twitch_user_id = ? DESC
-            LIMIT 1
-            """,
-            (guild_id, text, text, text, text),
-        )
-        return _subscription(row) if row else None
-
     async def count_subscriptions(self, guild_id: int) -> int:
-        row = await self._fetchone("SELECT count(*) FROM subscriptions WHERE guild_id = ?", (guild_id,))
-        return row[0] if row else 0
+        row = await self._fetchone("SELECT count(*) AS n FROM subscriptions WHERE guild_id = ?", (guild_id,))
+        return row["n"] if row else 0
 
     async def guild_subscriptions(self, guild_id: int) -> list[Subscription]:
         rows = await self._fetchall(
@@ -623,50 +725,37 @@ class Database:
         )
         return [
             GuildStreamer(
-                subscription=_subscription(row[:_SUBSCRIPTION_WIDTH]),
-                live=_live(row[_SUBSCRIPTION_WIDTH:]) if row[_SUBSCRIPTION_WIDTH] else None,
+                subscription=_subscription(row),
+                live=_live(row) if row["live_user_id"] is not None else None,
             )
             for row in rows
         ]
 
-    async def search_guild_streamers(self, guild_id: int, prefix: str, limit: int = 25) -> list[Streamer]:
-        """Autocomplete: this guild's streamers whose login or display name contains the text typed."""
-        pattern = "%" + prefix.strip().lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        rows = await self._fetchall(
-            """
-            SELECT st.twitch_user_id, st.login, st.display_name, st.profile_image_url
-            FROM subscriptions s JOIN streamers st ON st.twitch_user_id = s.twitch_user_id
-            WHERE s.guild_id = ? AND (st.login LIKE ? ESCAPE '\\' OR lower(st.display_name) LIKE ? ESCAPE '\\')
-            ORDER BY lower(st.display_name) LIMIT ?
-            """,
-            (guild_id, pattern, pattern, limit),
-        )
-        return [Streamer(*row) for row in rows]
-
     async def monitored_user_ids(self) -> list[str]:
         """Every Twitch user id followed by at least one guild: the poll's one read of who to check."""
         rows = await self._fetchall("SELECT DISTINCT twitch_user_id FROM subscriptions")
-        return [row[0] for row in rows]
+        return [row["twitch_user_id"] for row in rows]
 
     async def streamers_by_id(self, user_ids: Iterable[str]) -> dict[str, Streamer]:
         rows = await self._fetchall(
-            """
-            SELECT twitch_user_id, login, display_name, profile_image_url FROM streamers
-            WHERE twitch_user_id IN (SELECT value FROM json_each(?))
+            f"""
+            SELECT {_STREAMER_COLUMNS} FROM streamers st
+            WHERE st.twitch_user_id IN (SELECT value FROM json_each(?))
             """,
             (json.dumps(list(user_ids)),),
         )
-        return {row[0]: Streamer(*row) for row in rows}
+        return {streamer.twitch_user_id: streamer for streamer in map(_streamer, rows)}
 
     async def update_streamer_names(self, streamers: Iterable[Streamer]) -> None:
         """Refresh logins/display names (renames) and avatars reported by Twitch."""
+        now = self._now()
         rows = [
             {
                 "id": s.twitch_user_id,
                 "login": s.login,
                 "name": s.display_name,
                 "avatar": s.profile_image_url,
-                "now": _now(),
+                "now": now,
             }
             for s in streamers
         ]
@@ -689,7 +778,7 @@ class Database:
         """Apply a periodic /users lookup: names and avatars refreshed; users Twitch no longer returns marked."""
         found = list(found)
         await self.update_streamer_names(found)
-        now = _now()
+        now = self._now()
         self.query_count += 1
         async with self.transaction() as conn:
             await conn.executemany(
@@ -701,8 +790,13 @@ class Database:
                 [(now, user_id) for user_id in missing],
             )
 
-    async def set_subscription_error(self, subscription_id: int, error: str | None) -> None:
-        await self._execute("UPDATE subscriptions SET last_error = ? WHERE id = ?", (error, subscription_id))
+    async def set_subscription_error(self, subscription_id: int, error: str | None, *, channel_id: int) -> None:
+        """Record why posting into `channel_id` failed (None clears it), unless the subscription has been
+        pointed at another channel meanwhile: the old channel's failure must not overwrite an admin's repair."""
+        await self._execute(
+            "UPDATE subscriptions SET last_error = ? WHERE id = ? AND channel_id = ?",
+            (error, subscription_id, channel_id),
+        )
 
     async def set_subscription_channel(self, subscription_id: int, channel_id: int) -> None:
         """Point a subscription at another channel; whatever was wrong with the old one no longer applies."""
@@ -751,7 +845,7 @@ class Database:
         )
 
     @staticmethod
-    async def _upsert_streamer(conn: aiosqlite.Connection, streamer: Streamer) -> None:
+    async def _upsert_streamer(conn: aiosqlite.Connection, streamer: Streamer, now: str) -> None:
         await conn.execute(
             """
             INSERT INTO streamers (twitch_user_id, login, display_name, profile_image_url, updated_at)
@@ -760,11 +854,11 @@ class Database:
                 login = excluded.login, display_name = excluded.display_name,
                 profile_image_url = excluded.profile_image_url, updated_at = excluded.updated_at
             """,
-            (streamer.twitch_user_id, streamer.login, streamer.display_name, streamer.profile_image_url, _now()),
+            (streamer.twitch_user_id, streamer.login, streamer.display_name, streamer.profile_image_url, now),
         )
 
     @staticmethod
-    async def _upsert_games(conn: aiosqlite.Connection, games: Iterable[Category]) -> None:
+    async def _upsert_games(conn: aiosqlite.Connection, games: Iterable[Category], now: str) -> None:
         # A category without box art (typed in a filter) must not wipe box art fetched earlier.
         await conn.executemany(
             """
@@ -775,7 +869,7 @@ class Database:
                 updated_at = CASE WHEN excluded.box_art_url = '' THEN games.updated_at
                                   ELSE excluded.updated_at END
             """,
-            [{"id": g.id, "name": g.name, "art": g.box_art_url, "now": _now()} for g in games],
+            [{"id": g.id, "name": g.name, "art": g.box_art_url, "now": now} for g in games],
         )
 
     # -- game box art cache ------------------------------------------------------------------------
@@ -784,9 +878,10 @@ class Database:
         games = list(games)
         if not games:
             return
+        now = self._now()
         self.query_count += 1
         async with self.transaction() as conn:
-            await self._upsert_games(conn, games)
+            await self._upsert_games(conn, games, now)
 
     async def games_needing_art(self, game_ids: Iterable[str], older_than: datetime) -> list[str]:
         """Of these game ids, those with no cached box art or art fetched before `older_than` (one query)."""
@@ -795,20 +890,13 @@ class Database:
             return []
         rows = await self._fetchall(
             """
-            SELECT j.value FROM json_each(?) j
+            SELECT j.value AS game_id FROM json_each(?) j
             LEFT JOIN games g ON g.id = j.value
             WHERE g.id IS NULL OR g.box_art_url = '' OR g.updated_at < ?
             """,
-            (json.dumps(ids), older_than.isoformat(timespec="seconds")),
+            (json.dumps(ids), _stored_time(older_than)),
         )
-        return [row[0] for row in rows]
-
-    async def cached_games(self, game_ids: Iterable[str]) -> dict[str, Category]:
-        rows = await self._fetchall(
-            "SELECT id, name, box_art_url FROM games WHERE id IN (SELECT value FROM json_each(?))",
-            (json.dumps(sorted(set(game_ids))),),
-        )
-        return {row[0]: Category(row[0], row[1], row[2]) for row in rows}
+        return [row["game_id"] for row in rows]
 
     @staticmethod
     async def _delete_orphan_streamers(conn: aiosqlite.Connection) -> None:
@@ -826,7 +914,7 @@ class Database:
 
     async def live_streams(self) -> dict[str, LiveStream]:
         rows = await self._fetchall(f"SELECT {_LIVE_COLUMNS} FROM live_streams l")
-        return {row[0]: _live(row) for row in rows}
+        return {live.twitch_user_id: live for live in map(_live, rows)}
 
     async def apply_live_changes(
         self,
@@ -840,7 +928,7 @@ class Database:
         `ended_streams` are the stream ids that are over (including ones replaced by a newer stream of the
         same streamer): their announcements are marked ended, with the time the stream was last seen, so
         the cards are turned into "was live" cards even if the bot stops before doing it."""
-        now = _now()
+        now = self._now()
         ended_stream_ids = json.dumps(list(dict.fromkeys(ended_streams)))
         live_rows = [
             {
@@ -849,7 +937,7 @@ class Database:
                 "title": s.title,
                 "game": s.game_name,
                 "viewers": s.viewer_count,
-                "started_at": s.started_at.isoformat(),
+                "started_at": _stored_time(s.started_at),
                 "thumbnail": s.thumbnail_url,
                 "missed": s.missed_polls,
                 "game_id": s.game_id,
@@ -900,31 +988,45 @@ class Database:
     async def pending_announcements(self) -> list[PendingAnnouncement]:
         """Every (subscription, live stream) pair with no announcement yet — the 'went live' set — with the
         ping and template in effect. A subscription with a game filter only while the stream's category is
-        in it, so a stream switching into a listed category becomes pending then (and is announced once)."""
+        in it, so a stream switching into a listed category becomes pending then (and is announced once);
+        one whose filter is unreadable never, without failing the query for the others."""
         rows = await self._fetchall(
-            """
-            SELECT s.id, s.guild_id, s.channel_id, l.twitch_user_id, l.stream_id, s.last_error,
-                   coalesce(s.ping, gs.ping), coalesce(s.message_template, gs.message_template),
-                   coalesce(gm.box_art_url, '')
+            f"""
+            SELECT s.id AS subscription_id, s.guild_id AS guild_id, s.channel_id AS channel_id,
+                   l.twitch_user_id AS twitch_user_id, l.stream_id AS stream_id, s.last_error AS last_error,
+                   coalesce(s.ping, gs.ping) AS ping,
+                   coalesce(s.message_template, gs.message_template) AS template,
+                   coalesce(gm.box_art_url, '') AS box_art_url
             FROM live_streams l
             JOIN subscriptions s ON s.twitch_user_id = l.twitch_user_id
             LEFT JOIN announcements a ON a.subscription_id = s.id AND a.stream_id = l.stream_id
             LEFT JOIN guild_settings gs ON gs.guild_id = s.guild_id
             LEFT JOIN games gm ON gm.id = l.game_id
-            WHERE a.subscription_id IS NULL
-              AND (s.games IS NULL OR EXISTS (
-                    SELECT 1 FROM json_each(s.games) j WHERE json_extract(j.value, '$.id') = l.game_id))
+            WHERE a.subscription_id IS NULL AND {_GAME_FILTER_ALLOWS}
             ORDER BY l.twitch_user_id, s.id
             """
         )
-        return [PendingAnnouncement(*row) for row in rows]
+        return [
+            PendingAnnouncement(
+                subscription_id=row["subscription_id"],
+                guild_id=row["guild_id"],
+                channel_id=row["channel_id"],
+                twitch_user_id=row["twitch_user_id"],
+                stream_id=row["stream_id"],
+                last_error=row["last_error"],
+                ping=row["ping"],
+                template=row["template"],
+                box_art_url=row["box_art_url"],
+            )
+            for row in rows
+        ]
 
     async def record_announcement(
         self, pending: PendingAnnouncement, message_id: int | None, stream: LiveStream | None = None
     ) -> None:
         """Mark a stream as announced for one subscription, with what its card shows; committed at once to
         keep the crash-between-send-and-commit window as small as possible."""
-        now = _now()
+        now = self._now()
         self.query_count += 1
         async with self.transaction() as conn:
             await conn.execute(
@@ -948,7 +1050,7 @@ class Database:
                     "game": stream.game_name if stream else None,
                     "viewers": stream.viewer_count if stream else None,
                     "thumbnail": stream.thumbnail_url if stream else None,
-                    "started_at": stream.started_at.isoformat() if stream else None,
+                    "started_at": _stored_time(stream.started_at) if stream else None,
                 },
             )
             await conn.execute(
@@ -961,11 +1063,12 @@ class Database:
         differ from what the card shows and that were not edited after `not_since` (one query)."""
         rows = await self._fetchall(
             f"""
-            SELECT a.subscription_id, a.guild_id, a.channel_id, a.message_id,
-                   coalesce(s.ping, gs.ping), coalesce(s.message_template, gs.message_template),
-                   coalesce(gm.box_art_url, ''),
-                   st.twitch_user_id, st.login, st.display_name, st.profile_image_url,
-                   {_LIVE_COLUMNS}
+            SELECT a.subscription_id AS subscription_id, a.guild_id AS guild_id, a.channel_id AS channel_id,
+                   a.message_id AS message_id,
+                   coalesce(s.ping, gs.ping) AS ping,
+                   coalesce(s.message_template, gs.message_template) AS template,
+                   coalesce(gm.box_art_url, '') AS box_art_url,
+                   {_STREAMER_COLUMNS}, {_LIVE_COLUMNS}
             FROM announcements a
             JOIN live_streams l ON l.stream_id = a.stream_id AND l.twitch_user_id = a.twitch_user_id
             JOIN subscriptions s ON s.id = a.subscription_id
@@ -979,26 +1082,26 @@ class Database:
                    OR a.viewer_count IS NOT l.viewer_count OR a.thumbnail_url IS NOT l.thumbnail_url)
             ORDER BY a.subscription_id
             """,
-            {"cutoff": not_since.isoformat(timespec="seconds")},
+            {"cutoff": _stored_time(not_since)},
         )
         return [
             CardUpdate(
-                subscription_id=row[0],
-                guild_id=row[1],
-                channel_id=row[2],
-                message_id=row[3],
-                ping=row[4],
-                template=row[5],
-                box_art_url=row[6],
-                streamer=Streamer(row[7], row[8], row[9], row[10]),
-                live=_live(row[11:]),
+                subscription_id=row["subscription_id"],
+                guild_id=row["guild_id"],
+                channel_id=row["channel_id"],
+                message_id=row["message_id"],
+                ping=row["ping"],
+                template=row["template"],
+                box_art_url=row["box_art_url"],
+                streamer=_streamer(row),
+                live=_live(row),
             )
             for row in rows
         ]
 
     async def mark_cards_rendered(self, cards: Iterable[tuple[int, LiveStream]]) -> None:
         """Remember what (subscription id, stream) cards now show, and when they were edited."""
-        now = _now()
+        now = self._now()
         rows = [
             {
                 "sub": sub_id,
@@ -1027,11 +1130,12 @@ class Database:
     async def cards_to_close(self) -> list[CardToClose]:
         """Announcements whose stream has ended and whose card was not yet edited, deleted or kept."""
         rows = await self._fetchall(
-            """
-            SELECT a.subscription_id, a.stream_id, a.guild_id, a.channel_id, a.message_id,
-                   coalesce(gs.end_action, 'edit'), coalesce(a.title, ''), coalesce(a.game_name, ''),
-                   a.started_at, a.ended_at,
-                   st.twitch_user_id, st.login, st.display_name, st.profile_image_url
+            f"""
+            SELECT a.subscription_id AS subscription_id, a.stream_id AS stream_id, a.guild_id AS guild_id,
+                   a.channel_id AS channel_id, a.message_id AS message_id,
+                   coalesce(gs.end_action, 'edit') AS end_action, coalesce(a.title, '') AS title,
+                   coalesce(a.game_name, '') AS game_name, a.started_at AS started_at, a.ended_at AS ended_at,
+                   {_STREAMER_COLUMNS}
             FROM announcements a
             JOIN streamers st ON st.twitch_user_id = a.twitch_user_id
             LEFT JOIN guild_settings gs ON gs.guild_id = a.guild_id
@@ -1041,17 +1145,17 @@ class Database:
         )
         return [
             CardToClose(
-                subscription_id=row[0],
-                stream_id=row[1],
-                guild_id=row[2],
-                channel_id=row[3],
-                message_id=row[4],
-                end_action=_end_action(row[5]),
-                title=row[6],
-                game_name=row[7],
-                started_at=_parse_time(row[8]) if row[8] else None,
-                ended_at=_parse_time(row[9]) if row[9] else None,
-                streamer=Streamer(row[10], row[11], row[12], row[13]),
+                subscription_id=row["subscription_id"],
+                stream_id=row["stream_id"],
+                guild_id=row["guild_id"],
+                channel_id=row["channel_id"],
+                message_id=row["message_id"],
+                end_action=_end_action(row["end_action"]),
+                title=row["title"],
+                game_name=row["game_name"],
+                started_at=_read_optional_time(row["started_at"]),
+                ended_at=_read_optional_time(row["ended_at"]),
+                streamer=_streamer(row),
             )
             for row in rows
         ]
@@ -1059,7 +1163,8 @@ class Database:
     async def close_cards(self, cards: Iterable[tuple[int, str]]) -> None:
         """(subscription id, stream id) cards that are dealt with: never edited or deleted again. Also
         how a card whose message a human deleted is forgotten (it stays announced: never posted again)."""
-        rows = [{"sub": sub_id, "stream_id": stream_id, "now": _now()} for sub_id, stream_id in cards]
+        now = self._now()
+        rows = [{"sub": sub_id, "stream_id": stream_id, "now": now} for sub_id, stream_id in cards]
         if not rows:
             return
         self.query_count += 1
@@ -1072,14 +1177,6 @@ class Database:
                 rows,
             )
 
-    async def announcements_for_stream(self, stream_id: str) -> list[tuple[int, int, int | None]]:
-        """(subscription id, channel id, message id) of every announcement of one stream."""
-        rows = await self._fetchall(
-            "SELECT subscription_id, channel_id, message_id FROM announcements WHERE stream_id = ?",
-            (stream_id,),
-        )
-        return [(row[0], row[1], row[2]) for row in rows]
-
     async def prune_announcements(self, older_than: datetime) -> int:
         """Forget announcements of streams long over (kept a while so a blinking stream never repeats)."""
         return await self._execute(
@@ -1087,17 +1184,5 @@ class Database:
             DELETE FROM announcements WHERE created_at < ?
             AND stream_id NOT IN (SELECT stream_id FROM live_streams)
             """,
-            (older_than.isoformat(timespec="seconds"),),
+            (_stored_time(older_than),),
         )
-
-    async def counts(self) -> dict[str, int]:
-        row = await self._fetchone(
-            """
-            SELECT (SELECT count(*) FROM subscriptions),
-                   (SELECT count(DISTINCT twitch_user_id) FROM subscriptions),
-                   (SELECT count(DISTINCT guild_id) FROM subscriptions),
-                   (SELECT count(*) FROM live_streams)
-            """
-        )
-        row = row or (0, 0, 0, 0)
-        return {"subscriptions": row[0], "streamers": row[1], "guilds": row[2], "live_streams": row[3]}

@@ -1,17 +1,24 @@
 """Unit tests for database.py: schema, migrations, subscriptions, live state and announcements."""
 
+import asyncio
+import os
+import re
 import sqlite3
-from datetime import UTC, datetime, timedelta
+import sys
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 
-from database import SCHEMA_VERSION, Database, DatabaseError
+from database import SCHEMA_VERSION, Database, DatabaseError, DatabaseLocked
+from twitch_notifier.db.migrations import MIGRATIONS
 from twitch_notifier.models import (
     AlreadySubscribed,
     Category,
     GuildSettings,
     LiveStream,
     Streamer,
+    SubscriptionLimitReached,
     SubscriptionUpdate,
 )
 
@@ -33,6 +40,24 @@ def live(streamer: Streamer, stream_id: str, **changes) -> LiveStream:
     return LiveStream(**values)
 
 
+def read_only(db: Database) -> sqlite3.Connection:
+    """The database file as any other SQLite reader sees it: what is committed, and no way to change it."""
+    return sqlite3.connect(f"file:{db.path}?mode=ro", uri=True)
+
+
+def announcements_of(db: Database, stream_id: str) -> list[tuple[int, int, int | None]]:
+    """(subscription id, channel id, message id) of every announcement of one stream, read from the file."""
+    conn = read_only(db)
+    try:
+        return conn.execute(
+            "SELECT subscription_id, channel_id, message_id FROM announcements WHERE stream_id = ? "
+            "ORDER BY subscription_id",
+            (stream_id,),
+        ).fetchall()
+    finally:
+        conn.close()
+
+
 @pytest.fixture
 async def db(tmp_path):
     database = await Database.open(str(tmp_path / "bot.db"))
@@ -41,14 +66,14 @@ async def db(tmp_path):
 
 
 async def test_pragmas_and_version(db):
-    async with db._conn.execute("PRAGMA journal_mode") as cur:
-        assert (await cur.fetchone())[0] == "wal"
-    async with db._conn.execute("PRAGMA foreign_keys") as cur:
-        assert (await cur.fetchone())[0] == 1
-    async with db._conn.execute("PRAGMA busy_timeout") as cur:
-        assert (await cur.fetchone())[0] == 5000
-    async with db._conn.execute("PRAGMA user_version") as cur:
-        assert (await cur.fetchone())[0] == SCHEMA_VERSION
+    assert await db.pragma("journal_mode") == "wal"
+    assert await db.pragma("foreign_keys") == 1
+    assert await db.pragma("busy_timeout") == 5000
+    assert await db.pragma("user_version") == SCHEMA_VERSION
+    assert await db.pragma("synchronous") == 1  # NORMAL
+    assert await db.pragma("foreign_key_check") == []
+    with pytest.raises(ValueError, match="not a diagnostic pragma"):
+        await db.pragma("journal_mode=DELETE")
 
 
 async def test_reopen_keeps_data(tmp_path):
@@ -102,28 +127,36 @@ async def test_subscriptions_are_unique_per_guild_streamer_and_channel(db):
 async def test_find_by_id_login_or_display_name(db):
     await db.add_subscription(1, 10, POKI)
     for query in ("44445592", "pokimane", "POKIMANE", " Pokimane "):
-        found = await db.find_subscription(1, query)
-        assert found is not None and found.streamer == POKI
-    assert await db.find_subscription(2, "pokimane") is None
+        [found] = await db.find_subscriptions(1, query)
+        assert found is not None
+        assert found.streamer == POKI
+    assert await db.find_subscriptions(2, "pokimane") == []
 
 
 async def test_remove_deletes_orphan_streamer_and_its_live_state(db):
-    await db.add_subscription(1, 10, SHROUD)
+    sub = await db.add_subscription(1, 10, SHROUD)
     await db.apply_live_changes([live(SHROUD, "s1")], {}, [])
-    assert await db.remove_subscription(1, "shroud") == SHROUD
+    assert (await db.remove_subscription_by_id(1, sub.id)).streamer == SHROUD
     assert await db.monitored_user_ids() == []
     assert await db.live_streams() == {}
-    assert await db.remove_subscription(1, "shroud") is None
+    assert await db.remove_subscription_by_id(1, sub.id) is None
 
 
 async def test_autocomplete_search_escapes_like_wildcards(db):
     await db.add_subscription(1, 10, SHROUD)
     await db.add_subscription(1, 10, POKI)
     await db.add_subscription(1, 10, Streamer("1", "a_b", "a_b"))
-    assert [s.login for s in await db.search_guild_streamers(1, "")] == ["a_b", "pokimane", "shroud"]
-    assert [s.login for s in await db.search_guild_streamers(1, "_")] == ["a_b"]
-    assert [s.login for s in await db.search_guild_streamers(1, "%")] == []
-    assert [s.login for s in await db.search_guild_streamers(2, "")] == []
+    await db.add_subscription(1, 10, Streamer("2", "slash", "back\\slash"))
+
+    async def logins(guild_id: int, text: str) -> list[str]:
+        return [s.streamer.login for s in await db.search_guild_subscriptions(guild_id, text)]
+
+    assert await logins(1, "") == ["a_b", "slash", "pokimane", "shroud"]
+    assert await logins(1, "_") == ["a_b"]
+    assert await logins(1, "%") == []
+    assert await logins(1, "\\") == ["slash"]
+    assert await logins(1, "k\\s") == ["slash"]
+    assert await logins(2, "") == []
 
 
 async def test_pending_announcements_follow_live_state_and_records(db):
@@ -139,7 +172,7 @@ async def test_pending_announcements_follow_live_state_and_records(db):
     ]
     await db.record_announcement(pending[0], 555)
     assert [p.subscription_id for p in await db.pending_announcements()] == [sub_b.id]
-    assert await db.announcements_for_stream("s1") == [(sub_a.id, 10, 555)]
+    assert announcements_of(db, "s1") == [(sub_a.id, 10, 555)]
     # The same stream id coming back after it ended is not pending again for who already had it.
     await db.apply_live_changes([], {}, [SHROUD.twitch_user_id])
     await db.apply_live_changes([live(SHROUD, "s1")], {}, [])
@@ -168,19 +201,19 @@ async def test_record_for_removed_subscription_is_ignored(db):
     await db.add_subscription(1, 10, SHROUD)
     await db.apply_live_changes([live(SHROUD, "s1")], {}, [])
     [pending] = await db.pending_announcements()
-    await db.remove_subscription(1, "shroud")
+    await db.remove_subscription_by_id(1, pending.subscription_id)
     await db.record_announcement(pending, 1)
-    assert await db.announcements_for_stream("s1") == []
+    assert announcements_of(db, "s1") == []
 
 
 async def test_subscription_error_is_cleared_by_a_successful_announcement(db):
     sub = await db.add_subscription(1, 10, SHROUD)
-    await db.set_subscription_error(sub.id, "missing Send Messages")
+    await db.set_subscription_error(sub.id, "missing Send Messages", channel_id=10)
     await db.apply_live_changes([live(SHROUD, "s1")], {}, [])
     [pending] = await db.pending_announcements()
     assert pending.last_error == "missing Send Messages"
     await db.record_announcement(pending, 9)
-    assert (await db.find_subscription(1, "shroud")).last_error is None
+    assert (await db.find_subscriptions(1, "shroud"))[0].last_error is None
 
 
 async def test_renames_are_followed(db):
@@ -219,16 +252,23 @@ async def test_prune_keeps_live_streams_announcements(db):
         await db.record_announcement(pending, 1)
     await db.apply_live_changes([], {}, [POKI.twitch_user_id])
     assert await db.prune_announcements(datetime.now(UTC) + timedelta(days=1)) == 1
-    assert await db.announcements_for_stream("s1") != []
-    assert await db.announcements_for_stream("p1") == []
+    assert announcements_of(db, "s1") != []
+    assert announcements_of(db, "p1") == []
 
 
 async def test_queries_are_parameterised_against_hostile_text(db):
     evil = Streamer("666", "x'); DROP TABLE subscriptions; --", "Robert'); DROP TABLE streamers;--")
-    await db.add_subscription(1, 10, evil)
-    assert (await db.find_subscription(1, evil.display_name)).streamer == evil
-    assert await db.search_guild_streamers(1, "drop table") == [evil]
+    sub = await db.add_subscription(1, 10, evil, message_template="'); DELETE FROM guild_settings; --")
+    assert (await db.find_subscriptions(1, evil.display_name))[0].streamer == evil
+    assert [s.streamer for s in await db.search_guild_subscriptions(1, "drop table")] == [evil]
+    assert [s.streamer for s in await db.search_guild_subscriptions(1, "'); drop")] == [evil]
+    assert await db.find_subscriptions(1, "' OR 1=1 --") == []
+    await db.update_subscription(sub.id, SubscriptionUpdate(ping="'; DROP TABLE announcements; --"))
+    assert (await db.get_subscription(1, sub.id)).ping == "'; DROP TABLE announcements; --"
     assert await db.count_subscriptions(1) == 1
+    assert await db.remove_subscription_by_id(1, sub.id) is not None
+    assert await db.count_subscriptions(1) == 0
+    assert await db.pragma("foreign_key_check") == []
 
 
 async def test_counts(db):
@@ -236,12 +276,17 @@ async def test_counts(db):
     await db.add_subscription(2, 20, SHROUD)
     await db.add_subscription(2, 20, POKI)
     await db.apply_live_changes([live(POKI, "p1")], {}, [])
-    assert await db.counts() == {"subscriptions": 3, "streamers": 2, "guilds": 2, "live_streams": 1}
+    guilds = await db.guild_ids()
+    counts = {
+        "subscriptions": sum([await db.count_subscriptions(guild) for guild in guilds]),
+        "streamers": len(await db.monitored_user_ids()),
+        "guilds": len(guilds),
+        "live_streams": len(await db.live_streams()),
+    }
+    assert counts == {"subscriptions": 3, "streamers": 2, "guilds": 2, "live_streams": 1}
 
 
 async def test_concurrent_writers_take_turns(db):
-    import asyncio
-
     subs = [await db.add_subscription(1, 10, Streamer(str(i), f"user{i}", f"User{i}")) for i in range(20)]
     await db.apply_live_changes([live(sub.streamer, f"st{i}") for i, sub in enumerate(subs)], {}, [])
     pending = await db.pending_announcements()
@@ -250,11 +295,9 @@ async def test_concurrent_writers_take_turns(db):
 
 
 async def test_migrates_a_version_1_database_without_loss(tmp_path):
-    from database import MIGRATIONS
-
     path = tmp_path / "v1.db"
     conn = sqlite3.connect(path)
-    conn.executescript(f"BEGIN; {MIGRATIONS[0]}; PRAGMA user_version = 1; COMMIT;")
+    conn.executescript(f"BEGIN; {MIGRATIONS[0].sql}; PRAGMA user_version = 1; COMMIT;")
     conn.execute("INSERT INTO guild_settings VALUES (1, 10, '2026-01-01T00:00:00+00:00')")
     conn.execute("INSERT INTO streamers VALUES ('37402112', 'shroud', 'shroud', '', '2026-01-01T00:00:00+00:00')")
     conn.execute(
@@ -265,8 +308,7 @@ async def test_migrates_a_version_1_database_without_loss(tmp_path):
     conn.close()
     db = await Database.open(str(path))
     try:
-        async with db._conn.execute("PRAGMA user_version") as cur:
-            assert (await cur.fetchone())[0] == SCHEMA_VERSION
+        assert await db.pragma("user_version") == SCHEMA_VERSION
         [sub] = await db.guild_subscriptions(1)
         assert (sub.streamer.login, sub.channel_id, sub.missing_since) == ("shroud", 10, None)
         assert await db.get_announce_channel(1) == 10
@@ -286,7 +328,7 @@ async def test_refresh_marks_and_clears_missing_streamers(db):
     assert subs["shroud"].streamer.display_name == "SHROUD"
     assert subs["shroud"].streamer.profile_image_url == "https://new.png"
     await db.refresh_streamers([POKI], [])
-    assert (await db.find_subscription(1, "pokimane")).missing_since is None
+    assert (await db.find_subscriptions(1, "pokimane"))[0].missing_since is None
 
 
 async def test_deleted_channel_falls_back_to_default_or_is_marked(db):
@@ -294,32 +336,30 @@ async def test_deleted_channel_falls_back_to_default_or_is_marked(db):
     await db.add_subscription(2, 21, POKI)
     await db.set_announce_channel(1, 10)
     assert await db.channel_deleted(1, 11, "gone") == (1, 0)
-    assert (await db.find_subscription(1, "shroud")).channel_id == 10
+    assert (await db.find_subscriptions(1, "shroud"))[0].channel_id == 10
     assert await db.channel_deleted(2, 21, "gone") == (0, 1)
-    assert (await db.find_subscription(2, "pokimane")).last_error == "gone"
+    assert (await db.find_subscriptions(2, "pokimane"))[0].last_error == "gone"
     assert await db.move_guild_subscriptions(2, [21], 22) == 1
-    moved = await db.find_subscription(2, "pokimane")
+    [moved] = await db.find_subscriptions(2, "pokimane")
     assert (moved.channel_id, moved.last_error) == (22, None)
 
 
 async def test_set_channel_and_clear_errors(db):
     sub = await db.add_subscription(1, 10, SHROUD)
-    await db.set_subscription_error(sub.id, "missing Send Messages")
+    await db.set_subscription_error(sub.id, "missing Send Messages", channel_id=10)
     assert await db.clear_channel_errors(1, 10) == 1
-    await db.set_subscription_error(sub.id, "x")
+    await db.set_subscription_error(sub.id, "x", channel_id=10)
     await db.set_subscription_channel(sub.id, 12)
-    found = await db.find_subscription(1, "shroud")
+    [found] = await db.find_subscriptions(1, "shroud")
     assert (found.channel_id, found.last_error) == (12, None)
 
 
 def _build(path, version: int) -> sqlite3.Connection:
     """A database file created by an older bot: the first `version` migrations, nothing after."""
-    from database import MIGRATIONS
-
     conn = sqlite3.connect(path)
     conn.execute("PRAGMA foreign_keys=ON")
-    for target in range(version):
-        conn.executescript(f"BEGIN; {MIGRATIONS[target]}; PRAGMA user_version = {target + 1}; COMMIT;")
+    for migration in MIGRATIONS[:version]:
+        conn.executescript(f"BEGIN; {migration.sql}; PRAGMA user_version = {migration.version}; COMMIT;")
     return conn
 
 
@@ -350,12 +390,9 @@ async def test_migrates_a_version_2_database_without_loss(tmp_path):
 
     db = await Database.open(str(path))
     try:
-        async with db._conn.execute("PRAGMA user_version") as cur:
-            assert (await cur.fetchone())[0] == SCHEMA_VERSION
-        async with db._conn.execute("PRAGMA foreign_keys") as cur:
-            assert (await cur.fetchone())[0] == 1
-        async with db._conn.execute("PRAGMA foreign_key_check") as cur:
-            assert await cur.fetchall() == []
+        assert await db.pragma("user_version") == SCHEMA_VERSION
+        assert await db.pragma("foreign_keys") == 1
+        assert await db.pragma("foreign_key_check") == []
         subs = {s.id: s for s in await db.guild_subscriptions(1)}
         assert set(subs) == {7, 9}  # ids are kept: announcements still point at them
         assert (subs[7].channel_id, subs[7].last_error, subs[7].streamer.profile_image_url) == (
@@ -366,8 +403,8 @@ async def test_migrates_a_version_2_database_without_loss(tmp_path):
         assert subs[7].missing_since == datetime.fromisoformat(t)
         assert (subs[7].ping, subs[7].message_template, subs[7].games) == (None, None, None)
         assert [s.id for s in await db.guild_subscriptions(2)] == [12]
-        assert await db.announcements_for_stream("s-live") == [(7, 10, 111), (12, 20, 333)]
-        assert await db.announcements_for_stream("p-over") == [(9, 11, 222)]
+        assert announcements_of(db, "s-live") == [(7, 10, 111), (12, 20, 333)]
+        assert announcements_of(db, "p-over") == [(9, 11, 222)]
         assert await db.pending_announcements() == []  # nothing is announced twice after the upgrade
         assert (await db.live_streams())["37402112"].game_id == ""
         settings = await db.get_guild_settings(1)
@@ -386,7 +423,7 @@ async def test_migrates_a_version_2_database_without_loss(tmp_path):
         with pytest.raises(AlreadySubscribed):
             await db.add_subscription(1, 10, Streamer("37402112", "shroud", "shroud"))
         await db.remove_subscription_by_id(1, 9)
-        assert await db.announcements_for_stream("p-over") == []
+        assert announcements_of(db, "p-over") == []
     finally:
         await db.close()
 
@@ -468,7 +505,9 @@ async def test_ended_and_replaced_streams_are_closed_once(db):
     await db.apply_live_changes([live(SHROUD, "s2")], {}, [], ended_streams=["s1"])
     [card] = await db.cards_to_close()
     assert (card.subscription_id, card.stream_id, card.message_id, card.end_action) == (sub.id, "s1", 555, "edit")
-    assert card.title == "hello" and card.started_at == STARTED and card.ended_at is not None
+    assert card.title == "hello"
+    assert card.started_at == STARTED
+    assert card.ended_at is not None
     await db.close_cards([(sub.id, "s1")])
     assert await db.cards_to_close() == []
     assert [p.stream_id for p in await db.pending_announcements()] == ["s2"]
@@ -481,4 +520,325 @@ async def test_box_art_cache(db):
     assert await db.games_needing_art(["1", "2"], old) == ["2"]
     assert await db.games_needing_art(["1"], datetime.now(UTC) + timedelta(days=1)) == ["1"]
     await db.store_games([Category("1", "One renamed")])  # no art: keeps the cached art
-    assert (await db.cached_games(["1"]))["1"] == Category("1", "One renamed", "https://art/1.jpg")
+    conn = read_only(db)
+    try:
+        row = conn.execute("SELECT id, name, box_art_url FROM games WHERE id = '1'").fetchone()
+    finally:
+        conn.close()
+    assert Category(*row) == Category("1", "One renamed", "https://art/1.jpg")
+
+
+# -- one connection, many coroutines -----------------------------------------------------------------------
+
+
+async def test_a_read_never_sees_another_coroutines_open_transaction(db):
+    written = asyncio.Event()
+    finish = asyncio.Event()
+
+    class Abandoned(Exception):
+        pass
+
+    async def half_done_write() -> None:
+        async with db.transaction() as conn:
+            await conn.execute(
+                "INSERT INTO guild_settings (guild_id, announce_channel_id, updated_at) "
+                "VALUES (1, 10, '2026-11-27T12:00:00+00:00')"
+            )
+            written.set()
+            await finish.wait()
+            raise Abandoned
+
+    writing = asyncio.create_task(half_done_write())
+    await written.wait()
+    reading = asyncio.create_task(db.get_announce_channel(1))
+    await asyncio.wait({reading}, timeout=0.2)  # every chance to run while the transaction is open
+    finish.set()
+    with pytest.raises(Abandoned):
+        await writing
+    assert await reading is None  # it never saw the uncommitted row
+    assert await db.get_announce_channel(1) is None  # and after the rollback the row never existed
+
+
+async def test_the_subscription_limit_holds_under_concurrent_adds(db):
+    streamers = [Streamer(str(1000 + i), f"user{i}", f"User{i}") for i in range(40)]
+    results = await asyncio.gather(
+        *(db.add_subscription(1, 10, streamer, max_per_guild=30) for streamer in streamers), return_exceptions=True
+    )
+    refused = [r for r in results if isinstance(r, SubscriptionLimitReached)]
+    assert len(refused) == 10
+    assert {r.limit for r in refused} == {30}
+    assert len([r for r in results if not isinstance(r, BaseException)]) == 30
+    assert await db.count_subscriptions(1) == 30
+    assert len(await db.monitored_user_ids()) == 30  # a refused add leaves no streamer behind
+    # Another guild counts its own subscriptions; no limit means none.
+    await db.add_subscription(2, 20, streamers[0], max_per_guild=30)
+    await db.add_subscription(1, 11, streamers[0])
+    assert await db.count_subscriptions(1) == 31
+
+
+async def test_a_failure_report_does_not_overwrite_a_repair(db):
+    sub = await db.add_subscription(1, 10, SHROUD)
+    # Posting into channel 10 fails; before the failure is recorded an admin moves the subscription.
+    await db.set_subscription_channel(sub.id, 12)
+    await db.set_subscription_error(sub.id, "missing Send Messages", channel_id=10)
+    assert (await db.get_subscription(1, sub.id)).last_error is None
+    await db.update_subscription(sub.id, SubscriptionUpdate(channel_id=13))
+    await db.set_subscription_error(sub.id, "missing Send Messages", channel_id=12)
+    assert (await db.get_subscription(1, sub.id)).last_error is None
+    # A failure in the channel it still points at is recorded.
+    await db.set_subscription_error(sub.id, "missing Send Messages", channel_id=13)
+    assert (await db.get_subscription(1, sub.id)).last_error == "missing Send Messages"
+
+
+# -- a corrupt game filter fails closed --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "stored",
+    [
+        "{not json",
+        '{"id": "516575", "name": "VALORANT"}',
+        "[1]",
+        '["516575"]',
+        '[{"id": "516575"}]',
+        '[{"id": "516575", "name": "VALORANT"}, "x"]',
+        '[{"id": "516575", "name": "VALORANT", "x": NaN}]',
+        "",
+    ],
+)
+async def test_an_unreadable_game_filter_announces_nothing_and_says_so(db, stored):
+    valorant = Category("516575", "VALORANT")
+    sub = await db.add_subscription(1, 10, SHROUD, games=[valorant])
+    other = await db.add_subscription(1, 11, SHROUD)
+    fine = await db.add_subscription(2, 20, SHROUD, games=[valorant])
+    conn = sqlite3.connect(db.path)  # another tool, or a bug, wrote it
+    with conn:
+        conn.execute("UPDATE subscriptions SET games = ? WHERE id = ?", (stored, sub.id))
+    conn.close()
+    await db.apply_live_changes([live(SHROUD, "s1", game_id="516575")], {}, [])
+    assert [p.subscription_id for p in await db.pending_announcements()] == [other.id, fine.id]
+    found = await db.get_subscription(1, sub.id)
+    assert found.games_unreadable is True
+    assert found.games == ()
+    assert [(r.subscription.id, r.subscription.games_unreadable) for r in await db.guild_streamers(1)] == [
+        (sub.id, True),
+        (other.id, False),
+    ]
+    assert (await db.get_subscription(2, fine.id)).games == (valorant,)
+    # Setting the filter again repairs it.
+    await db.update_subscription(sub.id, SubscriptionUpdate(games=[valorant]))
+    assert (await db.get_subscription(1, sub.id)).games_unreadable is False
+    assert [p.subscription_id for p in await db.pending_announcements()] == [sub.id, other.id, fine.id]
+
+
+# -- one representation of time ----------------------------------------------------------------------------
+
+STORED_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00")
+
+
+def stored_times(db: Database) -> list[str]:
+    conn = read_only(db)
+    try:
+        rows = conn.execute(
+            """
+            SELECT updated_at FROM guild_settings UNION ALL SELECT updated_at FROM streamers
+            UNION ALL SELECT missing_since FROM streamers UNION ALL SELECT created_at FROM subscriptions
+            UNION ALL SELECT started_at FROM live_streams UNION ALL SELECT last_seen_at FROM live_streams
+            UNION ALL SELECT created_at FROM announcements UNION ALL SELECT started_at FROM announcements
+            UNION ALL SELECT card_updated_at FROM announcements UNION ALL SELECT ended_at FROM announcements
+            UNION ALL SELECT closed_at FROM announcements UNION ALL SELECT updated_at FROM games
+            UNION ALL SELECT last_seen_at FROM guilds_seen
+            """
+        ).fetchall()
+    finally:
+        conn.close()
+    return [text for (text,) in rows if text is not None]
+
+
+async def test_every_time_is_written_one_way_from_the_injected_clock(tmp_path):
+    moment = datetime(2026, 11, 27, 12, 0, 0, 987654, tzinfo=UTC)
+    db = await Database.open(str(tmp_path / "bot.db"), clock=lambda: moment)
+    try:
+        await db.set_announce_channel(1, 10)
+        sub = await db.add_subscription(1, 10, SHROUD, games=[Category("516575", "VALORANT", "https://art")])
+        await db.add_subscription(1, 10, POKI)
+        # Twitch's time of another offset, with a fraction of a second: stored in UTC, to the second.
+        started = datetime(2026, 11, 27, 13, 30, 15, 123456, tzinfo=timezone(timedelta(hours=1)))
+        stream = live(SHROUD, "s1", started_at=started, game_id="516575")
+        await db.apply_live_changes([stream], {}, [])
+        [pending] = await db.pending_announcements()
+        await db.record_announcement(pending, 5, stream)
+        await db.refresh_streamers([SHROUD], [POKI.twitch_user_id])
+        await db.mark_guilds_seen([1], moment)
+        times = stored_times(db)
+        assert set(times) == {"2026-11-27T12:00:00+00:00", "2026-11-27T12:30:15+00:00"}
+        assert all(STORED_TIME.fullmatch(t) for t in times)
+        [state] = (await db.live_streams()).values()
+        assert state.started_at == started.replace(microsecond=0)
+        assert state.started_at.tzinfo is UTC
+        await db.apply_live_changes([], {}, [SHROUD.twitch_user_id], ended_streams=["s1"])
+        [card] = await db.cards_to_close()
+        assert (card.started_at, card.ended_at) == (started.replace(microsecond=0), moment.replace(microsecond=0))
+        assert card.ended_at.tzinfo is UTC
+        await db.close_cards([(sub.id, "s1")])
+        assert all(STORED_TIME.fullmatch(t) for t in stored_times(db))
+        [poki] = await db.find_subscriptions(1, "pokimane")
+        assert poki.missing_since == moment.replace(microsecond=0)
+        # The times the core compares with are written the same way: to the second, in UTC.
+        assert await db.cards_to_update(moment) == []
+        with pytest.raises(ValueError, match="timezone-aware"):
+            await db.prune_announcements(datetime(2026, 11, 27))
+    finally:
+        await db.close()
+
+
+# -- one bot per database file -----------------------------------------------------------------------------
+
+
+async def test_a_second_open_of_the_same_file_is_refused_until_the_first_closes(tmp_path):
+    path = tmp_path / "bot.db"
+    lock = tmp_path / "bot.db.lock"
+    first = await Database.open(str(path))
+    try:
+        assert lock.read_text() == f"{os.getpid()}\n"
+        with pytest.raises(DatabaseLocked, match=rf"in use by another running bot \(pid {os.getpid()}\)") as refused:
+            await Database.open(str(path))
+        assert str(path) in str(refused.value)
+        assert "DATABASE_PATH" in str(refused.value)
+        # Another spelling of the same file is the same file.
+        (tmp_path / "link.db").symlink_to(path)
+        with pytest.raises(DatabaseLocked):
+            await Database.open(str(tmp_path / "link.db"))
+        await first.add_subscription(1, 10, SHROUD)  # the refusals left the running one alone
+    finally:
+        await first.close()
+    assert lock.read_text() == ""
+    second = await Database.open(str(path))
+    try:
+        assert [s.streamer for s in await second.guild_subscriptions(1)] == [SHROUD]
+    finally:
+        await second.close()
+
+
+async def test_a_failed_open_releases_the_file(tmp_path):
+    path = tmp_path / "bot.db"
+    path.write_bytes(b"this is not a database" * 100)
+    for _ in range(2):  # the second attempt is refused for the file, not for a lock the first left behind
+        with pytest.raises(DatabaseError, match="not a usable SQLite database"):
+            await Database.open(str(path))
+
+
+async def test_in_memory_databases_share_nothing_so_need_no_lock():
+    first = await Database.open(":memory:")
+    second = await Database.open(":memory:")
+    try:
+        await first.add_subscription(1, 10, SHROUD)
+        assert await second.guild_ids() == set()
+    finally:
+        await first.close()
+        await second.close()
+
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+OPEN_IN_ANOTHER_PROCESS = """
+import asyncio, sys
+from database import Database, DatabaseLocked
+
+async def main(path):
+    try:
+        db = await Database.open(path)
+    except DatabaseLocked as exc:
+        print(exc)
+        return 3
+    await db.close()
+    return 0
+
+sys.exit(asyncio.run(main(sys.argv[1])))
+"""
+
+
+async def open_in_another_process(path: Path) -> tuple[int, str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        OPEN_IN_ANOTHER_PROCESS,
+        str(path),
+        cwd=PROJECT_ROOT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    output, _ = await asyncio.wait_for(process.communicate(), 60)
+    return process.returncode, output.decode()
+
+
+async def test_a_second_process_on_the_same_file_is_refused_and_told_the_pid(tmp_path):
+    path = tmp_path / "bot.db"
+    db = await Database.open(str(path))
+    try:
+        code, output = await open_in_another_process(path)
+        assert code == 3, output
+        assert f"pid {os.getpid()}" in output
+        assert str(path) in output
+    finally:
+        await db.close()
+    code, output = await open_in_another_process(path)
+    assert code == 0, output
+
+
+# -- guild presence ----------------------------------------------------------------------------------------
+
+T0 = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+
+
+async def test_guilds_keep_their_last_sighting_and_a_short_ready_forgets_nothing(tmp_path):
+    db = await Database.open(str(tmp_path / "bot.db"), clock=lambda: T0)
+    try:
+        # A command from a guild is a sighting: every guild holding data has one.
+        await db.add_subscription(1, 10, SHROUD)
+        await db.set_announce_channel(2, 20)
+        await db.update_guild_settings(3, ping="here")
+        assert await db.absent_guilds(T0) == []
+        assert await db.absent_guilds(T0 + timedelta(seconds=1)) == [1, 2, 3]
+        # READY lists guilds 1 and 2 (and 4, which holds nothing): 3 keeps its older sighting and its data.
+        await db.mark_guilds_seen([1, 2, 4, 2], T0 + timedelta(hours=1))
+        assert await db.absent_guilds(T0 + timedelta(minutes=30)) == [3]
+        assert await db.guild_ids() == {1, 2, 3}
+        # A READY listing nothing changes nothing; a late, older sighting never moves one back.
+        await db.mark_guilds_seen([], T0 + timedelta(days=1))
+        await db.mark_guilds_seen([1], T0 - timedelta(days=1))
+        assert await db.absent_guilds(T0 + timedelta(minutes=30)) == [3]
+        # The explicit removal forgets the guild, sighting included.
+        await db.delete_guild(3)
+        assert await db.absent_guilds(T0 + timedelta(days=1)) == [1, 2]
+        assert await db.guild_ids() == {1, 2}
+        # Data written without a sighting (another tool) counts as never seen.
+        conn = sqlite3.connect(db.path)
+        with conn:
+            conn.execute("INSERT INTO guild_settings (guild_id, updated_at) VALUES (5, '2026-11-27T12:00:00+00:00')")
+        conn.close()
+        assert await db.absent_guilds(T0 - timedelta(days=30)) == [5]
+    finally:
+        await db.close()
+
+
+async def test_migration_counts_every_guild_held_as_seen_now(tmp_path):
+    path = tmp_path / "v3.db"
+    conn = _build(path, 3)
+    t = "2026-01-01T00:00:00+00:00"
+    conn.execute("INSERT INTO guild_settings (guild_id, announce_channel_id, updated_at) VALUES (1, 10, ?)", (t,))
+    conn.execute("INSERT INTO streamers VALUES ('37402112', 'shroud', 'shroud', '', ?, NULL)", (t,))
+    conn.execute(
+        "INSERT INTO subscriptions (guild_id, twitch_user_id, channel_id, created_at) "
+        "VALUES (1, '37402112', 10, ?), (2, '37402112', 20, ?)",
+        (t, t),
+    )
+    conn.commit()
+    conn.close()
+    before = datetime.now(UTC).replace(microsecond=0)
+    db = await Database.open(str(path))
+    try:
+        assert await db.absent_guilds(before) == []
+        assert await db.absent_guilds(datetime.now(UTC) + timedelta(seconds=2)) == [1, 2]
+        assert all(STORED_TIME.fullmatch(t) for t in stored_times(db))
+    finally:
+        await db.close()

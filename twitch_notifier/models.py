@@ -27,6 +27,7 @@ __all__ = [
     "PendingAnnouncement",
     "Streamer",
     "Subscription",
+    "SubscriptionLimitReached",
     "SubscriptionUpdate",
     "Unchanged",
 ]
@@ -45,6 +46,14 @@ KEEP: Final = Unchanged.KEEP
 
 class AlreadySubscribed(Exception):
     """The guild already follows this streamer in that channel."""
+
+
+class SubscriptionLimitReached(Exception):
+    """The guild already has `limit` subscriptions (checked in the same transaction as the insert)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"this server already follows {limit} streamers, the most allowed")
+        self.limit = limit
 
 
 class EndAction(StrEnum):
@@ -90,6 +99,9 @@ class Subscription:
     """Override of the guild's message template; None uses the guild's."""
     games: tuple[Category, ...] | None = None
     """Game filter: announce only while the stream is in one of these categories; None announces always."""
+    games_unreadable: bool = False
+    """The stored game filter cannot be read (corrupt): nothing is announced for this subscription until an
+    admin sets the filter again (`games` is then empty)."""
 
 
 @dataclass(slots=True)

@@ -1,5 +1,6 @@
 """End to end: the poll loop finds streams going live and the bot announces each exactly once per subscription."""
 
+import sqlite3
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -14,6 +15,17 @@ async def follow(harness, guild, channel, login: str) -> None:
         "addstreamer", {"streamer": login, "channel": channel.id}, guild=guild, channel=channel
     )
     assert "Now following" in reply.text, reply.text
+
+
+def recorded_announcements(db_path: str, stream_id: str) -> list[tuple[int, int, int | None]]:
+    """(subscription id, channel id, message id) of one stream's announcement records, read from the file."""
+    conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+    try:
+        return conn.execute(
+            "SELECT subscription_id, channel_id, message_id FROM announcements WHERE stream_id = ?", (stream_id,)
+        ).fetchall()
+    finally:
+        conn.close()
 
 
 def announcements(fake_discord, channel=None):
@@ -246,8 +258,8 @@ async def test_old_announcement_records_are_pruned_by_the_periodic_refresh(
     fake_twitch.go_offline("shroud")
     await harness.poll()
     await harness.poll()
-    assert len(await harness.db.announcements_for_stream(stream.id)) == 3
+    assert len(recorded_announcements(harness.db.path, stream.id)) == 3
     harness.bot.notifier.clock = lambda: datetime.now(UTC) + ANNOUNCEMENT_RETENTION + timedelta(days=1)
     harness.clock.advance(STREAMER_REFRESH_INTERVAL)  # the 6-hourly refresh is due
     await harness.poll()
-    assert await harness.db.announcements_for_stream(stream.id) == []
+    assert recorded_announcements(harness.db.path, stream.id) == []

@@ -31,8 +31,8 @@ async def guild_a(harness, fake_discord, fake_twitch):
 
 
 async def _channel_of(harness, guild_id, login, expected) -> bool:
-    subscription = await harness.db.find_subscription(guild_id, login)
-    return subscription is not None and subscription.channel_id == expected
+    subscriptions = await harness.db.find_subscriptions(guild_id, login)
+    return bool(subscriptions) and subscriptions[0].channel_id == expected
 
 
 # -- the bot's own permissions -------------------------------------------------------------------------
@@ -93,7 +93,7 @@ async def test_permission_lost_then_restored(guild_a, harness, fake_discord, fak
     await harness.poll()
     await harness.poll()
     assert len(announcements(fake_discord, alerts)) == 1
-    assert (await harness.db.find_subscription(guild.id, "shroud")).last_error is None
+    assert (await harness.db.find_subscriptions(guild.id, "shroud"))[0].last_error is None
     reply = await harness.command("streamers", guild=guild, channel=general)
     assert "can't post" not in reply.text
 
@@ -108,10 +108,10 @@ async def test_forbidden_answer_from_discord_marks_and_clears(guild_a, harness, 
     fake_twitch.go_live("shroud")
     await harness.poll()
     assert announcements(fake_discord) == []
-    assert "Missing Permissions" in (await harness.db.find_subscription(guild.id, "shroud")).last_error
+    assert "Missing Permissions" in (await harness.db.find_subscriptions(guild.id, "shroud"))[0].last_error
     await harness.poll()
     assert len(announcements(fake_discord)) == 1
-    assert (await harness.db.find_subscription(guild.id, "shroud")).last_error is None
+    assert (await harness.db.find_subscriptions(guild.id, "shroud"))[0].last_error is None
 
 
 # -- channels and guilds going away ---------------------------------------------------------------------

@@ -94,7 +94,14 @@ async def test_health_metrics_sigterm_and_no_secret_in_logs(fake_discord, fake_t
     assert not wal.exists() or wal.stat().st_size == 0
     db = await Database.open(str(db_path))
     try:
-        [(_, channel_id, message_id)] = await db.announcements_for_stream(fake_twitch.streams[user.id].id)
+        conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+        try:
+            [(channel_id, message_id)] = conn.execute(
+                "SELECT channel_id, message_id FROM announcements WHERE stream_id = ?",
+                (fake_twitch.streams[user.id].id,),
+            ).fetchall()
+        finally:
+            conn.close()
         assert (channel_id, message_id) == (channel.id, message.id)
     finally:
         await db.close()

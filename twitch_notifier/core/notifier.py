@@ -207,7 +207,9 @@ class Notifier:
                     exc.reason,
                 )
                 if exc.permanent and exc.reason != pending.last_error:
-                    await self._db.set_subscription_error(pending.subscription_id, exc.reason)
+                    await self._db.set_subscription_error(
+                        pending.subscription_id, exc.reason, channel_id=pending.channel_id
+                    )
                 return False
         await self._db.record_announcement(pending, message_id, stream)
         _log.info(

@@ -123,7 +123,9 @@ class NotifierStore(Protocol):
 
     async def streamers_by_id(self, user_ids: Iterable[str]) -> dict[str, Streamer]: ...
 
-    async def set_subscription_error(self, subscription_id: int, error: str | None) -> None: ...
+    async def set_subscription_error(self, subscription_id: int, error: str | None, *, channel_id: int) -> None:
+        """Record `error` only while the subscription still points at `channel_id`, where posting failed."""
+        ...
 
     async def record_announcement(
         self, pending: PendingAnnouncement, message_id: int | None, stream: LiveStream | None = None

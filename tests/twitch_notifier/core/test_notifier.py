@@ -141,12 +141,12 @@ async def test_permanent_failure_is_marked_others_still_posted_and_cleared_later
     report = await notifier.apply(poll(stream(ALICE, "a1")))
     assert announcer.sent == [(20, "a1", "alice")]
     assert report.announce_failed == 1
-    sub = await db.find_subscription(1, "alice")
+    sub = (await db.find_subscriptions(1, "alice"))[0]
     assert sub.last_error == "can't post in #alerts: missing Send Messages"
     del announcer.failures[10]
     await notifier.apply(poll(stream(ALICE, "a1")))
     assert (10, "a1", "alice") in announcer.sent
-    assert (await db.find_subscription(1, "alice")).last_error is None
+    assert (await db.find_subscriptions(1, "alice"))[0].last_error is None
 
 
 async def test_transient_failure_is_retried_next_cycle(notifier, announcer):
@@ -169,7 +169,7 @@ async def test_unexpected_error_does_not_stop_the_others(notifier, announcer, ca
 
 async def test_renames_are_stored(db, notifier):
     await notifier.apply(poll(stream(ALICE, "a1", login="alice_new")))
-    assert (await db.find_subscription(1, "alice_new")).streamer.twitch_user_id == "1"
+    assert (await db.find_subscriptions(1, "alice_new"))[0].streamer.twitch_user_id == "1"
 
 
 async def test_retries_reuse_the_same_nonce_so_discord_can_deduplicate(notifier, announcer):

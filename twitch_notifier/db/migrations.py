@@ -1,0 +1,157 @@
+"""The database schema's history: ordered migrations with their descriptions (database.py runs them).
+
+MIGRATIONS[n] moves a database from schema version n (SQLite's `user_version`) to n + 1. A migration is never
+edited once released: files in the field were built by it; a change of schema is a new migration at the end.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["MIGRATIONS", "Migration"]
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    """One step of the schema: the SQL script that builds schema version `version` from `version - 1`."""
+
+    version: int
+    description: str
+    sql: str
+    rebuilds_tables: bool = False
+    """The script rebuilds a table other tables reference: foreign keys are off while it runs (SQLite cannot
+    switch them inside a transaction) and checked with `PRAGMA foreign_key_check` before it commits."""
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        1,
+        "guild settings, streamers, subscriptions, live streams and announcements",
+        """
+        CREATE TABLE guild_settings (
+            guild_id            INTEGER PRIMARY KEY,
+            announce_channel_id INTEGER,
+            updated_at          TEXT NOT NULL
+        );
+        CREATE TABLE streamers (
+            twitch_user_id    TEXT PRIMARY KEY,
+            login             TEXT NOT NULL,
+            display_name      TEXT NOT NULL,
+            profile_image_url TEXT NOT NULL DEFAULT '',
+            updated_at        TEXT NOT NULL
+        );
+        CREATE TABLE subscriptions (
+            id             INTEGER PRIMARY KEY,
+            guild_id       INTEGER NOT NULL,
+            twitch_user_id TEXT NOT NULL REFERENCES streamers (twitch_user_id),
+            channel_id     INTEGER NOT NULL,
+            added_by       INTEGER,
+            created_at     TEXT NOT NULL,
+            last_error     TEXT,
+            UNIQUE (guild_id, twitch_user_id)
+        );
+        CREATE INDEX ix_subscriptions_user ON subscriptions (twitch_user_id);
+        CREATE INDEX ix_subscriptions_channel ON subscriptions (channel_id);
+        CREATE TABLE live_streams (
+            twitch_user_id TEXT PRIMARY KEY REFERENCES streamers (twitch_user_id) ON DELETE CASCADE,
+            stream_id      TEXT NOT NULL,
+            title          TEXT NOT NULL,
+            game_name      TEXT NOT NULL,
+            viewer_count   INTEGER NOT NULL,
+            started_at     TEXT NOT NULL,
+            thumbnail_url  TEXT NOT NULL,
+            missed_polls   INTEGER NOT NULL DEFAULT 0,
+            last_seen_at   TEXT NOT NULL
+        );
+        CREATE TABLE announcements (
+            subscription_id INTEGER NOT NULL REFERENCES subscriptions (id) ON DELETE CASCADE,
+            stream_id       TEXT NOT NULL,
+            twitch_user_id  TEXT NOT NULL,
+            guild_id        INTEGER NOT NULL,
+            channel_id      INTEGER NOT NULL,
+            message_id      INTEGER,
+            created_at      TEXT NOT NULL,
+            PRIMARY KEY (subscription_id, stream_id)
+        );
+        CREATE INDEX ix_announcements_stream ON announcements (stream_id);
+        """,
+    ),
+    Migration(
+        2,
+        "remember when Twitch stopped returning a user (banned or deleted) so /streamers can say so",
+        """
+        ALTER TABLE streamers ADD COLUMN missing_since TEXT;
+        """,
+    ),
+    Migration(
+        3,
+        "per-server settings, per-subscription overrides, one streamer in several channels of a guild "
+        "(uniqueness becomes guild + streamer + channel: a table rebuild, ids kept), the card's life (what it "
+        "shows, when it was last edited, when its stream ended and when the card was dealt with) and a cache of "
+        "game box art; announcements of streams already over are closed: never touched again",
+        """
+        ALTER TABLE guild_settings ADD COLUMN ping TEXT;
+        ALTER TABLE guild_settings ADD COLUMN message_template TEXT;
+        ALTER TABLE guild_settings ADD COLUMN end_action TEXT NOT NULL DEFAULT 'edit';
+        ALTER TABLE guild_settings ADD COLUMN live_updates INTEGER NOT NULL DEFAULT 1;
+
+        CREATE TABLE subscriptions_v3 (
+            id               INTEGER PRIMARY KEY,
+            guild_id         INTEGER NOT NULL,
+            twitch_user_id   TEXT NOT NULL REFERENCES streamers (twitch_user_id),
+            channel_id       INTEGER NOT NULL,
+            added_by         INTEGER,
+            created_at       TEXT NOT NULL,
+            last_error       TEXT,
+            ping             TEXT,
+            message_template TEXT,
+            games            TEXT,
+            UNIQUE (guild_id, twitch_user_id, channel_id)
+        );
+        INSERT INTO subscriptions_v3 (id, guild_id, twitch_user_id, channel_id, added_by, created_at, last_error)
+            SELECT id, guild_id, twitch_user_id, channel_id, added_by, created_at, last_error FROM subscriptions;
+        DROP TABLE subscriptions;
+        ALTER TABLE subscriptions_v3 RENAME TO subscriptions;
+        CREATE INDEX ix_subscriptions_user ON subscriptions (twitch_user_id);
+        CREATE INDEX ix_subscriptions_channel ON subscriptions (channel_id);
+
+        ALTER TABLE live_streams ADD COLUMN game_id TEXT NOT NULL DEFAULT '';
+
+        ALTER TABLE announcements ADD COLUMN title TEXT;
+        ALTER TABLE announcements ADD COLUMN game_name TEXT;
+        ALTER TABLE announcements ADD COLUMN viewer_count INTEGER;
+        ALTER TABLE announcements ADD COLUMN thumbnail_url TEXT;
+        ALTER TABLE announcements ADD COLUMN started_at TEXT;
+        ALTER TABLE announcements ADD COLUMN card_updated_at TEXT;
+        ALTER TABLE announcements ADD COLUMN ended_at TEXT;
+        ALTER TABLE announcements ADD COLUMN closed_at TEXT;
+        UPDATE announcements SET closed_at = created_at
+            WHERE stream_id NOT IN (SELECT stream_id FROM live_streams);
+        CREATE INDEX ix_announcements_open ON announcements (ended_at) WHERE closed_at IS NULL;
+
+        CREATE TABLE games (
+            id          TEXT PRIMARY KEY,
+            name        TEXT NOT NULL,
+            box_art_url TEXT NOT NULL DEFAULT '',
+            updated_at  TEXT NOT NULL
+        );
+        """,
+        rebuilds_tables=True,
+    ),
+    Migration(
+        4,
+        "when the bot last saw each guild, so a READY that lists fewer guilds than usual (an outage, a "
+        "partial start) is not taken for being removed from them; every guild held counts as seen now",
+        # strftime writes the one stored time format of database.py (ISO-8601 UTC, whole seconds, +00:00):
+        # the script runs without parameters, so SQLite's clock stands in for the bot's here, once.
+        """
+        CREATE TABLE guilds_seen (
+            guild_id     INTEGER PRIMARY KEY,
+            last_seen_at TEXT NOT NULL
+        );
+        INSERT INTO guilds_seen (guild_id, last_seen_at)
+            SELECT guild_id, strftime('%Y-%m-%dT%H:%M:%S+00:00', 'now')
+            FROM (SELECT guild_id FROM subscriptions UNION SELECT guild_id FROM guild_settings);
+        """,
+    ),
+)
