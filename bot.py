@@ -15,13 +15,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import discord
-from discord.ext import commands, tasks
+from discord.ext import commands
 
 from database import Database
 from twitch_api import TwitchClient
 from twitch_notifier.cogs.context import CogServices
 from twitch_notifier.core.notifier import CycleReport, Notifier
 from twitch_notifier.core.poller import Housekeeping, Poller, describe_cycle
+from twitch_notifier.core.schedule import CycleLoop
 from twitch_notifier.discord_io.channels import CHANNEL_DELETED
 from twitch_notifier.discord_io.replies import NO_MENTIONS
 from twitch_notifier.discord_io.tree import NotifierCommandTree
@@ -86,6 +87,7 @@ class TwitchNotifierBot(commands.Bot):
         self._cycle_lock = asyncio.Lock()
         self._shutting_down = False
         self.started_at = wall_clock()
+        self.poll_loop = CycleLoop(self.poll_now, check_interval, before=self.wait_until_ready)
 
     async def setup_hook(self) -> None:
         # Runs at the end of each successful login; safe to run again if a sync failed and login is retried.
@@ -94,9 +96,7 @@ class TwitchNotifierBot(commands.Bot):
                 await self.load_extension(extension)
         synced = await self.tree.sync()
         _log.info("Synced %d slash commands", len(synced))
-        if not self.poll_loop.is_running():
-            self.poll_loop.change_interval(seconds=self.check_interval)
-            self.poll_loop.start()
+        self.poll_loop.start()
 
     async def close(self) -> None:
         """Shut down: let a poll cycle in flight finish (bounded), then close the gateway and HTTP."""
@@ -109,8 +109,8 @@ class TwitchNotifierBot(commands.Bot):
                 _log.warning("The poll cycle did not finish in time; abandoning it (its state is saved per post)")
             else:
                 self._cycle_lock.release()
-        # No await between the check above and this cancel: no new cycle can start in between.
-        self.poll_loop.cancel()
+        # _shutting_down makes poll_now a no-op, so no new cycle starts while the loop is stopped.
+        await self.poll_loop.stop()
         await super().close()
 
     def health(self) -> HealthStatus:
@@ -148,15 +148,7 @@ class TwitchNotifierBot(commands.Bot):
                 marked,
             )
 
-    # -- the poll loop -----------------------------------------------------------------------------
-
-    @tasks.loop(seconds=90)
-    async def poll_loop(self) -> None:
-        await self.poll_now()
-
-    @poll_loop.before_loop
-    async def _before_poll_loop(self) -> None:
-        await self.wait_until_ready()
+    # -- the poll loop (started by setup_hook, on core.schedule's timing) --------------------------
 
     async def poll_now(self) -> None:
         """Run one cycle; any failure is logged and the next cycle runs as usual."""

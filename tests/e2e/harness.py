@@ -65,11 +65,19 @@ class BotHarness:
         self.twitch_client: TwitchClient | None = None
         self._connect_task: asyncio.Task | None = None
         self.clock = SteppedClock()
+        self.discord_call_timeout = 5.0  # a hung request to the fake fails a test fast, not in 15 s
 
     async def start(self, *, wait_first_cycle: bool = True) -> TwitchNotifierBot:
         self.db = await Database.open(self.settings.database_path)
         self.twitch_client = build_twitch_client(self.settings, backoff_base=0.01, backoff_max=0.05)
-        bot = build_bot(self.settings, self.db, self.twitch_client, guild_ready_timeout=0.05, monotonic=self.clock)
+        bot = build_bot(
+            self.settings,
+            self.db,
+            self.twitch_client,
+            guild_ready_timeout=0.05,
+            discord_call_timeout=self.discord_call_timeout,
+            monotonic=self.clock,
+        )
         self.bot = bot
         await bot.login(self.settings.discord_token)
         self._connect_task = asyncio.create_task(bot.connect(reconnect=True), name="bot.connect")

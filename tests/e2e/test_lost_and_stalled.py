@@ -1,6 +1,10 @@
 """End to end: the faults that used to stall the bot, lose announcements or end live cards early, each
 reproduced through the fakes the way the real services misbehave."""
 
+import asyncio
+import itertools
+import time
+
 import pytest
 
 from tests.fakes.fake_twitch import HTML_ERROR_PAGE, RawJSON
@@ -75,3 +79,60 @@ async def test_answers_without_data_do_not_end_live_cards(guild_a, harness, fake
     assert card.embeds[0]["title"] == "still live"
     assert "was live" not in (card.content or "")
     assert (await harness.db.live_streams()).keys() == {fake_twitch.user("shroud").id}
+
+
+# -- what Discord does ---------------------------------------------------------------------------------
+
+
+async def test_a_post_that_never_answers_holds_up_nobody_and_is_retried_under_its_nonce(
+    harness, fake_discord, fake_twitch
+):
+    slow = fake_discord.add_guild("Slow")
+    slow_alerts = fake_discord.add_text_channel(slow.id, "alerts")
+    fast = fake_discord.add_guild("Fast")
+    fast_alerts = fake_discord.add_text_channel(fast.id, "alerts")
+    fake_twitch.add_user("shroud")
+    harness.discord_call_timeout = 0.5
+    await harness.start()
+    await follow(harness, slow, slow_alerts, "shroud", slow_alerts)
+    await follow(harness, fast, fast_alerts, "shroud", fast_alerts)
+    fake_twitch.go_live("shroud", title="live now")
+    # Discord creates the message but its answer never arrives (create=True): the worst case for duplicates.
+    fake_discord.hang_next("POST", rf"/channels/{slow_alerts.id}/messages", create=True)
+    await asyncio.wait_for(harness.poll(), 10)  # before: this cycle waited for the hung request, for minutes
+    assert len(announcements(fake_discord, fast_alerts)) == 1
+    assert [h.outcome for h in fake_discord.hung] == ["held"]
+    await harness.poll()  # the timed-out post is tried again with the same nonce
+    assert len(announcements(fake_discord, slow_alerts)) == 1
+    assert len(fake_discord.deduplicated) == 1
+    await harness.poll()
+    assert len(announcements(fake_discord)) == 2
+    assert harness.bot.poller.last_report.announce_failed == 0
+
+
+# -- the schedule ---------------------------------------------------------------------------------------
+
+
+async def test_after_a_long_cycle_missed_cycles_are_skipped_not_run_in_a_burst(fake_discord, fake_twitch, tmp_path):
+    from tests.e2e.harness import BotHarness
+
+    harness = BotHarness(fake_discord, fake_twitch, tmp_path / "loop.db", check_interval_seconds=0.2)
+    guild = fake_discord.add_guild("Loop")
+    channel = fake_discord.add_text_channel(guild.id, "alerts")
+    fake_twitch.add_user("shroud")
+    try:
+        await harness.start()
+        await follow(harness, guild, channel, "shroud", channel)
+        await harness.wait_for_cycles(2)
+        fake_twitch.hang_next("/helix/streams")  # the next cycle takes seven intervals
+        await harness.wait_for(lambda: fake_twitch.hung, "a hung /streams request")
+        await asyncio.sleep(1.4)
+        fake_twitch.release_hangs()
+        released = time.monotonic()
+        await asyncio.sleep(1.0)
+    finally:
+        await harness.stop()
+    after = [r.at for r in fake_twitch.requests_to("/helix/streams") if r.at > released]
+    gaps = [b - a for a, b in itertools.pairwise([released, *after])]
+    assert len(after) <= 6  # at most one cycle per interval; before: seven cycles within milliseconds
+    assert min(gaps[1:], default=1.0) >= 0.15, gaps

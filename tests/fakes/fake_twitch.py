@@ -206,6 +206,8 @@ class RecordedRequest:
     query: list[tuple[str, str]]
     headers: dict[str, str]
     status: int | None = None
+    at: float = field(default_factory=time.monotonic)
+    """When the request arrived (time.monotonic), for tests of the bot's pacing and schedule."""
 
     def __iter__(self) -> Iterator[Any]:
         return iter((self.method, self.path, self.query, self.headers))

@@ -15,7 +15,7 @@ from twitch_notifier.cogs.context import CogServices
 from twitch_notifier.core.notifier import Notifier
 from twitch_notifier.core.poller import Housekeeping, Poller
 from twitch_notifier.core.subscriptions import SubscriptionRules
-from twitch_notifier.discord_io.announcer import DiscordAnnouncer, GuildDirectory
+from twitch_notifier.discord_io.announcer import CALL_TIMEOUT, DiscordAnnouncer, GuildDirectory
 from twitch_notifier.discord_io.pacer import SendPacer
 from twitch_notifier.models import Category
 from twitch_notifier.ops.metrics import Metrics
@@ -45,6 +45,7 @@ def build_bot(
     metrics: Metrics | None = None,
     pacer: SendPacer | None = None,
     guild_ready_timeout: float = 2.0,
+    discord_call_timeout: float = CALL_TIMEOUT,
     monotonic: Callable[[], float] = time.monotonic,
     wall_clock: Callable[[], float] = time.time,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
@@ -62,7 +63,7 @@ def build_bot(
 
     notifier = Notifier(
         db,
-        DiscordAnnouncer(guilds, pacer or SendPacer()),
+        DiscordAnnouncer(guilds, pacer or SendPacer(), call_timeout=discord_call_timeout),
         renderer=Cards(),
         offline_after_polls=settings.offline_after_polls,
         vod_lookup=twitch.find_vod_url,

@@ -6,6 +6,7 @@ request waits for its turn in the injected SendPacer, so a fan-out stays under D
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from http import HTTPStatus
 
@@ -36,6 +37,10 @@ class GuildDirectory:
 
 _BUTTON = 2
 _LINK_STYLE = 5
+CALL_TIMEOUT = 15.0
+"""Longest one Discord request may take: discord.py has no timeout of its own (aiohttp's default is 5
+minutes), and one hung request must not hold up the cycle for everyone. A post that timed out is retried
+next cycle under the same nonce, so Discord does not post it twice if it did receive it."""
 
 
 def allowed_mentions_from(data: JSON) -> discord.AllowedMentions:
@@ -59,8 +64,9 @@ def link_view(components: list[JSON]) -> discord.ui.View:
 class DiscordAnnouncer:
     """Implements core.ports.Announcer with discord.py, for the guilds `guild_lookup` knows."""
 
-    def __init__(self, guild_lookup: GuildLookup, pacer: SendPacer) -> None:
+    def __init__(self, guild_lookup: GuildLookup, pacer: SendPacer, *, call_timeout: float = CALL_TIMEOUT) -> None:
         self._guild = guild_lookup
+        self.call_timeout = call_timeout
         # discord.py only reacts to Discord's global limit (50 requests/s per bot token) after a 429;
         # pacing keeps a fan-out to thousands of servers under it instead of into a 429 storm.
         self.pacer = pacer
@@ -83,20 +89,25 @@ class DiscordAnnouncer:
             raise AnnounceError(problem, permanent=True)
         await self.pacer.acquire()
         try:
-            posted = await channel.send(
-                content=message.content or None,
-                embed=discord.Embed.from_dict(message.embed),
-                view=link_view(message.components),
-                allowed_mentions=allowed_mentions_from(message.allowed_mentions),
-                nonce=nonce,
+            posted = await asyncio.wait_for(
+                channel.send(
+                    content=message.content or None,
+                    embed=discord.Embed.from_dict(message.embed),
+                    view=link_view(message.components),
+                    allowed_mentions=allowed_mentions_from(message.allowed_mentions),
+                    nonce=nonce,
+                ),
+                self.call_timeout,
             )
+        except TimeoutError as exc:
+            raise AnnounceError(self._no_answer(), permanent=False) from exc
         except discord.NotFound as exc:
             raise AnnounceError(CHANNEL_DELETED, permanent=True) from exc
         except discord.Forbidden as exc:
             raise AnnounceError(f"can't post in #{channel.name}: {exc.text or 'forbidden'}", permanent=True) from exc
         except discord.HTTPException as exc:
             raise AnnounceError(f"Discord answered {exc.status}: {exc.text}", permanent=False) from exc
-        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+        except (aiohttp.ClientError, OSError) as exc:
             raise AnnounceError(f"could not reach Discord: {exc!r}", permanent=False) from exc
         return posted.id
 
@@ -127,15 +138,19 @@ class DiscordAnnouncer:
             raise MessageGone("its channel was deleted")
         return channel.get_partial_message(message_id)
 
-    @staticmethod
-    async def _call(request: Awaitable[object]) -> None:
+    def _no_answer(self) -> str:
+        return f"Discord did not answer within {self.call_timeout:g} s"
+
+    async def _call(self, request: Awaitable[object]) -> None:
         try:
-            await request
+            await asyncio.wait_for(request, self.call_timeout)
+        except TimeoutError as exc:
+            raise AnnounceError(self._no_answer(), permanent=False) from exc
         except discord.NotFound as exc:
             raise MessageGone(f"Discord answered {HTTPStatus.NOT_FOUND.value}: {exc.text}") from exc
         except discord.Forbidden as exc:
             raise AnnounceError(f"Discord refused: {exc.text or 'forbidden'}", permanent=True) from exc
         except discord.HTTPException as exc:
             raise AnnounceError(f"Discord answered {exc.status}: {exc.text}", permanent=False) from exc
-        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+        except (aiohttp.ClientError, OSError) as exc:
             raise AnnounceError(f"could not reach Discord: {exc!r}", permanent=False) from exc
