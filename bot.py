@@ -13,6 +13,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 import discord
 from discord.ext import commands
@@ -29,11 +30,24 @@ from twitch_notifier.discord_io.tree import NotifierCommandTree
 from twitch_notifier.ops.health import HealthStatus, evaluate_health
 from twitch_notifier.ops.metrics import Metrics
 
-__all__ = ["COG_EXTENSIONS", "SHUTDOWN_CYCLE_GRACE", "BotServices", "TwitchNotifierBot"]
+__all__ = [
+    "COG_EXTENSIONS",
+    "FORGET_ABSENT_GUILDS_AFTER",
+    "SHUTDOWN_CYCLE_GRACE",
+    "BotServices",
+    "TwitchNotifierBot",
+]
 
 _log = logging.getLogger("bot")  # not __name__: run as a script it would read "__main__"
 
 SHUTDOWN_CYCLE_GRACE = 10.0  # fly.toml's kill_timeout (30 s) leaves room for this and the rest of shutdown
+FORGET_ABSENT_GUILDS_AFTER = timedelta(days=14)
+"""A guild missing from READY is forgotten only after this long unseen: a READY can be partial (an outage)
+or from another application's token, and forgetting a guild deletes its whole configuration."""
+MAX_FORGOTTEN_SHARE = 0.1
+"""More than this share of the held guilds missing at once looks like the wrong bot, not removals."""
+PRESENCE_REFRESH_INTERVAL = 6 * 3600.0
+"""How often the guilds the bot is in are recorded as seen while it runs."""
 COG_EXTENSIONS = (
     "twitch_notifier.cogs.server_settings",
     "twitch_notifier.cogs.streamers",
@@ -63,7 +77,8 @@ class TwitchNotifierBot(commands.Bot):
         *,
         check_interval: float,
         guild_ready_timeout: float = 2.0,
-        wall_clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         intents = discord.Intents.none()
         intents.guilds = True  # channel and permission cache; nothing privileged is needed
@@ -83,10 +98,12 @@ class TwitchNotifierBot(commands.Bot):
         self.metrics = services.metrics
         self.cog_services = services.cogs
         self.check_interval = check_interval
-        self._wall_clock = wall_clock
+        self._monotonic = monotonic
+        self.clock = clock
+        self._presence_marked: float | None = None
         self._cycle_lock = asyncio.Lock()
         self._shutting_down = False
-        self.started_at = wall_clock()
+        self.started_at = monotonic()
         self.poll_loop = CycleLoop(self.poll_now, check_interval, before=self.wait_until_ready)
 
     async def setup_hook(self) -> None:
@@ -117,21 +134,56 @@ class TwitchNotifierBot(commands.Bot):
         ws = self.ws
         return evaluate_health(
             gateway_connected=self.is_ready() and not self.is_closed() and ws is not None and ws.open,
-            last_cycle_finished=self.poller.last_success,
+            last_cycle_finished=self.poller.last_finished,
             started_at=self.started_at,
             interval=self.check_interval,
-            now=self._wall_clock(),
+            now=self._monotonic(),
         )
 
     # -- gateway events ----------------------------------------------------------------------------
 
     async def on_ready(self) -> None:
         _log.info("Connected as %s in %d guilds", self.user, len(self.guilds))
-        # Guilds that removed the bot while it was offline: READY lists every guild the bot is in (an
-        # unavailable one too), so anything else the database holds is gone for good.
-        for guild_id in await self.db.guild_ids() - {guild.id for guild in self.guilds}:
+        await self._mark_guilds_seen()
+        await self._forget_long_absent_guilds()
+
+    async def _mark_guilds_seen(self) -> None:
+        # Unavailable guilds are listed in READY too (as stubs), so they count as present.
+        await self.db.mark_guilds_seen((guild.id for guild in self.guilds), self.clock())
+        self._presence_marked = self._monotonic()
+
+    async def _forget_long_absent_guilds(self) -> None:
+        """Guilds that removed the bot while it was offline are forgotten once they have been absent from
+        every READY for FORGET_ABSENT_GUILDS_AFTER, and never more than a small share at once."""
+        present = {guild.id for guild in self.guilds}
+        absent = [g for g in await self.db.absent_guilds(self.clock() - FORGET_ABSENT_GUILDS_AFTER) if g not in present]
+        if not absent:
+            return
+        held = len(await self.db.guild_ids())
+        if len(absent) > max(1, int(held * MAX_FORGOTTEN_SHARE)):
+            _log.warning(
+                "%d of the %d guilds in the database have been missing from Discord's READY for over %d days; "
+                "that many at once looks like another bot's token or a Discord problem, so nothing is deleted. "
+                "Remove them by hand if the bot really left them",
+                len(absent),
+                held,
+                FORGET_ABSENT_GUILDS_AFTER.days,
+            )
+            return
+        for guild_id in absent:
             await self.db.delete_guild(guild_id)
-            _log.info("Removed from guild %s while offline: its streamers and settings were deleted", guild_id)
+            _log.info(
+                "Guild %s has been missing from READY for over %d days (the bot was removed while offline): "
+                "its streamers and settings were deleted",
+                guild_id,
+                FORGET_ABSENT_GUILDS_AFTER.days,
+            )
+
+    async def on_guild_join(self, guild: discord.Guild) -> None:
+        await self.db.mark_guilds_seen([guild.id], self.clock())
+
+    async def on_guild_available(self, guild: discord.Guild) -> None:
+        await self.db.mark_guilds_seen([guild.id], self.clock())
 
     async def on_guild_remove(self, guild: discord.Guild) -> None:
         await self.db.delete_guild(guild.id)
@@ -166,8 +218,13 @@ class TwitchNotifierBot(commands.Bot):
             self._record_cycle(report)
             try:
                 await self.housekeeping.refresh_streamers_if_due()
+                if (
+                    self._presence_marked is None
+                    or self._monotonic() - self._presence_marked > PRESENCE_REFRESH_INTERVAL
+                ):
+                    await self._mark_guilds_seen()
             except Exception:
-                _log.exception("Refreshing streamer names failed; it is tried again next cycle")
+                _log.exception("Housekeeping failed; it is tried again next cycle")
 
     def _record_cycle(self, report: CycleReport) -> None:
         self.metrics.observe_cycle(report.duration, True, report.announced, report.announce_failed)

@@ -25,8 +25,10 @@ DEFAULT_TWITCH_API_BASE = "https://api.twitch.tv/helix"
 DEFAULT_TWITCH_AUTH_BASE = "https://id.twitch.tv/oauth2"
 DEFAULT_MAX_STREAMERS_PER_GUILD = 100
 DEFAULT_OFFLINE_AFTER_POLLS = 2
-# Every interface: the platform's health check reaches the machine on its private address.
-DEFAULT_HTTP_HOST = "0.0.0.0"  # noqa: S104
+# Every interface, IPv4 and IPv6 (ALL_INTERFACES): Fly's health checks reach the machine on its private
+# address, and `fly proxy` over the private network (6PN) is IPv6 only.
+ALL_INTERFACES = ""
+DEFAULT_HTTP_HOST = ALL_INTERFACES
 DEFAULT_HTTP_PORT = 8080
 
 LOW_INTERVAL_WARNING_SECONDS = 30.0

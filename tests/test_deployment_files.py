@@ -546,8 +546,9 @@ def test_fly_env_is_a_valid_configuration(monkeypatch: pytest.MonkeyPatch) -> No
     assert settings.check_interval_seconds == 90
     assert settings.database_path == docker_env()["DATABASE_PATH"]
     assert settings.http_port == fly()["checks"]["health"]["port"]
-    # Fly's checks reach the machine on its private address, so the endpoint listens on every interface.
-    assert settings.http_host == "0.0.0.0"  # noqa: S104
+    # Fly's checks reach the machine on its private address and `fly proxy` comes over the IPv6 private
+    # network, so the endpoint listens on every interface of both families.
+    assert settings.http_host == config.ALL_INTERFACES
 
 
 # -- DEPLOYMENT.md -------------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ import contextlib
 import dataclasses
 import logging
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -30,14 +31,18 @@ READY_TIMEOUT = 10.0
 
 
 class SteppedClock:
-    """A monotonic clock that runs with real time plus whatever a test adds: `advance(3600)` is an hour
-    later for the bot's periodic chores (token validation, the streamer refresh)."""
+    """The bot's clocks, running with real time plus whatever a test adds: `advance(3600)` is an hour
+    later for the periodic chores (token validation, the streamer refresh) and for the bot's dates (how
+    long a guild has been missing from READY). Calling it is the monotonic clock; `now()` the date."""
 
     def __init__(self) -> None:
         self.offset = 0.0
 
     def __call__(self) -> float:
         return time.monotonic() + self.offset
+
+    def now(self) -> datetime:
+        return datetime.now(UTC) + timedelta(seconds=self.offset)
 
     def advance(self, seconds: float) -> None:
         self.offset += seconds
@@ -66,6 +71,8 @@ class BotHarness:
         self._connect_task: asyncio.Task | None = None
         self.clock = SteppedClock()
         self.discord_call_timeout = 5.0  # a hung request to the fake fails a test fast, not in 15 s
+        self.wall_clock = time.time  # Unix time for the metrics; a test may make it jump
+        self.twitch_budget = 8.0  # what one interaction may spend on Twitch (production's default)
 
     async def start(self, *, wait_first_cycle: bool = True) -> TwitchNotifierBot:
         self.db = await Database.open(self.settings.database_path)
@@ -76,7 +83,10 @@ class BotHarness:
             self.twitch_client,
             guild_ready_timeout=0.05,
             discord_call_timeout=self.discord_call_timeout,
+            twitch_budget=self.twitch_budget,
             monotonic=self.clock,
+            wall_clock=lambda: self.wall_clock(),
+            clock=self.clock.now,
         )
         self.bot = bot
         await bot.login(self.settings.discord_token)

@@ -3,6 +3,7 @@ which messages Discord received."""
 
 import pytest
 
+from bot import FORGET_ABSENT_GUILDS_AFTER
 from tests.fakes.fake_discord import InteractionRefused
 from twitch_notifier.core.poller import STREAMER_REFRESH_INTERVAL
 
@@ -310,7 +311,7 @@ async def test_hostile_stream_text_pings_nobody(guild_a, harness, fake_discord, 
     assert "\\*\\*bold\\*\\*" in embed["title"]
 
 
-async def test_removed_from_a_guild_while_offline(guild_a, harness, fake_discord):
+async def test_removed_from_a_guild_while_offline_is_forgotten_after_the_grace(guild_a, harness, fake_discord):
     guild, alerts, general = guild_a
     other = fake_discord.add_guild("Guild B")
     await fake_discord.join_guild(other)
@@ -321,9 +322,36 @@ async def test_removed_from_a_guild_while_offline(guild_a, harness, fake_discord
     await harness.stop()
     fake_discord.guilds[other.id].bot_joined = False  # kicked while the bot was down: no event reaches it
     await harness.start()
+    assert [s.guild_id for s in await harness.db.guild_subscriptions(other.id)] == [other.id]  # kept for now
+    await harness.stop()
+    harness.clock.advance(FORGET_ABSENT_GUILDS_AFTER.total_seconds() + 3600)
+    await harness.start()
 
     async def forgotten() -> bool:
         return await harness.db.guild_subscriptions(other.id) == []
 
     await harness.eventually(forgotten, "the rows of the guild that removed the bot")
     assert [s.guild_id for s in await harness.db.guild_subscriptions(guild.id)] == [guild.id]
+
+
+@pytest.mark.parametrize("unavailable", [False, True])
+async def test_a_ready_without_the_usual_guilds_deletes_nothing(harness, fake_discord, fake_twitch, unavailable):
+    # Before: every guild missing from READY was deleted at once with its whole configuration (another
+    # application's token, or a partial READY, wiped every server's setup).
+    fake_twitch.add_user("shroud")
+    guilds = []
+    for index in range(3):
+        guild = fake_discord.add_guild(f"G{index}")
+        guilds.append((guild, fake_discord.add_text_channel(guild.id, "alerts")))
+    await harness.start()
+    for guild, channel in guilds:
+        await harness.command("setchannel", {"channel": channel.id}, guild=guild, channel=channel)
+        await follow(harness, guild, channel, "shroud", channel)
+    await harness.stop()
+    fake_discord.omit_from_next_ready([guild for guild, _ in guilds], unavailable=unavailable)
+    harness.clock.advance(FORGET_ABSENT_GUILDS_AFTER.total_seconds() + 3600)  # even when long unseen
+    await harness.start()
+    await harness.poll()
+    for guild, channel in guilds:
+        assert [s.channel_id for s in await harness.db.guild_subscriptions(guild.id)] == [channel.id]
+        assert await harness.db.get_announce_channel(guild.id) == channel.id

@@ -2,7 +2,9 @@
 reproduced through the fakes the way the real services misbehave."""
 
 import asyncio
+import dataclasses
 import itertools
+import sqlite3
 import time
 
 import pytest
@@ -136,3 +138,64 @@ async def test_after_a_long_cycle_missed_cycles_are_skipped_not_run_in_a_burst(f
     gaps = [b - a for a, b in itertools.pairwise([released, *after])]
     assert len(after) <= 6  # at most one cycle per interval; before: seven cycles within milliseconds
     assert min(gaps[1:], default=1.0) >= 0.15, gaps
+
+
+# -- commands ------------------------------------------------------------------------------------------
+
+
+async def test_the_per_server_limit_holds_under_concurrent_adds(harness, fake_discord, fake_twitch):
+    # Before: the limit was counted, then Twitch was asked, then the row inserted: 40 racing adds stored 40.
+    harness.settings = dataclasses.replace(harness.settings, max_streamers_per_guild=30)
+    guild = fake_discord.add_guild("Busy")
+    alerts = fake_discord.add_text_channel(guild.id, "alerts")
+    users = fake_twitch.add_users(40)
+    await harness.start()
+    replies = await asyncio.gather(*(follow(harness, guild, alerts, user.login, alerts) for user in users))
+    assert len(await harness.db.guild_subscriptions(guild.id)) == 30
+    assert sum("Now following" in r.text for r in replies) == 30
+    assert sum("the most allowed" in r.text for r in replies) == 10
+
+
+async def test_addstreamer_answers_within_its_budget_when_twitch_hangs(harness, fake_discord, fake_twitch):
+    # Before: the admin was left on "thinking…" while the client's retries added up to about 45 s.
+    harness.twitch_budget = 0.5
+    guild = fake_discord.add_guild("G")
+    alerts = fake_discord.add_text_channel(guild.id, "alerts")
+    fake_twitch.add_user("shroud")
+    await harness.start()
+    fake_twitch.hang_next("/helix/users", times=None)
+    reply = await asyncio.wait_for(follow(harness, guild, alerts, "shroud", alerts), 5)
+    assert "Twitch is not answering" in reply.text
+    assert reply.ephemeral
+    assert await harness.db.guild_subscriptions(guild.id) == []
+
+
+async def test_an_unreadable_game_filter_announces_nothing_and_says_so(guild_a, harness, fake_discord, fake_twitch):
+    # Before: a filter that could not be read meant "announce everything".
+    guild, alerts, general = guild_a
+    await follow(harness, guild, general, "shroud", alerts)
+    await follow(harness, guild, general, "pokimane", alerts)
+    with sqlite3.connect(harness.settings.database_path) as conn:  # as another tool (or a bad disk) left it
+        conn.execute(
+            "UPDATE subscriptions SET games = '{not json' WHERE twitch_user_id = ?", (fake_twitch.user("shroud").id,)
+        )
+    fake_twitch.go_live("shroud", title="filtered")
+    fake_twitch.go_live("pokimane", title="announced")
+    await harness.poll()
+    await harness.poll()
+    assert [m.embeds[0]["title"] for m in announcements(fake_discord, alerts)] == ["announced"]
+    reply = await harness.command("streamers", guild=guild, channel=general)
+    assert "game filter can't be read" in reply.text
+
+
+# -- operations -----------------------------------------------------------------------------------------
+
+
+async def test_a_wall_clock_jump_does_not_make_the_bot_look_stale(guild_a, harness):
+    # Before: staleness was measured with time.time(), so an NTP step or a resumed VM failed the check.
+    await harness.poll()
+    assert harness.bot.health().healthy
+    harness.wall_clock = lambda: time.time() + 86_400
+    assert harness.bot.health().healthy
+    harness.wall_clock = lambda: time.time() - 86_400
+    assert harness.bot.health().healthy

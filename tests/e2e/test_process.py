@@ -200,3 +200,21 @@ async def test_discord_unreachable_at_start_up_is_retried_until_it_answers(
     assert "Traceback" not in bot.output
     assert " ERROR " not in bot.output  # an outage is a warning per attempt, not an error with a traceback
     assert [m.embeds[0]["title"] for m in fake_discord.messages_in(channel.id)] == ["back online"]
+
+
+async def test_a_second_instance_on_the_same_database_refuses_to_start(fake_discord, fake_twitch, tmp_path, db_path):
+    # Before: it started silently and doubled every poll and post.
+    fake_discord.add_guild("Guild A")
+    first = await BotProcess(bot_environment(fake_discord, fake_twitch, db_path), tmp_path).start()
+    try:
+        await first.wait_health_port()
+        second = await BotProcess(bot_environment(fake_discord, fake_twitch, db_path), tmp_path).start()
+        code = await second.wait()
+        assert first.process.returncode is None
+    finally:
+        assert await first.terminate() == 0
+    assert code == 2
+    assert "DATABASE_PATH" in second.output
+    assert str(db_path) in second.output
+    assert f"pid {first.process.pid}" in second.output
+    assert "Traceback" not in second.output

@@ -14,7 +14,7 @@ from twitch_api import TwitchClient
 from twitch_notifier.cogs.context import CogServices
 from twitch_notifier.core.notifier import Notifier
 from twitch_notifier.core.poller import Housekeeping, Poller
-from twitch_notifier.core.subscriptions import SubscriptionRules
+from twitch_notifier.core.subscriptions import TWITCH_BUDGET, SubscriptionRules
 from twitch_notifier.discord_io.announcer import CALL_TIMEOUT, DiscordAnnouncer, GuildDirectory
 from twitch_notifier.discord_io.pacer import SendPacer
 from twitch_notifier.models import Category
@@ -46,15 +46,16 @@ def build_bot(
     pacer: SendPacer | None = None,
     guild_ready_timeout: float = 2.0,
     discord_call_timeout: float = CALL_TIMEOUT,
+    twitch_budget: float = TWITCH_BUDGET,
     monotonic: Callable[[], float] = time.monotonic,
     wall_clock: Callable[[], float] = time.time,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> TwitchNotifierBot:
     """A TwitchNotifierBot wired to `db` and `twitch`, not yet started.
 
-    `monotonic` drives the periodic chores (token validation, streamer refresh), `wall_clock` the health
-    check, `clock` the notifier's decisions (live-card throttle, pruning); tests move them instead of
-    reaching into the objects."""
+    `monotonic` drives the schedule of chores and the health check's staleness, `wall_clock` the Unix
+    times exported as metrics, `clock` the dates the bot decides by (live-card throttle, pruning, how long
+    a guild has been unseen); tests move them instead of reaching into the objects."""
     metrics = metrics or Metrics()
     guilds = GuildDirectory()  # the announcer exists before the bot it posts through
 
@@ -78,14 +79,19 @@ def build_bot(
         housekeeping=Housekeeping(db, twitch, notifier, monotonic=monotonic),
         metrics=metrics,
         cogs=CogServices(
-            db=db, twitch=twitch, rules=SubscriptionRules(db, twitch, max_per_guild=settings.max_streamers_per_guild)
+            db=db,
+            twitch=twitch,
+            rules=SubscriptionRules(
+                db, twitch, max_per_guild=settings.max_streamers_per_guild, twitch_budget=twitch_budget
+            ),
         ),
     )
     bot = TwitchNotifierBot(
         services,
         check_interval=settings.check_interval_seconds,
         guild_ready_timeout=guild_ready_timeout,
-        wall_clock=wall_clock,
+        monotonic=monotonic,
+        clock=clock,
     )
     guilds.client = bot
     return bot

@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 
 from bot import TwitchNotifierBot
 from config import ConfigError, Settings, describe_check, load_settings
-from database import Database, DatabaseError
+from database import Database, DatabaseError, DatabaseLocked
 from twitch_api import TwitchAuthError, TwitchClient, TwitchError
 from twitch_notifier.app.build import build_bot, build_twitch_client
 from twitch_notifier.app.logs import setup_logging
@@ -43,6 +43,10 @@ async def run(settings: Settings, *, builder: BotBuilder = _build) -> int:
     use_discord_endpoints(settings.discord_api_base, settings.discord_gateway_url)
     try:
         db = await Database.open(settings.database_path)
+    except DatabaseLocked as exc:
+        # Two bots on one file would poll and post everything twice: the second one refuses to start.
+        _log.error("DATABASE_PATH: %s", exc)
+        return EXIT_MISCONFIGURED
     except DatabaseError as exc:
         _log.error("DATABASE_PATH: %s", exc)
         return EXIT_FAILED
@@ -72,7 +76,11 @@ async def run(settings: Settings, *, builder: BotBuilder = _build) -> int:
                     "HTTP_PORT %s on HTTP_HOST %s cannot be used: %s", settings.http_port, settings.http_host, exc
                 )
                 return EXIT_MISCONFIGURED
-            _log.info("Health and metrics on http://%s:%d/healthz and /metrics", settings.http_host, health_server.port)
+            _log.info(
+                "Health and metrics on http://%s:%d/healthz and /metrics",
+                settings.http_host or "*",
+                health_server.port,
+            )
             stopping = stop_on_signals(bot.close)
             async with bot:
                 end = await run_session(bot, settings.discord_token)

@@ -24,6 +24,10 @@ __all__ = ["ListingCommands", "setup"]
 _log = logging.getLogger(__name__)
 
 NOTHING_FOLLOWED = "No streamers are followed here yet. Add one with `/addstreamer`."
+UNREADABLE_FILTER = (
+    "its game filter can't be read, so nothing is announced for it: set it again with "
+    "`/editstreamer games:` (or `games: any`)"
+)
 
 
 def streamer_problem(guild: discord.Guild, row: GuildStreamer) -> tuple[str, str | None]:
@@ -37,6 +41,9 @@ def streamer_problem(guild: discord.Guild, row: GuildStreamer) -> tuple[str, str
         )
     else:
         mention, problem = "a deleted channel", CHANNEL_DELETED
+    if sub.games_unreadable:
+        # A corrupt filter fails closed (nothing announced): say so, or the silence looks like a bug.
+        problem = f"{problem}\n  \N{WARNING SIGN} {UNREADABLE_FILTER}" if problem else UNREADABLE_FILTER
     if sub.missing_since:
         twitch_problem = (
             f"Twitch no longer returns this account (since {sub.missing_since.date().isoformat()}): "
@@ -65,9 +72,8 @@ class ListingCommands(commands.Cog):
         for row in rows:
             sub = row.subscription
             mention, problem = streamer_problem(guild, row)
-            overrides = overrides_summary(
-                sub.ping, sub.message_template, [g.name for g in sub.games] if sub.games is not None else None
-            )
+            games = [g.name for g in sub.games] if sub.games is not None and not sub.games_unreadable else None
+            overrides = overrides_summary(sub.ping, sub.message_template, games)
             lines.append(streamer_line(sub.streamer, mention, row.live, problem, overrides))
         live_count = len({row.subscription.streamer.twitch_user_id for row in rows if row.live})
         title = f"Followed streamers: {len(rows)} ({live_count} live)"

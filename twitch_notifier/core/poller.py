@@ -47,7 +47,10 @@ class Poller:
         self._wall_clock = wall_clock
         self.last_report: CycleReport | None = None
         self.last_success: float | None = None
-        """When the last cycle finished (wall clock), for the health check and metrics."""
+        """When the last cycle finished, as Unix time: for the metrics (Prometheus wants wall time)."""
+        self.last_finished: float | None = None
+        """When the last cycle finished, by the monotonic clock: for the health check, which must not be
+        fooled by the wall clock jumping (NTP, a suspended VM)."""
         self.cycles = 0
 
     async def run_cycle(self) -> CycleReport:
@@ -61,6 +64,7 @@ class Poller:
         report.duration = self._monotonic() - started
         self.last_report = report
         self.last_success = self._wall_clock()
+        self.last_finished = self._monotonic()
         self.cycles += 1
         _log.debug("Poll cycle: %s", report)
         return report

@@ -171,6 +171,7 @@ class SubscriptionStore(Protocol):
         ping: str | None = None,
         message_template: str | None = None,
         games: Sequence[Category] | None = None,
+        max_per_guild: int | None = None,
     ) -> Subscription: ...
 
     async def set_subscription_channel(self, subscription_id: int, channel_id: int) -> None: ...

@@ -6,14 +6,15 @@ channel is usable is asked through an injected `ChannelCheck` (the cog answers i
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 
 from twitch_notifier.core.ports import SubscriptionStore, TwitchDirectory
-from twitch_notifier.models import AlreadySubscribed, Category, Streamer, Subscription
-from twitch_notifier.twitch.errors import InvalidLogin
+from twitch_notifier.models import AlreadySubscribed, Category, Streamer, Subscription, SubscriptionLimitReached
+from twitch_notifier.twitch.errors import InvalidLogin, TwitchUnavailable
 from twitch_notifier.twitch.logins import parse_login
 from twitch_notifier.twitch.mapping import category_from, streamer_from_user
 
@@ -33,6 +34,9 @@ __all__ = [
 
 MAX_GAMES = 10
 """At most this many categories in one streamer's game filter."""
+TWITCH_BUDGET = 8.0
+"""All the Twitch look-ups of one interaction together get this long (the client retries inside it): an
+admin gets "Twitch is not answering" in seconds, not after the client's retries add up to a minute."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,10 +128,18 @@ class Target:
 class SubscriptionRules:
     """Adding, finding and removing a guild's streamers, with the checks that guard each."""
 
-    def __init__(self, store: SubscriptionStore, twitch: TwitchDirectory, *, max_per_guild: int) -> None:
+    def __init__(
+        self,
+        store: SubscriptionStore,
+        twitch: TwitchDirectory,
+        *,
+        max_per_guild: int,
+        twitch_budget: float = TWITCH_BUDGET,
+    ) -> None:
         self._store = store
         self._twitch = twitch
         self.max_per_guild = max_per_guild
+        self.twitch_budget = twitch_budget
 
     async def add(self, request: AddRequest, channels: ChannelCheck, before_slow: BeforeSlow) -> AddResult:
         """Follow a streamer. Checks in order: a channel to announce in and that it is usable, an entry
@@ -158,8 +170,12 @@ class SubscriptionRules:
             return AddResult.refused(AddRefusal.LIMIT_REACHED, channel_id, str(self.max_per_guild))
 
         await before_slow()
-        users = await self._twitch.get_users(logins=[request.login])
-        categories = await self.resolve_categories(request.game_names) if request.game_names else None
+        try:
+            async with asyncio.timeout(self.twitch_budget):
+                users = await self._twitch.get_users(logins=[request.login])
+                categories = await self._categories(request.game_names) if request.game_names else None
+        except TimeoutError:
+            raise TwitchUnavailable(f"Twitch did not answer within {self.twitch_budget:g} s") from None
         if not users:
             return AddResult.refused(AddRefusal.NO_SUCH_USER, channel_id, request.login)
         streamer = streamer_from_user(users[0])
@@ -172,7 +188,10 @@ class SubscriptionRules:
                 ping=request.ping,
                 message_template=request.template,
                 games=categories,
+                max_per_guild=self.max_per_guild,  # checked again in the insert's transaction: adds race
             )
+        except SubscriptionLimitReached:
+            return AddResult.refused(AddRefusal.LIMIT_REACHED, channel_id, str(self.max_per_guild))
         except AlreadySubscribed:
             return AddResult(AddOutcome.ALREADY, streamer, channel_id=channel_id)  # added meanwhile
         return AddResult(
@@ -184,8 +203,16 @@ class SubscriptionRules:
         )
 
     async def resolve_categories(self, names: Sequence[str]) -> list[Category]:
-        """Category names typed (or picked from autocomplete) as Twitch's categories, without duplicates.
-        Raises TooManyCategories, UnknownCategory naming the first one Twitch does not know, TwitchError."""
+        """Category names typed (or picked from autocomplete) as Twitch's categories, without duplicates,
+        within the Twitch budget. Raises TooManyCategories, UnknownCategory naming the first one Twitch
+        does not know, TwitchError (TwitchUnavailable when the budget runs out)."""
+        try:
+            async with asyncio.timeout(self.twitch_budget):
+                return await self._categories(names)
+        except TimeoutError:
+            raise TwitchUnavailable(f"Twitch did not answer within {self.twitch_budget:g} s") from None
+
+    async def _categories(self, names: Sequence[str]) -> list[Category]:
         if len(names) > MAX_GAMES:
             raise TooManyCategories()
         found = {g.name.casefold(): g for g in await self._twitch.get_games(names=names)}

@@ -16,6 +16,8 @@ from twitch_notifier.ops.metrics import Metrics
 
 _log = logging.getLogger(__name__)
 
+ALL_INTERFACES = ""
+"""As the host: every IPv4 and IPv6 interface (config.DEFAULT_HTTP_HOST)."""
 HEALTH_PATH = "/healthz"
 METRICS_PATH = "/metrics"
 # The bot counts as stuck when no poll cycle has finished for this many intervals: one slow or failed
@@ -46,7 +48,8 @@ def evaluate_health(
 ) -> HealthStatus:
     """Healthy when the Discord gateway is connected and a poll cycle finished within 3 intervals.
 
-    `last_cycle_finished`, `started_at` and `now` are read from one clock (the bot uses time.time()).
+    `last_cycle_finished`, `started_at` and `now` are read from one clock (the bot uses time.monotonic(), so
+    a jump of the wall clock cannot make it look stale or fresh).
     Until the first cycle finishes the answer is unhealthy: "starting" during the first 3 intervals,
     a failure after that.
     """
@@ -108,13 +111,28 @@ class HealthServer:
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT_SECONDS)
         await runner.setup()
         try:
-            await web.TCPSite(runner, self._host, self._port).start()
+            if self._host == ALL_INTERFACES:
+                await self._start_dual_stack(runner)
+            else:
+                await web.TCPSite(runner, self._host, self._port).start()
         except BaseException:
             await runner.cleanup()
             raise
         self._runner = runner
         self._port = runner.addresses[0][1]
-        _log.info("Health endpoint listening on %s:%d (/healthz, /metrics)", self._host, self._port)
+        where = ", ".join(f"[{a[0]}]" if ":" in a[0] else a[0] for a in runner.addresses)
+        _log.info("Health endpoint listening on %s port %d (/healthz, /metrics)", where, self._port)
+
+    async def _start_dual_stack(self, runner: web.AppRunner) -> None:
+        """Every IPv4 and IPv6 interface on one port. asyncio sets IPV6_V6ONLY, so "::" alone would not
+        take IPv4; and with port 0 each family would get its own port: bind IPv4 first, then IPv6 on the
+        port it got. A machine without IPv6 serves IPv4 only."""
+        await web.TCPSite(runner, "0.0.0.0", self._port).start()  # noqa: S104 - every interface, on purpose
+        port = runner.addresses[0][1]
+        try:
+            await web.TCPSite(runner, "::", port).start()
+        except OSError as exc:
+            _log.info("No IPv6 for the health endpoint (%s); serving IPv4 only", exc)
 
     async def stop(self) -> None:
         runner, self._runner = self._runner, None

@@ -9,7 +9,14 @@ import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from twitch_notifier.ops.health import HEALTH_PATH, METRICS_PATH, HealthServer, HealthStatus, evaluate_health
+from twitch_notifier.ops.health import (
+    ALL_INTERFACES,
+    HEALTH_PATH,
+    METRICS_PATH,
+    HealthServer,
+    HealthStatus,
+    evaluate_health,
+)
 from twitch_notifier.ops.metrics import Metrics
 
 INTERVAL = 90.0
@@ -243,3 +250,28 @@ def test_port_before_start_is_the_configured_one() -> None:
     server = HealthServer(host="127.0.0.1", port=8080, health=lambda: HealthStatus(True, "ok", {}), metrics=Metrics())
     assert server.port == 8080
     assert not server.running
+
+
+def _has_ipv6_loopback() -> bool:
+    import socket
+
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not _has_ipv6_loopback(), reason="this machine has no IPv6 loopback")
+async def test_all_interfaces_serves_ipv4_and_ipv6_on_one_port() -> None:
+    # `fly proxy` reaches the machine over Fly's IPv6 private network; 0.0.0.0 alone refused it.
+    server = HealthServer(host=ALL_INTERFACES, port=0, health=lambda: HealthStatus(True, "ok", {}), metrics=Metrics())
+    await server.start()
+    try:
+        async with aiohttp.ClientSession() as session:
+            for base in (f"http://127.0.0.1:{server.port}", f"http://[::1]:{server.port}"):
+                async with session.get(base + HEALTH_PATH) as response:
+                    assert response.status == 200, base
+    finally:
+        await server.stop()
