@@ -1129,19 +1129,30 @@ class Database:
 
     async def cards_to_close(self) -> list[CardToClose]:
         """Announcements whose stream has ended and whose card was not yet edited, deleted or kept."""
+        return await self._cards("a.ended_at IS NOT NULL", {})
+
+    async def open_cards_of(self, subscription_id: int) -> list[CardToClose]:
+        """Every card of one subscription not yet dealt with, live or ended: what is closed when it is
+        removed. A live one gets the current time as its end."""
+        return await self._cards("a.subscription_id = :sub", {"sub": subscription_id})
+
+    async def _cards(self, condition: str, params: dict[str, object]) -> list[CardToClose]:
+        # `condition` is one of the two fixed fragments above, never text from outside.
         rows = await self._fetchall(
             f"""
             SELECT a.subscription_id AS subscription_id, a.stream_id AS stream_id, a.guild_id AS guild_id,
                    a.channel_id AS channel_id, a.message_id AS message_id,
                    coalesce(gs.end_action, 'edit') AS end_action, coalesce(a.title, '') AS title,
-                   coalesce(a.game_name, '') AS game_name, a.started_at AS started_at, a.ended_at AS ended_at,
+                   coalesce(a.game_name, '') AS game_name, a.started_at AS started_at,
+                   coalesce(a.ended_at, :now) AS ended_at,
                    {_STREAMER_COLUMNS}
             FROM announcements a
             JOIN streamers st ON st.twitch_user_id = a.twitch_user_id
             LEFT JOIN guild_settings gs ON gs.guild_id = a.guild_id
-            WHERE a.closed_at IS NULL AND a.ended_at IS NOT NULL
+            WHERE a.closed_at IS NULL AND {condition}
             ORDER BY a.stream_id, a.subscription_id
-            """
+            """,
+            {**params, "now": self._now()},
         )
         return [
             CardToClose(

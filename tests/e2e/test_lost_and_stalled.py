@@ -199,3 +199,61 @@ async def test_a_wall_clock_jump_does_not_make_the_bot_look_stale(guild_a, harne
     assert harness.bot.health().healthy
     harness.wall_clock = lambda: time.time() - 86_400
     assert harness.bot.health().healthy
+
+
+# -- removal -----------------------------------------------------------------------------------------------
+
+
+async def test_a_removal_during_a_round_waits_for_the_post_under_way_and_closes_its_card(
+    guild_a, harness, fake_discord, fake_twitch
+):
+    # Before: the reply came at once, the post landed after it, and its card showed "live" forever.
+    guild, alerts, general = guild_a
+    await follow(harness, guild, general, "shroud", alerts)
+    fake_twitch.go_live("shroud", title="mid-round")
+    fake_discord.hang_next("POST", rf"/channels/{alerts.id}/messages", create=True)
+    cycle = asyncio.create_task(harness.poll())
+    await harness.wait_for(lambda: fake_discord.hung, "the post to be under way")
+    removal = asyncio.create_task(
+        harness.command("removestreamer", {"streamer": "shroud"}, guild=guild, channel=general)
+    )
+    await asyncio.sleep(0.3)
+    assert not removal.done()  # the removal waits for the post already under way
+    fake_discord.release_hangs()
+    reply = await removal
+    await cycle
+    assert "Stopped following" in reply.text
+    [card] = announcements(fake_discord, alerts)
+    assert "was live" in card.content  # closed like any other card
+    seen = [(m.id, m.content, m.edited_timestamp) for m in fake_discord.messages]
+    for _ in range(3):
+        await harness.poll()
+    assert [(m.id, m.content, m.edited_timestamp) for m in fake_discord.messages] == seen  # nothing after
+
+
+async def test_a_removal_before_its_post_started_posts_nothing(guild_a, harness, fake_discord, fake_twitch):
+    guild, alerts, general = guild_a
+    await follow(harness, guild, general, "pokimane", alerts)
+    await follow(harness, guild, general, "shroud", alerts)
+    fake_twitch.go_live("pokimane", title="first")
+    fake_twitch.go_live("shroud", title="second")
+    # The first post hangs; discord.py queues the second behind it (same channel, same rate-limit bucket).
+    fake_discord.hang_next("POST", rf"/channels/{alerts.id}/messages", create=True)
+    cycle = asyncio.create_task(harness.poll())
+    await harness.wait_for(lambda: fake_discord.hung, "the first post to be under way")
+    hung_title = fake_discord.hung[0].request.json["embeds"][0]["title"]
+    other = "shroud" if hung_title == "first" else "pokimane"
+    removal = asyncio.create_task(harness.command("removestreamer", {"streamer": other}, guild=guild, channel=general))
+    await asyncio.sleep(0.2)
+    fake_discord.release_hangs()
+    reply = await removal
+    await cycle
+    assert "Stopped following" in reply.text
+    after_reply = {m.id for m in fake_discord.messages}
+    for _ in range(2):
+        await harness.poll()
+    assert {m.id for m in fake_discord.messages} == after_reply
+    for message in announcements(fake_discord, alerts):
+        # The removed streamer's card, if its post was already under way, is closed; the other stays live.
+        is_removed = message.embeds[0]["title"] != hung_title
+        assert ("was live" in message.content) == is_removed

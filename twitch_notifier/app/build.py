@@ -82,7 +82,11 @@ def build_bot(
             db=db,
             twitch=twitch,
             rules=SubscriptionRules(
-                db, twitch, max_per_guild=settings.max_streamers_per_guild, twitch_budget=twitch_budget
+                db,
+                twitch,
+                max_per_guild=settings.max_streamers_per_guild,
+                twitch_budget=twitch_budget,
+                retirer=notifier,
             ),
         ),
     )

@@ -297,7 +297,11 @@ class StreamerCommands(commands.Cog):
         if target.subscription is None:
             await reply(interaction, target_problem(target, channel))
             return
-        removed, others = await self.rules.remove(guild.id, target.subscription)
+
+        async def defer() -> None:
+            await interaction.response.defer(ephemeral=True, thinking=True)
+
+        removed, others = await self.rules.remove(guild.id, target.subscription, defer)
         if removed is None:
             await reply(interaction, NOT_FOLLOWED)
             return

@@ -8,9 +8,10 @@ of the message layout, or of SQL (it speaks to a `NotifierStore`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import Enum
@@ -36,6 +37,9 @@ ANNOUNCEMENT_RETENTION = timedelta(days=30)
 LIVE_UPDATE_INTERVAL = timedelta(minutes=5)
 """A live card is edited at most this often, and only when what it shows has changed."""
 BOX_ART_MAX_AGE = timedelta(days=1)
+RETIRE_WAIT = 20.0
+"""How long a removal waits for a Discord call already under way for that subscription (the announcer's
+own timeout is shorter, so this is only reached if Discord hangs past it)."""
 NONCE_LENGTH = 25
 """Discord accepts message nonces of at most 25 characters."""
 
@@ -106,6 +110,11 @@ class Notifier:
         self.update_interval = update_interval
         self.clock = clock
         self._send_limit = asyncio.Semaphore(max_concurrent_sends)
+        # Removal: subscriptions being removed are skipped by every round from the moment they are retired,
+        # and the Discord calls already under way for one are waited for (see `retire`).
+        self._retired: set[int] = set()
+        self._removed: set[int] = set()  # retired and deleted: unmarked when the next round starts
+        self._in_flight: dict[int, asyncio.Event] = {}
         # Observations and announcement rounds never interleave: two sources must not both post a stream.
         self._lock = asyncio.Lock()
 
@@ -113,6 +122,8 @@ class Notifier:
         """Record an observation of Twitch and announce every stream not yet announced."""
         report = report or CycleReport()
         async with self._lock:
+            self._retired -= self._removed
+            self._removed.clear()
             previous = await self._db.live_streams()
             outcome = reconcile(previous, snapshot, self._offline_after_polls)
             # Twitch ids never change but logins and display names do: follow renames as they are seen.
@@ -186,7 +197,9 @@ class Notifier:
         rendered = self._renderer.live(
             stream, streamer, ping=pending.ping, template=pending.template, box_art_url=pending.box_art_url
         )
-        async with self._send_limit:
+        async with self._send_limit, self._working_on(pending.subscription_id) as wanted:
+            if not wanted:
+                return False  # removed while this round was under way: nothing more is posted for it
             try:
                 message_id = await self._announcer.announce(
                     pending.channel_id,
@@ -211,7 +224,8 @@ class Notifier:
                         pending.subscription_id, exc.reason, channel_id=pending.channel_id
                     )
                 return False
-        await self._db.record_announcement(pending, message_id, stream)
+            # Recorded before the removal waiting on this post goes on, so it finds (and closes) the card.
+            await self._db.record_announcement(pending, message_id, stream)
         _log.info(
             "Announced %s (stream %s) in channel %s of guild %s",
             streamer.login,
@@ -248,7 +262,9 @@ class Notifier:
         message = self._renderer.live(
             card.live, card.streamer, ping=card.ping, template=card.template, box_art_url=card.box_art_url
         )
-        async with self._send_limit:
+        async with self._send_limit, self._working_on(card.subscription_id) as wanted:
+            if not wanted:
+                return CardEdit.FAILED  # being removed: `retire` closes the card
             try:
                 await self._announcer.edit(card.channel_id, card.message_id, message, guild_id=card.guild_id)
             except MessageGone:
@@ -261,7 +277,7 @@ class Notifier:
 
     async def _close_cards(self, report: CycleReport) -> None:
         """Turn the cards of ended streams into "was live" cards, delete them, or keep them, per guild."""
-        cards = await self._db.cards_to_close()
+        cards = [card for card in await self._db.cards_to_close() if card.subscription_id not in self._retired]
         if not cards:
             return
         vods: dict[str, str | None] = {}
@@ -325,6 +341,49 @@ class Notifier:
                 )
                 return exc.permanent
         return True
+
+    @contextlib.asynccontextmanager
+    async def _working_on(self, subscription_id: int) -> AsyncIterator[bool]:
+        """Mark a Discord call for one subscription as under way; yields False if it has been retired.
+
+        The check and the mark happen with no await in between, so `retire` either sees the call (and
+        waits for it) or the call sees the retirement (and is not made)."""
+        if subscription_id in self._retired:
+            yield False
+            return
+        done = self._in_flight.setdefault(subscription_id, asyncio.Event())
+        done.clear()
+        try:
+            yield True
+        finally:
+            done.set()
+
+    async def retire(self, subscription_id: int, *, wait: float = RETIRE_WAIT) -> int:
+        """A subscription is being removed: from now on nothing is posted or edited for it; a call already
+        under way is waited for (at most `wait` seconds), then every card it has is closed like a card whose
+        stream ended (edited into "was live", deleted or kept, per the server). Returns the cards closed.
+        Call before deleting the subscription: the deletion takes its announcement records with it."""
+        self._retired.add(subscription_id)
+        busy = self._in_flight.get(subscription_id)
+        if busy is not None and not busy.is_set():
+            try:
+                await asyncio.wait_for(busy.wait(), wait)
+            except TimeoutError:
+                _log.warning("A Discord call for subscription %s is still under way after %s s", subscription_id, wait)
+        cards = await self._db.open_cards_of(subscription_id)
+        closed = []
+        for card in cards:
+            if await self._close_one(card, None):
+                closed.append((card.subscription_id, card.stream_id))
+        await self._db.close_cards(closed)
+        self._in_flight.pop(subscription_id, None)
+        return len(closed)
+
+    def removed(self, subscription_id: int) -> None:
+        """The retired subscription is deleted (or was already gone). Its mark is kept until the next round
+        starts: a round under way may still hold it in its list; the next one reads the database, which no
+        longer has it, and SQLite may then give its id to a new subscription."""
+        self._removed.add(subscription_id)
 
     async def prune(self) -> int:
         """Forget announcement records older than ANNOUNCEMENT_RETENTION (by the notifier's clock)."""

@@ -11,6 +11,7 @@ import contextlib
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import Protocol
 
 from twitch_notifier.core.ports import SubscriptionStore, TwitchDirectory
 from twitch_notifier.models import AlreadySubscribed, Category, Streamer, Subscription, SubscriptionLimitReached
@@ -26,6 +27,7 @@ __all__ = [
     "AddResult",
     "ChannelCheck",
     "ChannelStatus",
+    "Retirer",
     "SubscriptionRules",
     "Target",
     "TooManyCategories",
@@ -52,6 +54,14 @@ class ChannelStatus:
 ChannelCheck = Callable[[int], ChannelStatus]
 BeforeSlow = Callable[[], Awaitable[object]]
 """Called once just before the first request to Twitch (the cog defers the interaction there)."""
+
+
+class Retirer(Protocol):
+    """Who must know that a subscription is going away (the notifier)."""
+
+    async def retire(self, subscription_id: int) -> int: ...
+
+    def removed(self, subscription_id: int) -> None: ...
 
 
 class UnknownCategory(Exception):
@@ -135,8 +145,10 @@ class SubscriptionRules:
         *,
         max_per_guild: int,
         twitch_budget: float = TWITCH_BUDGET,
+        retirer: Retirer | None = None,
     ) -> None:
         self._store = store
+        self._retirer = retirer
         self._twitch = twitch
         self.max_per_guild = max_per_guild
         self.twitch_budget = twitch_budget
@@ -243,9 +255,23 @@ class SubscriptionRules:
             return Target(None, tuple(subs))
         return Target(subs[0] if subs else None)
 
-    async def remove(self, guild_id: int, subscription: Subscription) -> tuple[Subscription | None, list[int]]:
-        """Stop one entry; returns it (None if it was already gone) and the channels still announcing it."""
-        removed = await self._store.remove_subscription_by_id(guild_id, subscription.id)
+    async def remove(
+        self, guild_id: int, subscription: Subscription, before_slow: BeforeSlow | None = None
+    ) -> tuple[Subscription | None, list[int]]:
+        """Stop one entry; returns it (None if it was already gone) and the channels still announcing it.
+
+        Removed means removed: once this returns nothing more is posted for the entry, and the card it has
+        is closed like any other (the retirer waits for a post under way, then edits or deletes cards, so
+        `before_slow` is called first: the cog defers there)."""
+        if self._retirer is not None:
+            if before_slow is not None:
+                await before_slow()
+            await self._retirer.retire(subscription.id)
+        try:
+            removed = await self._store.remove_subscription_by_id(guild_id, subscription.id)
+        finally:
+            if self._retirer is not None:
+                self._retirer.removed(subscription.id)
         if removed is None:
             return None, []
         others = await self._store.find_subscriptions(guild_id, removed.streamer.twitch_user_id)

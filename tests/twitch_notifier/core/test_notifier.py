@@ -261,3 +261,38 @@ async def test_delete_and_keep_per_guild(db, announcer):
     await notifier.apply(poll())
     assert [channel for channel, _ in announcer.deleted] == [10]
     assert announcer.edits == []
+
+
+async def test_retire_closes_the_cards_and_nothing_more_is_posted_or_edited(db, notifier, announcer):
+    await notifier.apply(poll(stream(ALICE, "a1")))
+    [sub] = [s for s in await db.guild_subscriptions(1)]
+    closed = await notifier.retire(sub.id)
+    assert closed == 1
+    [(channel, _message_id, ended)] = announcer.edits
+    assert (channel, ended.content) == (10, "**Alice** was live on Twitch.")
+    await db.remove_subscription_by_id(1, sub.id)
+    notifier.removed(sub.id)
+    await notifier.apply(poll(stream(ALICE, "a2")))  # a new stream: guild 2 only
+    assert [s[0] for s in announcer.sent] == [10, 20, 20]
+
+
+async def test_a_retired_subscription_is_skipped_by_the_round_already_under_way(db):
+    gate, blocked = asyncio.Event(), asyncio.Event()
+    slow = RecordingAnnouncer()
+    original = slow.announce
+
+    async def announce(channel_id, *args, **kwargs):
+        if channel_id == 10:
+            blocked.set()
+            await gate.wait()
+        return await original(channel_id, *args, **kwargs)
+
+    slow.announce = announce
+    notifier = build_notifier(db, slow, max_concurrent_sends=1)  # one post at a time: 10 holds the rest
+    round_ = asyncio.create_task(notifier.apply(poll(stream(ALICE, "a1"), stream(BOB, "b1"))))
+    await asyncio.wait_for(blocked.wait(), 5)
+    [alice_in_2] = [s for s in await db.guild_subscriptions(2) if s.streamer == ALICE]
+    await notifier.retire(alice_in_2.id)  # queued behind the blocked post: never started
+    gate.set()
+    await asyncio.wait_for(round_, 5)
+    assert sorted(slow.sent) == [(10, "a1", "alice"), (20, "b1", "bob")]
