@@ -257,3 +257,30 @@ async def test_a_removal_before_its_post_started_posts_nothing(guild_a, harness,
         # The removed streamer's card, if its post was already under way, is closed; the other stays live.
         is_removed = message.embeds[0]["title"] != hung_title
         assert ("was live" in message.content) == is_removed
+
+
+# -- the one remaining window ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("retry_after", "copies"), [(60, 1), (301, 2)])
+async def test_the_nonce_covers_a_lost_answer_only_within_discords_window(
+    guild_a, harness, fake_discord, fake_twitch, retry_after, copies
+):
+    """The one window left, shown honestly: Discord created the message but the bot never learnt it (the
+    answer was lost, or the process died between Discord's answer and the commit). The retry carries the
+    same nonce, and Discord returns the first message instead of a second one — but Discord remembers
+    nonces for a few minutes only (the fake: 300 s). A retry later than that posts a second copy. In
+    practice a retry comes within seconds (the next cycle, or the restart); README 'How it works' says so."""
+    guild, alerts, general = guild_a
+    await follow(harness, guild, general, "shroud", alerts)
+    fake_twitch.go_live("shroud", title="once")
+    fake_discord.hang_next("POST", rf"/channels/{alerts.id}/messages", create=True)
+    cycle = asyncio.create_task(harness.poll())
+    await harness.wait_for(lambda: fake_discord.hung, "the post to be created and its answer held")
+    fake_discord.release_hangs(answer=False)  # the answer never reaches the bot
+    await cycle
+    fake_discord.advance_clock(retry_after)
+    await harness.poll()
+    assert len(announcements(fake_discord, alerts)) == copies
+    await harness.poll()
+    assert len(announcements(fake_discord, alerts)) == copies  # recorded now: never posted again
