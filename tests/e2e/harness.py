@@ -75,7 +75,7 @@ class BotHarness:
         self.twitch_budget = 8.0  # what one interaction may spend on Twitch (production's default)
 
     async def start(self, *, wait_first_cycle: bool = True) -> TwitchNotifierBot:
-        self.db = await Database.open(self.settings.database_path)
+        self.db = await Database.open(self.settings.database_path, clock=self.clock.now)
         self.twitch_client = build_twitch_client(self.settings, backoff_base=0.01, backoff_max=0.05)
         bot = build_bot(
             self.settings,
