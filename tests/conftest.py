@@ -61,3 +61,15 @@ async def harness(fake_discord, fake_twitch, tmp_path, error_logs):
     h = BotHarness(fake_discord, fake_twitch, tmp_path / "bot.db")
     yield h
     await h.stop()
+
+
+@pytest.fixture
+async def guild_a(harness, fake_discord, fake_twitch):
+    """A started bot in "Guild A" with #alerts and #general, and Twitch users shroud and pokimane."""
+    guild = fake_discord.add_guild("Guild A")
+    alerts = fake_discord.add_text_channel(guild.id, "alerts")
+    general = fake_discord.add_text_channel(guild.id, "general")
+    fake_twitch.add_user("shroud")
+    fake_twitch.add_user("pokimane", display_name="Pokimane")
+    await harness.start()
+    return guild, alerts, general

@@ -175,6 +175,20 @@ class BotHarness:
         return await interaction.wait_reply(timeout=READY_TIMEOUT)
 
 
+def announcements(fake_discord: FakeDiscord, channel: Any = None) -> list[Any]:
+    """The messages with an embed the fake Discord holds (in one channel, if given): the announcements."""
+    messages = fake_discord.messages if channel is None else fake_discord.messages_in(channel.id)
+    return [m for m in messages if m.embeds]
+
+
+async def follow(harness: BotHarness, guild: Any, channel: Any, login: str, target: Any = None) -> Any:
+    """/addstreamer as an admin in `channel`, announcing in `target` (else the server's default)."""
+    options: dict[str, Any] = {"streamer": login}
+    if target is not None:
+        options["channel"] = target.id
+    return await harness.command("addstreamer", options, guild=guild, channel=channel)
+
+
 class LogWatcher(logging.Handler):
     """Collects ERROR records so a test fails on any unexpected error, from discord.py or the bot."""
 

@@ -9,31 +9,8 @@ import time
 
 import pytest
 
+from tests.e2e.harness import announcements, follow
 from tests.fakes.fake_twitch import HTML_ERROR_PAGE, RawJSON
-
-
-def announcements(fake_discord, channel=None):
-    messages = fake_discord.messages if channel is None else fake_discord.messages_in(channel.id)
-    return [m for m in messages if m.embeds]
-
-
-async def follow(harness, guild, channel, login, target=None):
-    options = {"streamer": login}
-    if target is not None:
-        options["channel"] = target.id
-    return await harness.command("addstreamer", options, guild=guild, channel=channel)
-
-
-@pytest.fixture
-async def guild_a(harness, fake_discord, fake_twitch):
-    guild = fake_discord.add_guild("Guild A")
-    alerts = fake_discord.add_text_channel(guild.id, "alerts")
-    general = fake_discord.add_text_channel(guild.id, "general")
-    fake_twitch.add_user("shroud")
-    fake_twitch.add_user("pokimane", display_name="Pokimane")
-    await harness.start()
-    return guild, alerts, general
-
 
 # -- what Twitch says ----------------------------------------------------------------------------------
 
