@@ -9,5 +9,5 @@ Imports run one way, down this list; a module never imports from a layer below i
     discord_io/       everything that talks to Discord through discord.py (announcer, replies, pacing)
     cogs/             the slash commands, one cog per feature
     app/              start-up: build the bot, run it, logging, signals, `--check`
-Only discord_io/, cogs/, app/ and bot.py import discord.
+Only discord_io/, cogs/ and bot.py import discord (tests/test_architecture.py checks every rule here).
 """

@@ -1,4 +1,4 @@
-"""Unit tests for live_tracker.reconcile: started / continued / ended decisions, unknowns untouched."""
+"""Unit tests for core.tracker.reconcile: started / continued / ended decisions, unknowns untouched."""
 
 from datetime import UTC, datetime
 

@@ -1,3 +1,5 @@
+"""discord_io.pacer.SendPacer: the token bucket that keeps a fan-out under Discord's global rate limit."""
+
 import asyncio
 import itertools
 

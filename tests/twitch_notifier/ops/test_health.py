@@ -1,4 +1,4 @@
-"""Tests for health_server.py: the health rule at its boundaries, and a real server answering on 127.0.0.1."""
+"""Tests for ops/health.py: the health rule at its boundaries, and a real server answering on 127.0.0.1."""
 
 from __future__ import annotations
 
