@@ -41,7 +41,7 @@ manage_guild_only = app_commands.checks.has_permissions(manage_guild=True)
 
 NOT_FOLLOWED = "That streamer isn't followed here. `/streamers` shows the list."
 CANT_SEE_CHANNEL = "I can't see that channel. Pick a text channel I have access to."
-TWITCH_UNREACHABLE = "I couldn't reach Twitch just now. Please try again in a minute."
+TWITCH_UNREACHABLE = "Twitch is not answering just now. Please try again in a minute."
 
 
 def guild_of(interaction: discord.Interaction) -> discord.Guild:
