@@ -28,6 +28,24 @@ class InteractionRefused(Exception):
     """Discord would not deliver this interaction (unknown command, bad options, missing permission)."""
 
 
+@dataclass(frozen=True, slots=True)
+class TypedChannel:
+    """A channel option's value that did not come from Discord's picker: an id pasted by hand, or a pick the
+    admin made just before the channel was deleted.
+
+    A plain id (or FakeChannel) is a pick: Discord's picker offers only live channels of the guild whose type
+    is in the option's ``channel_types`` (documented as "the channels shown will be restricted to these
+    types"), so the fake refuses anything else. The docs promise no such check on what reaches the API, so a
+    TypedChannel skips that filter: the option carries the id and ``data.resolved.channels`` the channel's
+    partial object (id, name, type, permissions, guild_id, ...) as Discord last knew it, whatever its type,
+    guild or deletion. With ``resolved=False`` the id arrives with no resolved entry, as for a channel
+    Discord could no longer resolve. A bot must answer all of these well.
+    """
+
+    id: int
+    resolved: bool = True
+
+
 @dataclass(slots=True)
 class InteractionReply:
     """The final visible answer to an interaction."""
@@ -195,6 +213,8 @@ class OptionResolver:
             if not isinstance(value, bool):
                 raise refuse("expected a boolean")
         elif otype == 7:
+            if isinstance(value, TypedChannel):
+                return self._typed_channel(value, refuse)
             channel = self.channels.get(snowflake) if isinstance(snowflake, int) else None
             if channel is None or channel.deleted or guild is None or channel.guild_id != guild.id:
                 raise refuse("not a live channel of this guild")
@@ -209,6 +229,14 @@ class OptionResolver:
         if opt.get("choices") and value not in [c["value"] for c in opt["choices"]]:
             raise refuse("not one of the choices")
         return value
+
+    def _typed_channel(self, typed: TypedChannel, refuse: Callable[[str], InteractionRefused]) -> str:
+        if typed.resolved:
+            channel = self.channels.get(typed.id)
+            if channel is None:
+                raise refuse("Discord cannot resolve a channel it never had (give resolved=False)")
+            self.resolved.setdefault("channels", {})[str(channel.id)] = resolved_channel(channel, self.permissions)
+        return str(typed.id)
 
     def _user_or_role(self, otype: int, snowflake: Any, refuse: Callable[[str], InteractionRefused]) -> str:
         guild = self.guild

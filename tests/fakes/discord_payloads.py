@@ -28,6 +28,7 @@ PRIVILEGED_INTENTS = (1 << 1) | (1 << 8) | (1 << 15)  # members, presences, mess
 TEXT_CHANNEL = 0
 DM_CHANNEL = 1
 VOICE_CHANNEL = 2
+CATEGORY_CHANNEL = 4
 NEWS_CHANNEL = 5
 
 # Message flags.

@@ -42,6 +42,7 @@ from tests.fakes.discord_interactions import (
     InteractionRefused,
     InteractionReply,
     OptionResolver,
+    TypedChannel,
     check_allowed,
     find_command,
 )
@@ -98,6 +99,7 @@ __all__ = [
     "InteractionReply",
     "RecordedRequest",
     "Rejection",
+    "TypedChannel",
     "patch_discord_endpoints",
     "permission_value",
 ]

@@ -20,6 +20,7 @@ import pytest
 from discord import app_commands
 from discord.ext import commands
 
+from tests.fakes.discord_payloads import CATEGORY_CHANNEL, VOICE_CHANNEL
 from tests.fakes.fake_discord import (
     PROXY_502_HTML,
     FakeChannel,
@@ -27,6 +28,7 @@ from tests.fakes.fake_discord import (
     FakeGuild,
     FakeRole,
     InteractionRefused,
+    TypedChannel,
     patch_discord_endpoints,
     permission_value,
 )
@@ -329,6 +331,54 @@ async def test_discord_refuses_what_the_schema_does_not_allow(bot: MiniBot, fake
     reply = await inter.wait_reply()
     assert reply.ephemeral
     assert "Manage Server" in reply.text
+
+
+async def logged(errors: ErrorCollector, pattern: str, timeout: float = 5.0) -> list[logging.LogRecord]:
+    """Wait for the ERROR records matching ``pattern`` (logged by a command handler task) and take them."""
+    async with asyncio.timeout(timeout):
+        while not any(re.search(pattern, r.getMessage()) for r in errors.records):
+            await asyncio.sleep(0.01)
+    return errors.expect(pattern)
+
+
+async def test_a_typed_channel_skips_the_pickers_channel_types(
+    bot: MiniBot, fake: FakeDiscord, world: World, no_discord_errors: ErrorCollector
+) -> None:
+    where: dict[str, Any] = {"guild_id": world.guild.id, "permissions": fake.ADMIN_PERMISSIONS}
+    voice = await fake.create_channel(world.guild.id, "voice-chat", type=VOICE_CHANNEL)
+    category = await fake.create_channel(world.guild.id, "Streams", type=CATEGORY_CHANNEL)
+    async with asyncio.timeout(5):
+        while bot.get_channel(category.id) is None:
+            await asyncio.sleep(0.01)
+    assert isinstance(bot.get_channel(category.id), discord.CategoryChannel)
+    assert isinstance(bot.get_channel(voice.id), discord.VoiceChannel)
+    # Picked: the picker only shows the types discord.py derived from the annotation (text, news).
+    with pytest.raises(InteractionRefused, match=r"channel type 2 not in \[0, 5\]"):
+        await fake.invoke("addstreamer", {"streamer": "s", "channel": voice.id}, **where)
+    # Typed: delivered and resolved with its real type; discord.py's TextChannel transformer refuses it.
+    inter = await fake.invoke("addstreamer", {"streamer": "s", "channel": TypedChannel(voice.id)}, **where)
+    data = inter.payload["data"]
+    assert {"name": "channel", "type": 7, "value": str(voice.id)} in data["options"]
+    resolved = data["resolved"]["channels"][str(voice.id)]
+    assert (resolved["type"], resolved["name"], resolved["guild_id"]) == (
+        VOICE_CHANNEL,
+        "voice-chat",
+        str(world.guild.id),
+    )
+    [record] = await logged(no_discord_errors, "Ignoring exception in command 'addstreamer'")
+    assert record.exc_info is not None
+    assert isinstance(record.exc_info[1], app_commands.TransformerError)
+    # Unresolved: the bare id, no resolved entry; discord.py hands the transformer a discord.Object.
+    inter = await fake.invoke(
+        "addstreamer", {"streamer": "s", "channel": TypedChannel(category.id, resolved=False)}, **where
+    )
+    assert "resolved" not in inter.payload["data"]
+    [record] = await logged(no_discord_errors, "Ignoring exception in command 'addstreamer'")
+    assert record.exc_info is not None
+    assert isinstance(record.exc_info[1], app_commands.TransformerError)
+    assert isinstance(record.exc_info[1].value, discord.Object)
+    with pytest.raises(InteractionRefused, match="never had"):
+        await fake.invoke("addstreamer", {"streamer": "s", "channel": TypedChannel(12345)}, **where)
 
 
 async def test_second_callback_is_refused(bot: MiniBot, fake: FakeDiscord, world: World) -> None:

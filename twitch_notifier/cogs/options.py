@@ -13,6 +13,7 @@ from database import Database
 from twitch_api import TwitchClient
 from twitch_notifier.core.subscriptions import ChannelCheck, ChannelStatus
 from twitch_notifier.discord_io.channels import channel_problem
+from twitch_notifier.rendering.invisible import strip_invisible
 from twitch_notifier.rendering.limits import CHOICE_NAME_LIMIT, CHOICE_VALUE_LIMIT, MAX_CHOICES
 from twitch_notifier.rendering.pings import PingChoice, parse_ping
 from twitch_notifier.rendering.templates import TemplateError
@@ -52,7 +53,8 @@ def guild_of(interaction: discord.Interaction) -> discord.Guild:
 
 
 def escaped(text: str) -> str:
-    return discord.utils.escape_markdown(text)
+    """Text from Twitch (or typed by an admin) shown literally in a reply: nothing invisible, no markdown."""
+    return discord.utils.escape_markdown(strip_invisible(text))
 
 
 def is_default(text: str) -> bool:
@@ -124,7 +126,8 @@ async def subscription_choices(
     choices = []
     for sub in subs:
         s = sub.streamer
-        name = s.display_name if s.display_name.lower() == s.login else f"{s.display_name} ({s.login})"
+        shown = strip_invisible(s.display_name).strip() or s.login
+        name = shown if shown.lower() == s.login else f"{shown} ({s.login})"
         if counts[s.twitch_user_id] > 1:
             channel = guild.get_channel(sub.channel_id) if guild else None
             name += f" → #{channel.name}" if channel else " → a deleted channel"

@@ -1,7 +1,8 @@
 """Renders what the bot posts: the live announcement and the lines of /streamers and /live.
 
 Plain dicts in Discord's JSON shape and plain strings, no discord import, so it is testable alone.
-Everything that comes from Twitch is markdown-escaped, mention-defused and cut to Discord's limits.
+Everything that comes from Twitch is stripped of invisible characters, markdown-escaped, mention-defused and
+cut to Discord's limits.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from twitch_notifier.models import JSON, Announcement, LiveStream, Streamer
+from twitch_notifier.rendering.invisible import strip_invisible
 from twitch_notifier.rendering.limits import (
     BUTTON_LABEL_LIMIT,
     CONTENT_LIMIT,
@@ -26,6 +28,8 @@ from twitch_notifier.twitch.models import channel_url
 TWITCH_PURPLE = 0x9146FF
 OFFLINE_GREY = 0x6E6E78
 THUMBNAIL_SIZE = (1280, 720)
+UNTITLED = "Untitled broadcast"
+NO_CATEGORY = "No category"
 
 _MARKDOWN_CHARS = re.compile(r"([\\*_~`|>#\-\[\]()<:])")
 _MENTION = re.compile(r"@(everyone|here|[!&]?\d+)")
@@ -43,13 +47,13 @@ def _escape_markdown(text: str) -> str:
 
 
 def escape(text: str) -> str:
-    """Make Twitch text display literally: no markdown, no links, no mention that could ping."""
-    return _escape_markdown(_defuse_mentions(text))
+    """Make Twitch text display literally: nothing invisible, no markdown, no links, no mention that could ping."""
+    return _escape_markdown(_defuse_mentions(strip_invisible(text)))
 
 
 def escape_and_truncate(text: str, limit: int) -> str:
     """Escape, then cut to `limit` characters without splitting an escape sequence, ending with '…'."""
-    defused = _defuse_mentions(text)
+    defused = _defuse_mentions(strip_invisible(text))
     escaped = _escape_markdown(defused)
     if len(escaped) <= limit:
         return escaped
@@ -62,6 +66,12 @@ def escape_and_truncate(text: str, limit: int) -> str:
         out.append(piece)
         used += len(piece)
     return "".join(out).rstrip() + "…"
+
+
+def shown(text: str, fallback: str) -> str:
+    """Twitch text as the bot shows it before escaping: visible characters only, trimmed, or `fallback` if
+    nothing visible is left (a title of only a bidi override is an untitled broadcast)."""
+    return strip_invisible(text).strip() or fallback
 
 
 def thumbnail_url(template: str, cache_key: int | str) -> str:
@@ -88,6 +98,11 @@ def uptime(started_at: datetime, now: datetime | None = None) -> str:
     return format_duration((now - started_at).total_seconds())
 
 
+def _name(streamer: Streamer) -> str:
+    # A display name of only invisible characters falls back to the login, which Twitch keeps to [a-z0-9_].
+    return shown(streamer.display_name, "") or streamer.login
+
+
 def link_button(label: str, url: str) -> list[JSON]:
     """One action row with one link button (style 5): Discord opens the URL, the bot gets no interaction."""
     return [{"type": 1, "components": [{"type": 2, "style": 5, "label": label[:BUTTON_LABEL_LIMIT], "url": url}]}]
@@ -96,9 +111,9 @@ def link_button(label: str, url: str) -> list[JSON]:
 def template_values(stream: LiveStream, streamer: Streamer, ping: str | None) -> dict[str, str]:
     """What a message template's placeholders stand for; Twitch's text escaped and mention-defused."""
     return {
-        "streamer": escape_and_truncate(streamer.display_name or streamer.login, 100),
-        "title": escape_and_truncate(stream.title.strip() or "Untitled broadcast", 300),
-        "game": escape_and_truncate(stream.game_name or "No category", 100),
+        "streamer": escape_and_truncate(_name(streamer), 100),
+        "title": escape_and_truncate(shown(stream.title, UNTITLED), 300),
+        "game": escape_and_truncate(shown(stream.game_name, NO_CATEGORY), 100),
         "url": channel_url(streamer.login),
         "viewers": f"{stream.viewer_count:,}",
         "ping": ping_mention(ping),
@@ -129,14 +144,15 @@ def live_announcement(
     now = now or datetime.now(UTC)
     url = channel_url(streamer.login)
     embed: JSON = {
-        "title": escape_and_truncate(stream.title.strip() or "Untitled broadcast", EMBED_TITLE_LIMIT),
+        "title": escape_and_truncate(shown(stream.title, UNTITLED), EMBED_TITLE_LIMIT),
         "url": url,
         "color": TWITCH_PURPLE,
-        "author": {"name": (streamer.display_name or streamer.login)[:EMBED_AUTHOR_LIMIT], "url": url},
+        # Embed author names show no markdown, so they are not escaped; they can still be reversed or hidden.
+        "author": {"name": _name(streamer)[:EMBED_AUTHOR_LIMIT], "url": url},
         "fields": [
             {
                 "name": "Game",
-                "value": escape_and_truncate(stream.game_name or "No category", EMBED_FIELD_VALUE_LIMIT),
+                "value": escape_and_truncate(shown(stream.game_name, NO_CATEGORY), EMBED_FIELD_VALUE_LIMIT),
                 "inline": True,
             },
             {"name": "Viewers", "value": f"{stream.viewer_count:,}", "inline": True},
@@ -178,17 +194,17 @@ def ended_announcement(
 ) -> Announcement:
     """The muted "was live" card a live card turns into when the stream ends."""
     url = channel_url(streamer.login)
-    name = escape_and_truncate(streamer.display_name or streamer.login, 100)
+    name = escape_and_truncate(_name(streamer), 100)
     target = vod_url if vod_url and _URL_SAFE.match(vod_url) else url
     embed: JSON = {
-        "title": escape_and_truncate(title.strip() or "Untitled broadcast", EMBED_TITLE_LIMIT),
+        "title": escape_and_truncate(shown(title, UNTITLED), EMBED_TITLE_LIMIT),
         "url": target,
         "color": OFFLINE_GREY,
-        "author": {"name": f"{(streamer.display_name or streamer.login)[:200]} was live", "url": url},
+        "author": {"name": f"{_name(streamer)[:200]} was live", "url": url},
         "fields": [
             {
                 "name": "Game",
-                "value": escape_and_truncate(game_name or "No category", EMBED_FIELD_VALUE_LIMIT),
+                "value": escape_and_truncate(shown(game_name, NO_CATEGORY), EMBED_FIELD_VALUE_LIMIT),
                 "inline": True,
             },
         ],
@@ -231,7 +247,7 @@ def streamer_line(
     streamer: Streamer, channel_mention: str, live: LiveStream | None, problem: str | None, overrides: str = ""
 ) -> str:
     """One line of /streamers."""
-    name = escape(streamer.display_name or streamer.login)
+    name = escape(_name(streamer))
     state = "\N{LARGE RED CIRCLE} live" if live else "offline"
     link = f"[twitch.tv/{escape(streamer.login)}]({channel_url(streamer.login)})"
     line = f"**{name}** ({link}) → {channel_mention} · {state}"
@@ -244,9 +260,9 @@ def streamer_line(
 
 def live_line(streamer: Streamer, live: LiveStream, now: datetime | None = None, where: str = "") -> str:
     """One entry of /live: one per streamer, however many channels announce them (`where`)."""
-    name = escape(streamer.display_name or streamer.login)
-    title = escape_and_truncate(live.title.strip() or "Untitled broadcast", 200)
-    game = escape_and_truncate(live.game_name or "No category", 100)
+    name = escape(_name(streamer))
+    title = escape_and_truncate(shown(live.title, UNTITLED), 200)
+    game = escape_and_truncate(shown(live.game_name, NO_CATEGORY), 100)
     line = (
         f"\N{LARGE RED CIRCLE} **[{name}]({channel_url(streamer.login)})** — {title}\n"
         f"  {game} · {live.viewer_count:,} viewers · up {uptime(live.started_at, now)}"

@@ -23,15 +23,28 @@ class TemplateError(ValueError):
 # ------------------------------------------------------------------------------------------- templates
 
 
+STRAY_CLOSING_BRACE = (
+    "The message has a stray `}` without its `{`: placeholders look like `{title}`; write `}}` for a literal brace."
+)
+STRAY_OPENING_BRACE = (
+    "The message has a stray `{` without its `}`: placeholders look like `{title}`; write `{{` for a literal brace."
+)
+UNREADABLE_BRACES = (
+    "The message has a stray brace inside a placeholder: placeholders look like `{title}`; write `{{` or `}}` "
+    "for a literal brace."
+)
+
+
 def placeholders_in(template: str) -> list[str]:
     """The placeholder names a template uses; raises TemplateError for malformed braces."""
+    # Python's own messages ("Single '}' encountered in format string") mean nothing to an admin: find the
+    # stray brace first and say which it is; whatever else Python refuses is a brace inside a placeholder.
+    if problem := _brace_problem(template):
+        raise TemplateError(problem)
     try:
         parsed = list(string.Formatter().parse(template))
-    except ValueError as exc:
-        raise TemplateError(
-            f"The message has a stray `{{` or `}}` ({exc}). Placeholders look like `{{title}}`; "
-            "write `{{{{` or `}}}}` for a literal brace."
-        ) from None
+    except ValueError:
+        raise TemplateError(UNREADABLE_BRACES) from None
     names: list[str] = []
     for _literal, field, spec, conversion in parsed:
         if field is None:
@@ -41,6 +54,25 @@ def placeholders_in(template: str) -> list[str]:
             raise TemplateError(f"`{shown}` is not a placeholder. Use {_known()}.")
         names.append(field)
     return names
+
+
+def _brace_problem(template: str) -> str | None:
+    """What is wrong with the braces of `template` as str.format reads them, if a brace is unpaired."""
+    index = 0
+    while index < len(template):
+        char = template[index]
+        if template.startswith(("{{", "}}"), index):
+            index += 2
+        elif char == "{":
+            close = template.find("}", index + 1)
+            if close == -1:
+                return STRAY_OPENING_BRACE
+            index = close + 1
+        elif char == "}":
+            return STRAY_CLOSING_BRACE
+        else:
+            index += 1
+    return None
 
 
 def validate_template(template: str) -> str:

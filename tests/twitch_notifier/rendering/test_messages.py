@@ -5,11 +5,13 @@ from datetime import UTC, datetime, timedelta
 from twitch_notifier.models import LiveStream, Streamer
 from twitch_notifier.rendering.limits import EMBED_TITLE_LIMIT
 from twitch_notifier.rendering.messages import (
+    ended_announcement,
     escape,
     escape_and_truncate,
     format_duration,
     live_announcement,
     live_line,
+    overrides_summary,
     paginate,
     streamer_line,
     thumbnail_url,
@@ -118,3 +120,61 @@ def test_paginate():
     assert all(len(p) <= 1000 for p in pages)
     assert "\n".join(pages).split("\n") == lines
     assert paginate(["y" * 2000], 1000) == ["y" * 999 + "…"]
+
+
+RLO = "\u202e"  # RIGHT-TO-LEFT OVERRIDE
+INVISIBLE = "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f\u200c\u200d\u2060\ufeff"
+TRICKSTER = Streamer("2", "trickster", f"Trick{RLO}ster", "https://static-cdn.jtvnw.net/b.png")
+
+
+def visible(text: str) -> bool:
+    return not set(INVISIBLE) & set(text)
+
+
+def test_bidi_overrides_are_stripped_from_the_live_card():
+    hostile = stream(title=f"free skins {RLO}knil siht kcilc{INVISIBLE}", game_name=f"Just{RLO} Chatting")
+    rendered = live_announcement(hostile, TRICKSTER, template="{streamer}: {title} ({game})")
+    embed = rendered.embed
+    assert embed["title"] == "free skins knil siht kcilc"
+    assert embed["author"]["name"] == "Trickster"
+    assert embed["fields"][0]["value"] == "Just Chatting"
+    assert rendered.content == "Trickster: free skins knil siht kcilc (Just Chatting)"
+
+
+def test_bidi_overrides_are_stripped_from_the_ended_card_and_the_lines():
+    ended = ended_announcement(
+        TRICKSTER, title=f"{RLO}bye", game_name=f"{RLO}Chess", started_at=T0, ended_at=T0 + timedelta(hours=1)
+    )
+    assert ended.embed["title"] == "bye"
+    assert ended.embed["author"]["name"] == "Trickster was live"
+    assert ended.embed["fields"][0]["value"] == "Chess"
+    assert ended.content == "**Trickster** was live on Twitch."
+    hostile = stream(title=f"{RLO}title", game_name=f"{RLO}game")
+    line = streamer_line(TRICKSTER, "<#10>", hostile, None, overrides_summary(None, None, [f"{RLO}Chess"]))
+    assert "**Trickster**" in line
+    assert "only Chess" in line
+    entry = live_line(TRICKSTER, hostile, now=T0)
+    assert "Trickster" in entry
+    assert "— title" in entry
+    assert "game ·" in entry
+    assert all(visible(text) for text in (line, entry, str(ended.embed)))
+
+
+def test_a_title_of_only_invisible_characters_is_untitled():
+    embed = live_announcement(stream(title=INVISIBLE, game_name=RLO), Streamer("3", "login", RLO)).embed
+    assert embed["title"] == "Untitled broadcast"
+    assert embed["fields"][0]["value"] == "No category"
+    assert embed["author"]["name"] == "login"
+
+
+def test_the_zero_width_space_that_defuses_mentions_survives():
+    # A title's own ZWSP goes with the other invisible characters; the bot's goes in after.
+    assert escape("@\u200beveryone") == "@\u200beveryone"
+    assert escape("@every\u200bone") == "@\u200beveryone"
+
+
+def test_family_emoji_stay_whole_in_a_title():
+    family = "\U0001f468\u200d\U0001f469\u200d\U0001f467"
+    assert live_announcement(stream(title=f"family stream {family}"), STREAMER).embed["title"] == (
+        f"family stream {family}"
+    )

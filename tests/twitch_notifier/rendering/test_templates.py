@@ -7,7 +7,10 @@ from hypothesis import strategies as st
 from twitch_notifier.rendering.pings import PingChoice, parse_ping, ping_allowed_mentions, ping_mention
 from twitch_notifier.rendering.templates import (
     DEFAULT_TEMPLATE,
+    STRAY_CLOSING_BRACE,
+    STRAY_OPENING_BRACE,
     TEMPLATE_MAX_LENGTH,
+    UNREADABLE_BRACES,
     TemplateError,
     parse_game_list,
     render_template,
@@ -99,3 +102,39 @@ def test_game_list():
     assert parse_game_list("VALORANT, Minecraft ,, VALORANT") == ["VALORANT", "Minecraft"]
     assert parse_game_list("any") is None
     assert parse_game_list(" , ") is None
+
+
+@pytest.mark.parametrize(
+    ("template", "message"),
+    [
+        ("}", STRAY_CLOSING_BRACE),
+        ("{title}}", STRAY_CLOSING_BRACE),
+        ("{{title}", STRAY_CLOSING_BRACE),
+        ("{", STRAY_OPENING_BRACE),
+        ("{title} is live {", STRAY_OPENING_BRACE),
+        ("{ti{tle}", UNREADABLE_BRACES),
+    ],
+)
+def test_an_unpaired_brace_is_named_in_our_words(template, message):
+    with pytest.raises(TemplateError) as info:
+        validate_template(template)
+    assert str(info.value) == message
+    assert "format string" not in str(info.value)
+
+
+def test_the_brace_wording_says_which_brace_and_how_to_write_it():
+    assert STRAY_CLOSING_BRACE == (
+        "The message has a stray `}` without its `{`: placeholders look like `{title}`; write `}}` for a literal brace."
+    )
+    assert "write `{{` for a literal brace" in STRAY_OPENING_BRACE
+
+
+@given(st.text(alphabet="{}ab", max_size=12))
+def test_every_template_is_accepted_or_refused_in_our_words(template):
+    message = ""
+    try:
+        validate_template(template)
+    except TemplateError as exc:
+        message = str(exc)
+    assert "format string" not in message
+    assert "expected '}'" not in message
