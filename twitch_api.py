@@ -322,16 +322,16 @@ class TwitchClient:
         """Twitch's required periodic token check. False (and a fresh token fetched) if it was revoked."""
         token = await self._ensure_token()
         reply = await self._send("GET", f"{self._auth_base}/validate", headers={"Authorization": f"OAuth {token}"})
-        if reply.status == 200:
+        if reply.status == HTTPStatus.OK:
             payload = json_object(reply.text) or {}
             _log.debug("Twitch app token %s is valid, expires in %ss", _fingerprint(token), payload.get("expires_in"))
             return True
-        if reply.status == 401:
+        if reply.status == HTTPStatus.UNAUTHORIZED:
             _log.info("Twitch app token %s is no longer valid; fetching a new one", _fingerprint(token))
             self._invalidate_token(token)
             await self._ensure_token()
             return False
-        if reply.status >= 500:
+        if reply.status >= HTTPStatus.INTERNAL_SERVER_ERROR:
             raise TwitchServerError(reply.status, reply.text)
         raise TwitchAPIError(reply.status, reply.text)
 
@@ -593,7 +593,7 @@ class TwitchClient:
                 await self._backoff(failures, "POST", "/oauth2/token", "no response")
                 continue
             status = reply.status
-            if status == 200:
+            if status == HTTPStatus.OK:
                 payload = json_object(reply.text) or {}
                 token = payload.get("access_token")
                 if not isinstance(token, str) or not token:
@@ -605,13 +605,13 @@ class TwitchClient:
                 _log.info("Fetched a Twitch app access token %s (expires in %ds)", _fingerprint(token), expires_in)
                 return token
             message = self._redact(error_message(reply.text) or f"HTTP {status}")
-            if status in (400, 401, 403):
+            if status in (HTTPStatus.BAD_REQUEST, HTTPStatus.UNAUTHORIZED, HTTPStatus.FORBIDDEN):
                 raise TwitchAuthError(
                     f"Twitch rejected the client id/secret (HTTP {status}: {message}). Check the Twitch "
                     "client id and client secret of your application at https://dev.twitch.tv/console/apps",
                     status=status,
                 )
-            if status == 429 or status >= 500:
+            if status == HTTPStatus.TOO_MANY_REQUESTS or status >= HTTPStatus.INTERNAL_SERVER_ERROR:
                 failures += 1
                 if failures > self._max_retries:
                     raise TwitchServerError(status, self._redact(reply.text))

@@ -15,6 +15,7 @@ from twitch_notifier.cogs.options import guild_of
 from twitch_notifier.discord_io.channels import CHANNEL_DELETED, channel_problem
 from twitch_notifier.discord_io.replies import reply, reply_pages
 from twitch_notifier.models import GuildStreamer
+from twitch_notifier.rendering.limits import EMBED_DESCRIPTION_LIMIT
 from twitch_notifier.rendering.messages import live_line, overrides_summary, paginate, streamer_line
 from twitch_notifier.twitch.errors import TwitchError
 from twitch_notifier.twitch.mapping import live_stream_from
@@ -22,6 +23,9 @@ from twitch_notifier.twitch.mapping import live_stream_from
 __all__ = ["ListingCommands", "setup"]
 
 _log = logging.getLogger(__name__)
+
+PAGE_LIMIT = EMBED_DESCRIPTION_LIMIT - 96
+"""One page of a list: an embed description, with room to spare for a note."""
 
 NOTHING_FOLLOWED = "No streamers are followed here yet. Add one with `/addstreamer`."
 UNREADABLE_FILTER = (
@@ -77,7 +81,7 @@ class ListingCommands(commands.Cog):
             lines.append(streamer_line(sub.streamer, mention, row.live, problem, overrides))
         live_count = len({row.subscription.streamer.twitch_user_id for row in rows if row.live})
         title = f"Followed streamers: {len(rows)} ({live_count} live)"
-        await reply_pages(interaction, title, paginate(lines, 4000))
+        await reply_pages(interaction, title, paginate(lines, PAGE_LIMIT))
 
     @app_commands.command(name="live", description="Show which of this server's streamers are live now")
     @app_commands.guild_only()
@@ -116,7 +120,7 @@ class ListingCommands(commands.Cog):
             for s in live
             if s.twitch_user_id in streamers
         ]
-        pages = paginate(lines, 4000 - len(note))
+        pages = paginate(lines, PAGE_LIMIT - len(note))
         pages[-1] += note
         await reply_pages(interaction, f"Live now: {len(lines)}", pages)
 

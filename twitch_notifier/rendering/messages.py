@@ -28,6 +28,12 @@ from twitch_notifier.twitch.models import channel_url
 TWITCH_PURPLE = 0x9146FF
 OFFLINE_GREY = 0x6E6E78
 THUMBNAIL_SIZE = (1280, 720)
+# How much of Twitch's text the bot shows where Discord's own limit is far larger (Twitch: names <= 25,
+# titles <= 140 characters; these leave room for escaping and keep one bad value from crowding the rest).
+NAME_SHOWN = 100
+TITLE_IN_MESSAGE = 300
+TITLE_IN_LIST = 200
+WAS_LIVE_SUFFIX = " was live"
 UNTITLED = "Untitled broadcast"
 NO_CATEGORY = "No category"
 
@@ -111,9 +117,9 @@ def link_button(label: str, url: str) -> list[JSON]:
 def template_values(stream: LiveStream, streamer: Streamer, ping: str | None) -> dict[str, str]:
     """What a message template's placeholders stand for; Twitch's text escaped and mention-defused."""
     return {
-        "streamer": escape_and_truncate(_name(streamer), 100),
-        "title": escape_and_truncate(shown(stream.title, UNTITLED), 300),
-        "game": escape_and_truncate(shown(stream.game_name, NO_CATEGORY), 100),
+        "streamer": escape_and_truncate(_name(streamer), NAME_SHOWN),
+        "title": escape_and_truncate(shown(stream.title, UNTITLED), TITLE_IN_MESSAGE),
+        "game": escape_and_truncate(shown(stream.game_name, NO_CATEGORY), NAME_SHOWN),
         "url": channel_url(streamer.login),
         "viewers": f"{stream.viewer_count:,}",
         "ping": ping_mention(ping),
@@ -194,13 +200,16 @@ def ended_announcement(
 ) -> Announcement:
     """The muted "was live" card a live card turns into when the stream ends."""
     url = channel_url(streamer.login)
-    name = escape_and_truncate(_name(streamer), 100)
+    name = escape_and_truncate(_name(streamer), NAME_SHOWN)
     target = vod_url if vod_url and _URL_SAFE.match(vod_url) else url
     embed: JSON = {
         "title": escape_and_truncate(shown(title, UNTITLED), EMBED_TITLE_LIMIT),
         "url": target,
         "color": OFFLINE_GREY,
-        "author": {"name": f"{_name(streamer)[:200]} was live", "url": url},
+        "author": {
+            "name": f"{_name(streamer)[: EMBED_AUTHOR_LIMIT - len(WAS_LIVE_SUFFIX)]}{WAS_LIVE_SUFFIX}",
+            "url": url,
+        },
         "fields": [
             {
                 "name": "Game",
@@ -261,8 +270,8 @@ def streamer_line(
 def live_line(streamer: Streamer, live: LiveStream, now: datetime | None = None, where: str = "") -> str:
     """One entry of /live: one per streamer, however many channels announce them (`where`)."""
     name = escape(_name(streamer))
-    title = escape_and_truncate(shown(live.title, UNTITLED), 200)
-    game = escape_and_truncate(shown(live.game_name, NO_CATEGORY), 100)
+    title = escape_and_truncate(shown(live.title, UNTITLED), TITLE_IN_LIST)
+    game = escape_and_truncate(shown(live.game_name, NO_CATEGORY), NAME_SHOWN)
     line = (
         f"\N{LARGE RED CIRCLE} **[{name}]({channel_url(streamer.login)})** — {title}\n"
         f"  {game} · {live.viewer_count:,} viewers · up {uptime(live.started_at, now)}"
