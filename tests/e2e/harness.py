@@ -22,6 +22,7 @@ from tests.fakes.fake_discord import FakeDiscord
 from tests.fakes.fake_twitch import FakeTwitch
 from twitch_api import TwitchClient
 from twitch_notifier.app.build import build_bot, build_twitch_client
+from twitch_notifier.discord_io.session import Backoff, run_session
 
 DISCORD_TOKEN = "fake-discord-token.Abc123.SecretPart"
 TWITCH_CLIENT_ID = "fakeclientid0123456789"
@@ -73,6 +74,7 @@ class BotHarness:
         self.discord_call_timeout = 5.0  # a hung request to the fake fails a test fast, not in 15 s
         self.wall_clock = time.time  # Unix time for the metrics; a test may make it jump
         self.twitch_budget = 8.0  # what one interaction may spend on Twitch (production's default)
+        self.discord_backoff = Backoff(base=0.2, cap=2.0)  # production's starts at 1 s and caps at 60 s
 
     async def start(self, *, wait_first_cycle: bool = True) -> TwitchNotifierBot:
         self.db = await Database.open(self.settings.database_path, clock=self.clock.now)
@@ -89,8 +91,10 @@ class BotHarness:
             clock=self.clock.now,
         )
         self.bot = bot
-        await bot.login(self.settings.discord_token)
-        self._connect_task = asyncio.create_task(bot.connect(reconnect=True), name="bot.connect")
+        # As production does (app.run): run_session logs in and connects, retrying while Discord is down.
+        self._connect_task = asyncio.create_task(
+            run_session(bot, self.settings.discord_token, backoff=self.discord_backoff), name="bot.session"
+        )
         await self._watch(bot.wait_until_ready(), "the bot to become ready")
         if wait_first_cycle:
             await self.wait_for_cycles(1)
