@@ -4,7 +4,10 @@ It checks credentials and limits like real Twitch and lets tests inject failures
 Fault injection: ``fail_next`` (any status, raw body and content type, delay), ``malformed_next`` (a 200
 whose body is not what Helix promises), ``hang_next`` (a request that is never answered until
 ``release_hangs()`` or ``stop()``), and ``poison_stream`` / ``go_live(raw_overrides=…)`` (one entry of
-an otherwise normal /helix/streams page carries raw field values, emitted exactly, see ``RawJSON``)."""
+an otherwise normal /helix/streams page carries raw field values, emitted exactly, see ``RawJSON``).
+
+EventSub (conduits, shards, subscriptions, the /ws server) lives in fake_eventsub.py as ``fake.eventsub``;
+``go_live`` / ``update_stream`` / ``go_offline`` push the matching notification unless ``push=False``."""
 
 from __future__ import annotations
 
@@ -24,6 +27,8 @@ from datetime import UTC, datetime
 from typing import Any, Final, Literal, Self
 
 from aiohttp import web
+
+from tests.fakes.fake_eventsub import FakeEventSub
 
 __all__ = [
     "GAMES",
@@ -258,6 +263,8 @@ class _Token:
     number: int
     expires_at: float
     valid: bool = True
+    user_id: str | None = None  # None: an app access token (client credentials)
+    scopes: tuple[str, ...] = ()
 
 
 class FakeTwitch:
@@ -305,6 +312,8 @@ class FakeTwitch:
         self._stopping = asyncio.Event()
         self._runner: web.AppRunner | None = None
         self._port = 0
+        self.authorized_user_ids: set[str] = set()  # users who granted this app a scope (EventSub cost 0)
+        self.eventsub = FakeEventSub(self)
         self.top_user_ids: list[str] = []
         if top_streams:
             self._add_top_streams()
@@ -320,17 +329,20 @@ class FakeTwitch:
         app.router.add_route("GET", "/helix/videos", self._videos)
         app.router.add_route("GET", "/helix/games", self._games)
         app.router.add_route("GET", "/helix/search/categories", self._search_categories)
+        self.eventsub.add_routes(app.router)
         app.router.add_route("*", "/{tail:.*}", self._not_found)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5, handler_cancellation=True)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
         self._port = self._runner.addresses[0][1]
+        self.eventsub.start()
 
     async def stop(self) -> None:
         """Stop serving; requests held by ``hang_next`` are dropped (closed without an answer)."""
         self._stopping.set()
         self.release_hangs(answer=False)
+        await self.eventsub.stop()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -353,6 +365,11 @@ class FakeTwitch:
     @property
     def auth_base(self) -> str:
         return f"http://127.0.0.1:{self._port}/oauth2"
+
+    @property
+    def eventsub_ws_url(self) -> str:
+        """The EventSub WebSocket server, like wss://eventsub.wss.twitch.tv/ws."""
+        return self.eventsub.ws_url
 
     # ------------------------------------------------------------------------------------- world control
 
@@ -415,12 +432,16 @@ class FakeTwitch:
         is_mature: bool = False,
         tags: Iterable[str] = ("English",),
         raw_overrides: Mapping[str, Any] | None = None,
+        push: bool = True,
+        online_type: str = "live",
     ) -> FakeStream:
         """Start a stream (a new stream id each call unless given; an earlier live stream ends first).
-        ``raw_overrides`` poisons fields of its /helix/streams entry, as ``poison_stream`` does."""
+        ``raw_overrides`` poisons fields of its /helix/streams entry, as ``poison_stream`` does.
+        With ``push`` (the default) the EventSub ``stream.online`` notification (``type=online_type``) goes
+        to every enabled subscription; ``push=False`` is a start only polling sees."""
         user = self.user(user_id_or_login)
         if user.id in self.streams and (stream_id is None or self.streams[user.id].id != stream_id):
-            self.go_offline(user.id)
+            self.go_offline(user.id, push=push)
         gid, gname = _resolve_game(game_id, game_name)
         stream = FakeStream(
             id=stream_id or str(next(self._stream_ids)),
@@ -437,6 +458,8 @@ class FakeTwitch:
         self.streams[user.id] = stream
         if raw_overrides:
             self.poison_stream(user.id, **raw_overrides)
+        if push:
+            self.eventsub.stream_online(user, stream, online_type)
         return stream
 
     def poison_stream(self, user_id_or_login: str, **fields: Any) -> FakeStream:
@@ -462,8 +485,12 @@ class FakeTwitch:
         game_id: str | None = None,
         viewer_count: int | None = None,
         tags: Iterable[str] | None = None,
+        push: bool = True,
     ) -> FakeStream:
-        stream = self.streams[self.user(user_id_or_login).id]
+        """Change a live stream; a title or category change also pushes EventSub ``channel.update``."""
+        user = self.user(user_id_or_login)
+        stream = self.streams[user.id]
+        before = (stream.title, stream.game_id, stream.game_name)
         if title is not None:
             stream.title = title
         if game_name is not None or game_id is not None:
@@ -472,12 +499,23 @@ class FakeTwitch:
             stream.viewer_count = viewer_count
         if tags is not None:
             stream.tags = list(tags)
+        if push and before != (stream.title, stream.game_id, stream.game_name):
+            self.eventsub.channel_update(
+                user.id,
+                title=stream.title,
+                category_id=stream.game_id,
+                category_name=stream.game_name,
+                language=stream.language,
+            )
         return stream
 
-    def go_offline(self, user_id_or_login: str, *, archive: bool = True) -> FakeVideo | None:
-        """End the stream; like Twitch, leave an archive VOD unless the streamer disabled them."""
+    def go_offline(self, user_id_or_login: str, *, archive: bool = True, push: bool = True) -> FakeVideo | None:
+        """End the stream; like Twitch, leave an archive VOD unless the streamer disabled them. With
+        ``push`` an EventSub ``stream.offline`` goes out too."""
         user = self.user(user_id_or_login)
         stream = self.streams.pop(user.id, None)
+        if stream is not None and push:
+            self.eventsub.stream_offline(user)
         if stream is None or not archive:
             return None
         seconds = max(0, int((self._now() - stream.started_at).total_seconds()))
@@ -491,6 +529,25 @@ class FakeTwitch:
         )
         self.videos.append(video)
         return video
+
+    def issue_user_token(self, user_id_or_login: str, scopes: Iterable[str] = ("user:read:email",)) -> str:
+        """A user access token for this client (as an authorization-code flow would give). The user has now
+        authorized the app, so EventSub subscriptions on them cost 0 (facts §1)."""
+        user = self.user(user_id_or_login)
+        token = secrets.token_hex(15)
+        self._tokens[token] = _Token(
+            number=len(self._tokens) + 1,
+            expires_at=self.clock() + self.token_ttl,
+            user_id=user.id,
+            scopes=tuple(scopes),
+        )
+        self.issued_tokens.append(token)
+        self.authorized_user_ids.add(user.id)
+        return token
+
+    def _bearer_record(self, request: web.Request) -> _Token | None:
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        return self._live_token(token) if scheme.lower() == "bearer" else None
 
     def expire_tokens(self) -> None:
         """Every token issued so far becomes invalid (Helix and /validate answer 401)."""
@@ -687,6 +744,10 @@ class FakeTwitch:
         if record is None:
             return _json({"status": 401, "message": "invalid access token"}, status=401)
         expires_in = max(0, int(record.expires_at - self.clock()))
+        if record.user_id is not None and record.user_id in self.users:
+            user = self.users[record.user_id]
+            body = {"client_id": self.client_id, "login": user.login, "scopes": list(record.scopes)}
+            return _json({**body, "user_id": user.id, "expires_in": expires_in})
         return _json({"client_id": self.client_id, "scopes": [], "expires_in": expires_in})
 
     def _live_token(self, token: str) -> _Token | None:
