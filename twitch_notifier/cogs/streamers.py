@@ -83,7 +83,7 @@ def target_problem(target: Target, channel: discord.abc.GuildChannel | None = No
     return NOT_FOLLOWED if channel is None else f"That streamer isn't followed in {channel.mention}."
 
 
-def add_reply(result: AddResult, guild: discord.Guild, ping_note: str) -> str:
+def add_reply(result: AddResult, ping_note: str = "") -> str:
     """The answer to /addstreamer for each outcome of the rules."""
     where = f"<#{result.channel_id}>"
     name = escaped(result.streamer.display_name) if result.streamer else ""
@@ -198,7 +198,7 @@ class StreamerCommands(commands.Cog):
             await reply(interaction, TWITCH_UNREACHABLE)
             return
         note = ping_warning(guild, ping_choice) if ping_choice is not None else ""
-        await reply(interaction, add_reply(result, guild, note))
+        await reply(interaction, add_reply(result, note))
 
     @app_commands.command(
         name="editstreamer", description="Change a followed streamer's channel, ping, message or games"
