@@ -81,6 +81,9 @@ async def test_a_post_that_never_answers_holds_up_nobody_and_is_retried_under_it
     await asyncio.wait_for(harness.poll(), 10)  # before: this cycle waited for the hung request, for minutes
     assert len(announcements(fake_discord, fast_alerts)) == 1
     assert [h.outcome for h in fake_discord.hung] == ["held"]
+    # The bot gave up waiting but does not cancel discord.py mid-request (see DiscordAnnouncer._bounded):
+    # the request ends when its connection does. Here the connection drops, the answer lost for good.
+    fake_discord.release_hangs(answer=False)
     await harness.poll()  # the timed-out post is tried again with the same nonce
     assert len(announcements(fake_discord, slow_alerts)) == 1
     assert len(fake_discord.deduplicated) == 1
@@ -261,3 +264,27 @@ async def test_the_nonce_covers_a_lost_answer_only_within_discords_window(
     assert len(announcements(fake_discord, alerts)) == copies
     await harness.poll()
     assert len(announcements(fake_discord, alerts)) == copies  # recorded now: never posted again
+
+
+async def test_a_call_given_up_during_a_global_429_does_not_stall_every_later_request(
+    harness, fake_discord, fake_twitch
+):
+    # Cancelling discord.py while it waits out a global 429 left its global gate closed for good: every
+    # later post, edit and sync hung until its timeout, while /healthz stayed green.
+    guild = fake_discord.add_guild("G")
+    alerts = fake_discord.add_text_channel(guild.id, "alerts")
+    fake_twitch.add_user("shroud")
+    fake_twitch.add_user("pokimane")
+    harness.discord_call_timeout = 0.3
+    await harness.start()
+    await follow(harness, guild, alerts, "shroud", alerts)
+    await follow(harness, guild, alerts, "pokimane", alerts)
+    fake_discord.fail_next("POST", rf"/channels/{alerts.id}/messages", status=429, global_=True, retry_after=1.0)
+    fake_twitch.go_live("shroud", title="first")
+    await harness.poll()  # the post waits out the global limit longer than the call timeout: given up on
+    await asyncio.sleep(1.2)
+    fake_twitch.go_live("pokimane", title="second")
+    await harness.poll()
+    await harness.poll()
+    titles = sorted(m.embeds[0]["title"] for m in announcements(fake_discord, alerts))
+    assert titles == ["first", "second"]

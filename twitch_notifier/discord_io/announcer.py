@@ -7,8 +7,10 @@ request waits for its turn in the injected SendPacer, so a fan-out stays under D
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import logging
+from collections.abc import Callable, Coroutine
 from http import HTTPStatus
+from typing import Any, TypeVar
 
 import aiohttp
 import discord
@@ -21,6 +23,8 @@ from twitch_notifier.models import JSON, Announcement, LiveStream, Streamer
 __all__ = ["DiscordAnnouncer", "GuildDirectory", "allowed_mentions_from", "link_view"]
 
 GuildLookup = Callable[[int], discord.Guild | None]
+T = TypeVar("T")
+_log = logging.getLogger(__name__)
 
 
 class GuildDirectory:
@@ -70,6 +74,28 @@ class DiscordAnnouncer:
         # discord.py only reacts to Discord's global limit (50 requests/s per bot token) after a 429;
         # pacing keeps a fan-out to thousands of servers under it instead of into a 429 storm.
         self.pacer = pacer
+        # Requests given up on but left running (see _bounded); kept referenced until they end.
+        self._abandoned: set[asyncio.Task[Any]] = set()
+
+    async def _bounded(self, request: Coroutine[Any, Any, T]) -> T:
+        """Await `request` for at most call_timeout seconds, then give up on it WITHOUT cancelling it.
+
+        Cancelling discord.py mid-request is not safe: while it waits out a global 429 it has cleared its
+        process-wide "global rate limit over" gate, and a cancellation there leaves the gate closed for
+        good, stalling every later request. So the request runs on as a task and finishes (or fails) on its
+        own; a post that succeeds late is found again through its nonce on the retry."""
+        task = asyncio.ensure_future(request)
+        done, _ = await asyncio.wait({task}, timeout=self.call_timeout)
+        if task not in done:
+            self._abandoned.add(task)
+            task.add_done_callback(self._forget)
+            raise TimeoutError
+        return task.result()
+
+    def _forget(self, task: asyncio.Task[Any]) -> None:
+        self._abandoned.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            _log.debug("A Discord request given up on ended with %r", task.exception())
 
     async def announce(
         self,
@@ -89,15 +115,14 @@ class DiscordAnnouncer:
             raise AnnounceError(problem, permanent=True)
         await self.pacer.acquire()
         try:
-            posted = await asyncio.wait_for(
+            posted = await self._bounded(
                 channel.send(
                     content=message.content or None,
                     embed=discord.Embed.from_dict(message.embed),
                     view=link_view(message.components),
                     allowed_mentions=allowed_mentions_from(message.allowed_mentions),
                     nonce=nonce,
-                ),
-                self.call_timeout,
+                )
             )
         except TimeoutError as exc:
             raise AnnounceError(self._no_answer(), permanent=False) from exc
@@ -113,7 +138,7 @@ class DiscordAnnouncer:
 
     async def edit(self, channel_id: int, message_id: int, message: Announcement, *, guild_id: int) -> None:
         partial = self._partial(guild_id, channel_id, message_id)
-        await self.pacer.acquire()
+        await self.pacer.acquire()  # before the request coroutine exists: a cancelled wait leaves none behind
         await self._call(
             partial.edit(
                 content=message.content,
@@ -141,9 +166,9 @@ class DiscordAnnouncer:
     def _no_answer(self) -> str:
         return f"Discord did not answer within {self.call_timeout:g} s"
 
-    async def _call(self, request: Awaitable[object]) -> None:
+    async def _call(self, request: Coroutine[Any, Any, object]) -> None:
         try:
-            await asyncio.wait_for(request, self.call_timeout)
+            await self._bounded(request)
         except TimeoutError as exc:
             raise AnnounceError(self._no_answer(), permanent=False) from exc
         except discord.NotFound as exc:
