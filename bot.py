@@ -159,7 +159,17 @@ class TwitchNotifierBot(commands.Bot):
         absent = [g for g in await self.db.absent_guilds(self.clock() - FORGET_ABSENT_GUILDS_AFTER) if g not in present]
         if not absent:
             return
-        held = len(await self.db.guild_ids())
+        held_ids = await self.db.guild_ids()
+        held = len(held_ids)
+        if not held_ids & present:
+            # Not one of the guilds the database knows is in READY: another application's token, or a READY
+            # that lists nothing. Whatever it is, it is no evidence that the bot was removed from anywhere.
+            _log.warning(
+                "None of the %d guilds in the database is in Discord's READY (is DISCORD_TOKEN another "
+                "application's?); nothing is deleted",
+                held,
+            )
+            return
         if len(absent) > max(1, int(held * MAX_FORGOTTEN_SHARE)):
             _log.warning(
                 "%d of the %d guilds in the database have been missing from Discord's READY for over %d days; "

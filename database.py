@@ -387,11 +387,14 @@ class Database:
         """One write transaction; rolled back if anything inside raises. Nothing else runs on the connection
         until it ends, so inside it use the connection it yields, never this class's own methods."""
         async with self._lock:
-            await self._conn.execute("BEGIN IMMEDIATE")
             try:
+                # Inside the try: aiosqlite runs a queued BEGIN even when the awaiting task is cancelled, and
+                # an open transaction nobody rolls back would refuse every later write.
+                await self._conn.execute("BEGIN IMMEDIATE")
                 yield self._conn
             except BaseException:
-                await self._conn.execute("ROLLBACK")
+                with contextlib.suppress(sqlite3.OperationalError):  # "no transaction is active"
+                    await asyncio.shield(self._conn.execute("ROLLBACK"))
                 raise
             else:
                 await self._conn.execute("COMMIT")
@@ -811,11 +814,19 @@ class Database:
         self.query_count += 1
         async with self.transaction() as conn:
             if default is not None and default != channel_id:
+                # OR IGNORE: a streamer the default channel already announces keeps that entry; the one of the
+                # deleted channel stays behind, marked, for the admin to remove.
                 cursor = await conn.execute(
-                    "UPDATE subscriptions SET channel_id = ?, last_error = NULL WHERE guild_id = ? AND channel_id = ?",
+                    "UPDATE OR IGNORE subscriptions SET channel_id = ?, last_error = NULL "
+                    "WHERE guild_id = ? AND channel_id = ?",
                     (default, guild_id, channel_id),
                 )
-                return cursor.rowcount, 0
+                moved = cursor.rowcount
+                cursor = await conn.execute(
+                    "UPDATE subscriptions SET last_error = ? WHERE guild_id = ? AND channel_id = ?",
+                    (error, guild_id, channel_id),
+                )
+                return moved, cursor.rowcount
             cursor = await conn.execute(
                 "UPDATE subscriptions SET last_error = ? WHERE guild_id = ? AND channel_id = ?",
                 (error, guild_id, channel_id),
@@ -829,8 +840,10 @@ class Database:
             return 0
         self.query_count += 1
         async with self.transaction() as conn:
+            # OR IGNORE: an entry whose streamer `to_channel` already announces stays where it was (marked).
             cursor = await conn.executemany(
-                "UPDATE subscriptions SET channel_id = ?, last_error = NULL WHERE guild_id = ? AND channel_id = ?",
+                "UPDATE OR IGNORE subscriptions SET channel_id = ?, last_error = NULL "
+                "WHERE guild_id = ? AND channel_id = ?",
                 rows,
             )
             return cursor.rowcount

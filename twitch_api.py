@@ -360,11 +360,15 @@ class TwitchClient:
                     batch.unknown.add(user_id)
                     continue
                 try:
-                    batch.streams[user_id] = _parse_stream(item, self._clock)
+                    stream = _parse_stream(item, self._clock)
+                    if not stream.id:
+                        raise ValueError("no stream id")  # it would be announced as stream "" and again later
                 except (ValueError, TypeError, OverflowError) as exc:
                     # One entry Twitch got wrong: that streamer is unknown this time, the batch goes on.
                     _log.warning("Skipped a malformed /streams entry of user %s: %r", user_id, exc)
                     batch.unknown.add(user_id)
+                    continue
+                batch.streams[user_id] = stream
             if strangers:
                 _log.warning("Ignored %d streams of users that were not asked for", strangers)
             cursor = _cursor(payload)

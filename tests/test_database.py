@@ -1,6 +1,7 @@
 """Unit tests for database.py: schema, migrations, subscriptions, live state and announcements."""
 
 import asyncio
+import contextlib
 import os
 import re
 import sqlite3
@@ -842,3 +843,34 @@ async def test_migration_counts_every_guild_held_as_seen_now(tmp_path):
         assert all(STORED_TIME.fullmatch(t) for t in stored_times(db))
     finally:
         await db.close()
+
+
+async def test_subscription_ids_are_never_reused(db):
+    # The id is part of the message nonce: a reused one got the old card back from Discord's nonce check.
+    first = await db.add_subscription(1, 10, SHROUD)
+    await db.remove_subscription_by_id(1, first.id)
+    again = await db.add_subscription(1, 10, SHROUD)
+    assert again.id > first.id
+
+
+async def test_a_cancelled_write_leaves_no_transaction_open(db):
+    task = asyncio.create_task(db.set_announce_channel(1, 10))
+    await asyncio.sleep(0)
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    await db.set_announce_channel(1, 11)  # before: "cannot start a transaction within a transaction"
+    assert await db.get_announce_channel(1) == 11
+
+
+async def test_a_deleted_channel_whose_streamer_the_default_also_announces_is_marked_not_crashed(db):
+    await db.set_announce_channel(1, 10)
+    await db.add_subscription(1, 10, SHROUD)
+    await db.add_subscription(1, 12, SHROUD)
+    moved, marked = await db.channel_deleted(1, 12, "deleted")
+    assert (moved, marked) == (0, 1)
+    assert sorted((s.channel_id, s.last_error) for s in await db.guild_subscriptions(1)) == [
+        (10, None),
+        (12, "deleted"),
+    ]
+    assert await db.move_guild_subscriptions(1, [12], 10) == 0

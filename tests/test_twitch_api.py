@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 import aiohttp
 import pytest
 
-from tests.fakes.fake_twitch import FakeTwitch, RawJSON
+from tests.fakes.fake_twitch import OMIT, FakeTwitch, RawJSON
 from twitch_api import (
     MAX_VIEWER_COUNT,
     InvalidLogin,
@@ -499,11 +499,11 @@ async def test_defensive_stream_parsing(fake: FakeTwitch, client: TwitchClient, 
     ids = user_ids_of(fake, 3)
     body = {
         "data": [
-            {"user_id": ids[0]},  # everything else missing
+            {"user_id": ids[0], "id": "7"},  # everything else missing
             "garbage",
             {"user_id": ids[1], "type": ""},  # Twitch's "something went wrong" marker
             {"user_id": "999999", "type": "live", "title": "top stream"},  # not asked for
-            {"user_id": ids[2], "type": "live", "viewer_count": "12", "started_at": "not a date", "tags": None},
+            {"user_id": ids[2], "id": "8", "type": "live", "viewer_count": "12", "started_at": "x", "tags": None},
         ],
         "pagination": [],
     }
@@ -519,6 +519,17 @@ async def test_defensive_stream_parsing(fake: FakeTwitch, client: TwitchClient, 
     odd = snapshot.streams[ids[2]]
     assert odd.viewer_count == 12
     assert odd.started_at == datetime.fromtimestamp(clock.now, UTC)
+
+
+async def test_an_entry_without_a_stream_id_leaves_its_streamer_unknown(fake: FakeTwitch, client: TwitchClient) -> None:
+    # It used to be announced as stream "", then ended and announced again once the real id showed up.
+    ids = user_ids_of(fake, 2)
+    fake.go_live(ids[0])
+    fake.go_live(ids[1])
+    fake.poison_stream(ids[0], id=OMIT)
+    snapshot = await client.get_streams(ids)
+    assert set(snapshot.streams) == {ids[1]}
+    assert snapshot.failed == {ids[0]}
 
 
 @pytest.mark.parametrize(

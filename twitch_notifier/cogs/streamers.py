@@ -301,14 +301,21 @@ class StreamerCommands(commands.Cog):
         async def defer() -> None:
             await interaction.response.defer(ephemeral=True, thinking=True)
 
-        removed, others = await self.rules.remove(guild.id, target.subscription, defer)
+        removal = await self.rules.remove(guild.id, target.subscription, defer)
+        removed, others = removal.removed, removal.still_in
         if removed is None:
             await reply(interaction, NOT_FOLLOWED)
             return
         text = f"Stopped following **{escaped(removed.streamer.display_name)}**"
         if others:
             text += f" in <#{removed.channel_id}>; still announced in " + ", ".join(f"<#{o}>" for o in others)
-        await reply(interaction, text + ".")
+        text += "."
+        if removal.unclosed_cards:
+            text += (
+                f" Discord didn't let me update its last announcement in <#{removed.channel_id}>; "
+                "delete it by hand if it still says live."
+            )
+        await reply(interaction, text)
 
     @removestreamer.autocomplete("streamer")
     async def _removestreamer_autocomplete(

@@ -361,7 +361,8 @@ class Notifier:
     async def retire(self, subscription_id: int, *, wait: float = RETIRE_WAIT) -> int:
         """A subscription is being removed: from now on nothing is posted or edited for it; a call already
         under way is waited for (at most `wait` seconds), then every card it has is closed like a card whose
-        stream ended (edited into "was live", deleted or kept, per the server). Returns the cards closed.
+        stream ended (edited into "was live", deleted or kept, per the server). Returns how many cards could
+        not be closed (Discord failed): the caller tells the admin, since the deletion forgets them.
         Call before deleting the subscription: the deletion takes its announcement records with it."""
         self._retired.add(subscription_id)
         busy = self._in_flight.get(subscription_id)
@@ -377,7 +378,11 @@ class Notifier:
                 closed.append((card.subscription_id, card.stream_id))
         await self._db.close_cards(closed)
         self._in_flight.pop(subscription_id, None)
-        return len(closed)
+        return len(cards) - len(closed)
+
+    def unretire(self, subscription_id: int) -> None:
+        """The removal failed before the subscription was deleted: it is announced again as usual."""
+        self._retired.discard(subscription_id)
 
     def removed(self, subscription_id: int) -> None:
         """The retired subscription is deleted (or was already gone). Its mark is kept until the next round

@@ -27,6 +27,7 @@ __all__ = [
     "AddResult",
     "ChannelCheck",
     "ChannelStatus",
+    "Removal",
     "Retirer",
     "SubscriptionRules",
     "Target",
@@ -60,6 +61,8 @@ class Retirer(Protocol):
     """Who must know that a subscription is going away (the notifier)."""
 
     async def retire(self, subscription_id: int) -> int: ...
+
+    def unretire(self, subscription_id: int) -> None: ...
 
     def removed(self, subscription_id: int) -> None: ...
 
@@ -255,24 +258,35 @@ class SubscriptionRules:
             return Target(None, tuple(subs))
         return Target(subs[0] if subs else None)
 
-    async def remove(
-        self, guild_id: int, subscription: Subscription, before_slow: BeforeSlow | None = None
-    ) -> tuple[Subscription | None, list[int]]:
-        """Stop one entry; returns it (None if it was already gone) and the channels still announcing it.
-
-        Removed means removed: once this returns nothing more is posted for the entry, and the card it has
-        is closed like any other (the retirer waits for a post under way, then edits or deletes cards, so
-        `before_slow` is called first: the cog defers there)."""
+    async def remove(self, guild_id: int, subscription: Subscription, before_slow: BeforeSlow | None = None) -> Removal:
+        """Stop one entry. Removed means removed: once this returns nothing more is posted for the entry,
+        and the cards it has are closed like any other (the retirer waits for a post under way, then edits
+        or deletes cards, so `before_slow` is called first: the cog defers there)."""
+        unclosed = 0
         if self._retirer is not None:
             if before_slow is not None:
                 await before_slow()
-            await self._retirer.retire(subscription.id)
+            try:
+                unclosed = await self._retirer.retire(subscription.id)
+            except BaseException:
+                self._retirer.unretire(subscription.id)  # nothing was deleted: keep announcing it
+                raise
         try:
             removed = await self._store.remove_subscription_by_id(guild_id, subscription.id)
         finally:
             if self._retirer is not None:
                 self._retirer.removed(subscription.id)
         if removed is None:
-            return None, []
+            return Removal(None)
         others = await self._store.find_subscriptions(guild_id, removed.streamer.twitch_user_id)
-        return removed, [other.channel_id for other in others]
+        return Removal(removed, [other.channel_id for other in others], unclosed)
+
+
+@dataclass(frozen=True, slots=True)
+class Removal:
+    removed: Subscription | None
+    """The entry removed; None if it was already gone."""
+    still_in: list[int] = field(default_factory=list)
+    """Other channels of the guild that still announce the streamer."""
+    unclosed_cards: int = 0
+    """Cards Discord would not let the bot close (they stay as they are)."""

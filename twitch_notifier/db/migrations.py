@@ -154,4 +154,35 @@ MIGRATIONS: tuple[Migration, ...] = (
             FROM (SELECT guild_id FROM subscriptions UNION SELECT guild_id FROM guild_settings);
         """,
     ),
+    Migration(
+        5,
+        "subscription ids are never reused (AUTOINCREMENT): an id is part of the announcement's message nonce, "
+        "and a removed streamer added back under the same id got the old, closed card back from Discord's "
+        "nonce check instead of a new announcement",
+        """
+        CREATE TABLE subscriptions_v5 (
+            id               INTEGER PRIMARY KEY AUTOINCREMENT,
+            guild_id         INTEGER NOT NULL,
+            twitch_user_id   TEXT NOT NULL REFERENCES streamers (twitch_user_id),
+            channel_id       INTEGER NOT NULL,
+            added_by         INTEGER,
+            created_at       TEXT NOT NULL,
+            last_error       TEXT,
+            ping             TEXT,
+            message_template TEXT,
+            games            TEXT,
+            UNIQUE (guild_id, twitch_user_id, channel_id)
+        );
+        INSERT INTO subscriptions_v5 (id, guild_id, twitch_user_id, channel_id, added_by, created_at, last_error,
+                                      ping, message_template, games)
+            SELECT id, guild_id, twitch_user_id, channel_id, added_by, created_at, last_error,
+                   ping, message_template, games
+            FROM subscriptions;
+        DROP TABLE subscriptions;
+        ALTER TABLE subscriptions_v5 RENAME TO subscriptions;
+        CREATE INDEX ix_subscriptions_user ON subscriptions (twitch_user_id);
+        CREATE INDEX ix_subscriptions_channel ON subscriptions (channel_id);
+        """,
+        rebuilds_tables=True,
+    ),
 )

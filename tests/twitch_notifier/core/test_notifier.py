@@ -266,8 +266,8 @@ async def test_delete_and_keep_per_guild(db, announcer):
 async def test_retire_closes_the_cards_and_nothing_more_is_posted_or_edited(db, notifier, announcer):
     await notifier.apply(poll(stream(ALICE, "a1")))
     [sub] = [s for s in await db.guild_subscriptions(1)]
-    closed = await notifier.retire(sub.id)
-    assert closed == 1
+    unclosed = await notifier.retire(sub.id)
+    assert unclosed == 0
     [(channel, _message_id, ended)] = announcer.edits
     assert (channel, ended.content) == (10, "**Alice** was live on Twitch.")
     await db.remove_subscription_by_id(1, sub.id)

@@ -49,6 +49,9 @@ class Retirer:
         self.retired.append(subscription_id)
         return 0
 
+    def unretire(self, subscription_id: int) -> None:
+        self.retired.remove(subscription_id)
+
     def removed(self, subscription_id: int) -> None:
         self.removed_ids.append(subscription_id)
 
@@ -168,9 +171,25 @@ async def test_remove_retires_before_deleting_and_reports_the_other_channels(db)
     await rules.add(AddRequest(1, "shroud", channel_id=10), channels(10), nothing)
     await rules.add(AddRequest(1, "shroud", channel_id=11), channels(10, 11), nothing)
     target = (await rules.find(1, "shroud", channel_id=10)).subscription
-    removed, others = await rules.remove(1, target)
-    assert removed == target
-    assert others == [11]
+    removal = await rules.remove(1, target)
+    assert removal.removed == target
+    assert removal.still_in == [11]
     assert retirer.retired == retirer.removed_ids == [target.id]
-    gone, none = await rules.remove(1, target)
-    assert (gone, none) == (None, [])
+    again = await rules.remove(1, target)
+    assert (again.removed, again.still_in) == (None, [])
+
+
+async def test_a_failed_retirement_deletes_nothing_and_unmarks_the_entry(db):
+    class Failing(Retirer):
+        async def retire(self, subscription_id: int) -> int:
+            await super().retire(subscription_id)
+            raise RuntimeError("Discord is down")
+
+    retirer = Failing()
+    rules = SubscriptionRules(db, FakeDirectory(SHROUD), max_per_guild=5, retirer=retirer)
+    await rules.add(AddRequest(1, "shroud", channel_id=10), channels(10), nothing)
+    target = (await rules.find(1, "shroud")).subscription
+    with pytest.raises(RuntimeError):
+        await rules.remove(1, target)
+    assert retirer.retired == []  # unretired: still announced
+    assert [s.id for s in await db.guild_subscriptions(1)] == [target.id]
