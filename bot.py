@@ -156,7 +156,8 @@ class TwitchNotifierBot(commands.Bot):
         """Guilds that removed the bot while it was offline are forgotten once they have been absent from
         every READY for FORGET_ABSENT_GUILDS_AFTER, and never more than a small share at once."""
         present = {guild.id for guild in self.guilds}
-        absent = [g for g in await self.db.absent_guilds(self.clock() - FORGET_ABSENT_GUILDS_AFTER) if g not in present]
+        cutoff = self.clock() - FORGET_ABSENT_GUILDS_AFTER
+        absent = [g for g in await self.db.absent_guilds(cutoff) if g not in present]
         if not absent:
             return
         held_ids = await self.db.guild_ids()
@@ -181,7 +182,8 @@ class TwitchNotifierBot(commands.Bot):
             )
             return
         for guild_id in absent:
-            await self.db.delete_guild(guild_id)
+            if not await self.db.delete_guild(guild_id, unseen_since=cutoff):
+                continue  # seen again meanwhile (it re-added the bot)
             _log.info(
                 "Guild %s has been missing from READY for over %d days (the bot was removed while offline): "
                 "its streamers and settings were deleted",

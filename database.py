@@ -506,14 +506,25 @@ class Database:
         )
         return {row["guild_id"] for row in rows}
 
-    async def delete_guild(self, guild_id: int) -> None:
-        """Forget everything about a guild (the bot was removed from it)."""
+    async def delete_guild(self, guild_id: int, *, unseen_since: datetime | None = None) -> bool:
+        """Forget everything about a guild (the bot was removed from it); returns whether it did.
+
+        With `unseen_since`, only if the guild has still not been seen since then, checked in the same
+        transaction: a guild that re-added the bot a moment ago keeps its configuration."""
         self.query_count += 1
         async with self.transaction() as conn:
+            if unseen_since is not None:
+                async with conn.execute(
+                    "SELECT 1 FROM guilds_seen WHERE guild_id = ? AND last_seen_at >= ?",
+                    (guild_id, _stored_time(unseen_since)),
+                ) as cursor:
+                    if await cursor.fetchone() is not None:
+                        return False
             await conn.execute("DELETE FROM subscriptions WHERE guild_id = ?", (guild_id,))
             await conn.execute("DELETE FROM guild_settings WHERE guild_id = ?", (guild_id,))
             await conn.execute("DELETE FROM guilds_seen WHERE guild_id = ?", (guild_id,))
             await self._delete_orphan_streamers(conn)
+        return True
 
     async def mark_guilds_seen(self, guild_ids: Iterable[int], now: datetime) -> None:
         """Discord listed these guilds at `now` (READY, a guild becoming available or joined). A READY that

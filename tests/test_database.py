@@ -874,3 +874,13 @@ async def test_a_deleted_channel_whose_streamer_the_default_also_announces_is_ma
         (12, "deleted"),
     ]
     assert await db.move_guild_subscriptions(1, [12], 10) == 0
+
+
+async def test_delete_guild_with_a_cutoff_spares_a_guild_seen_since(db):
+    now = datetime.now(UTC)
+    await db.add_subscription(1, 10, SHROUD)
+    await db.mark_guilds_seen([1], now)
+    assert await db.delete_guild(1, unseen_since=now - timedelta(days=14)) is False
+    assert len(await db.guild_subscriptions(1)) == 1
+    assert await db.delete_guild(1, unseen_since=now + timedelta(seconds=1)) is True
+    assert await db.guild_subscriptions(1) == []
