@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Protocol
@@ -185,12 +185,9 @@ class SubscriptionRules:
             return AddResult.refused(AddRefusal.LIMIT_REACHED, channel_id, str(self.max_per_guild))
 
         await before_slow()
-        try:
-            async with asyncio.timeout(self.twitch_budget):
-                users = await self._twitch.get_users(logins=[request.login])
-                categories = await self._categories(request.game_names) if request.game_names else None
-        except TimeoutError:
-            raise TwitchUnavailable(f"Twitch did not answer within {self.twitch_budget:g} s") from None
+        async with self._twitch_budget():
+            users = await self._twitch.get_users(logins=[request.login])
+            categories = await self._categories(request.game_names) if request.game_names else None
         if not users:
             return AddResult.refused(AddRefusal.NO_SUCH_USER, channel_id, request.login)
         streamer = streamer_from_user(users[0])
@@ -221,9 +218,15 @@ class SubscriptionRules:
         """Category names typed (or picked from autocomplete) as Twitch's categories, without duplicates,
         within the Twitch budget. Raises TooManyCategories, UnknownCategory naming the first one Twitch
         does not know, TwitchError (TwitchUnavailable when the budget runs out)."""
+        async with self._twitch_budget():
+            return await self._categories(names)
+
+    @contextlib.asynccontextmanager
+    async def _twitch_budget(self) -> AsyncIterator[None]:
+        """The Twitch look-ups of one interaction together: TwitchUnavailable once the budget is spent."""
         try:
             async with asyncio.timeout(self.twitch_budget):
-                return await self._categories(names)
+                yield
         except TimeoutError:
             raise TwitchUnavailable(f"Twitch did not answer within {self.twitch_budget:g} s") from None
 

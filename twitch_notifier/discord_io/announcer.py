@@ -89,7 +89,7 @@ class DiscordAnnouncer:
         if task not in done:
             self._abandoned.add(task)
             task.add_done_callback(self._forget)
-            raise TimeoutError
+            raise AnnounceError(f"Discord did not answer within {self.call_timeout:g} s", permanent=False)
         return task.result()
 
     def _forget(self, task: asyncio.Task[Any]) -> None:
@@ -124,8 +124,6 @@ class DiscordAnnouncer:
                     nonce=nonce,
                 )
             )
-        except TimeoutError as exc:
-            raise AnnounceError(self._no_answer(), permanent=False) from exc
         except discord.NotFound as exc:
             raise AnnounceError(CHANNEL_DELETED, permanent=True) from exc
         except discord.Forbidden as exc:
@@ -163,14 +161,9 @@ class DiscordAnnouncer:
             raise MessageGone("its channel was deleted")
         return channel.get_partial_message(message_id)
 
-    def _no_answer(self) -> str:
-        return f"Discord did not answer within {self.call_timeout:g} s"
-
     async def _call(self, request: Coroutine[Any, Any, object]) -> None:
         try:
             await self._bounded(request)
-        except TimeoutError as exc:
-            raise AnnounceError(self._no_answer(), permanent=False) from exc
         except discord.NotFound as exc:
             raise MessageGone(f"Discord answered {HTTPStatus.NOT_FOUND.value}: {exc.text}") from exc
         except discord.Forbidden as exc:
