@@ -16,7 +16,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import Enum
 
-from twitch_notifier.core.ports import AnnounceError, Announcer, CardRenderer, MessageGone, NotifierStore
+from twitch_notifier.core.ports import (
+    AnnounceError,
+    Announcer,
+    CardRenderer,
+    MessageGone,
+    NotifierStore,
+    StillRunning,
+)
 from twitch_notifier.core.tracker import reconcile
 from twitch_notifier.models import (
     CardToClose,
@@ -53,6 +60,13 @@ def announcement_nonce(pending: PendingAnnouncement) -> str:
     """A deterministic message nonce (Discord allows at most 25 characters) for one announcement."""
     digest = hashlib.blake2b(f"{pending.subscription_id}:{pending.stream_id}".encode(), digest_size=12).hexdigest()
     return digest[:NONCE_LENGTH]
+
+
+@dataclass(slots=True)
+class _Work:
+    """One Discord call for a subscription: `later` is set when its request outlives the call."""
+
+    later: Awaitable[None] | None = None
 
 
 class CardEdit(Enum):
@@ -114,7 +128,10 @@ class Notifier:
         # and the Discord calls already under way for one are waited for (see `retire`).
         self._retired: set[int] = set()
         self._removed: set[int] = set()  # retired and deleted: unmarked when the next round starts
-        self._in_flight: dict[int, asyncio.Event] = {}
+        # Per subscription, the Discord calls not yet over, each a future done when its call is: including a
+        # call the announcer gave up waiting for (StillRunning), which may still post or edit.
+        self._in_flight: dict[int, set[asyncio.Future[None]]] = {}
+        self._late: set[asyncio.Task[None]] = set()
         # Observations and announcement rounds never interleave: two sources must not both post a stream.
         self._lock = asyncio.Lock()
 
@@ -197,8 +214,8 @@ class Notifier:
         rendered = self._renderer.live(
             stream, streamer, ping=pending.ping, template=pending.template, box_art_url=pending.box_art_url
         )
-        async with self._send_limit, self._working_on(pending.subscription_id) as wanted:
-            if not wanted:
+        async with self._send_limit, self._working_on(pending.subscription_id) as work:
+            if work is None:
                 return False  # removed while this round was under way: nothing more is posted for it
             try:
                 message_id = await self._announcer.announce(
@@ -210,6 +227,8 @@ class Notifier:
                     guild_id=pending.guild_id,
                 )
             except AnnounceError as exc:
+                if isinstance(exc, StillRunning):
+                    work.later = self._record_late(pending, stream, exc)
                 level = logging.WARNING if exc.reason != pending.last_error else logging.DEBUG
                 _log.log(
                     level,
@@ -262,8 +281,8 @@ class Notifier:
         message = self._renderer.live(
             card.live, card.streamer, ping=card.ping, template=card.template, box_art_url=card.box_art_url
         )
-        async with self._send_limit, self._working_on(card.subscription_id) as wanted:
-            if not wanted:
+        async with self._send_limit, self._working_on(card.subscription_id) as work:
+            if work is None:
                 return CardEdit.FAILED  # being removed: `retire` closes the card
             try:
                 await self._announcer.edit(card.channel_id, card.message_id, message, guild_id=card.guild_id)
@@ -271,6 +290,8 @@ class Notifier:
                 _log.info("Live card %s in channel %s is gone; forgetting it", card.message_id, card.channel_id)
                 return CardEdit.GONE
             except AnnounceError as exc:
+                if isinstance(exc, StillRunning):
+                    work.later = self._settle(exc)  # a removal must not close the card under a late edit
                 _log.warning("Could not update live card %s in channel %s: %s", card.message_id, card.channel_id, exc)
                 return CardEdit.REFUSED if exc.permanent else CardEdit.FAILED
         return CardEdit.DONE
@@ -343,20 +364,57 @@ class Notifier:
         return True
 
     @contextlib.asynccontextmanager
-    async def _working_on(self, subscription_id: int) -> AsyncIterator[bool]:
-        """Mark a Discord call for one subscription as under way; yields False if it has been retired.
+    async def _working_on(self, subscription_id: int) -> AsyncIterator[_Work | None]:
+        """Mark a Discord call for one subscription as under way; yields None if it has been retired.
 
         The check and the mark happen with no await in between, so `retire` either sees the call (and
-        waits for it) or the call sees the retirement (and is not made)."""
+        waits for it) or the call sees the retirement (and is not made). A call whose request is still
+        running when it returns (`work.later`) stays marked until that has finished too."""
         if subscription_id in self._retired:
-            yield False
+            yield None
             return
-        done = self._in_flight.setdefault(subscription_id, asyncio.Event())
-        done.clear()
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        calls = self._in_flight.setdefault(subscription_id, set())
+        calls.add(done)
+        work = _Work()
         try:
-            yield True
+            yield work
         finally:
-            done.set()
+            if work.later is None:
+                self._finish(subscription_id, done)
+            else:
+                task = asyncio.create_task(self._after(work.later, subscription_id, done), name="late Discord call")
+                self._late.add(task)
+                task.add_done_callback(self._late.discard)
+
+    async def _after(self, later: Awaitable[None], subscription_id: int, done: asyncio.Future[None]) -> None:
+        try:
+            await later
+        finally:
+            self._finish(subscription_id, done)
+
+    def _finish(self, subscription_id: int, done: asyncio.Future[None]) -> None:
+        done.set_result(None)
+        calls = self._in_flight.get(subscription_id)
+        if calls is not None:
+            calls.discard(done)
+            if not calls:
+                del self._in_flight[subscription_id]
+
+    async def _record_late(self, pending: PendingAnnouncement, stream: LiveStream, outcome: StillRunning) -> None:
+        """A post the announcer gave up waiting for: if it succeeds after all, record it at once (the retry
+        would find it through its nonce too, but a removal waiting on it must see the card)."""
+        try:
+            message_id = await outcome.outcome
+        except AnnounceError:
+            return  # failed after all: the next round tries again under the same nonce
+        await self._db.record_announcement(pending, message_id, stream)
+        _log.info("Announced stream %s in channel %s (Discord answered late)", pending.stream_id, pending.channel_id)
+
+    @staticmethod
+    async def _settle(outcome: StillRunning) -> None:
+        with contextlib.suppress(AnnounceError):
+            await outcome.outcome
 
     async def retire(self, subscription_id: int, *, wait: float = RETIRE_WAIT) -> int:
         """A subscription is being removed: from now on nothing is posted or edited for it; a call already
@@ -365,11 +423,10 @@ class Notifier:
         not be closed (Discord failed): the caller tells the admin, since the deletion forgets them.
         Call before deleting the subscription: the deletion takes its announcement records with it."""
         self._retired.add(subscription_id)
-        busy = self._in_flight.get(subscription_id)
-        if busy is not None and not busy.is_set():
-            try:
-                await asyncio.wait_for(busy.wait(), wait)
-            except TimeoutError:
+        calls = set(self._in_flight.get(subscription_id, ()))
+        if calls:
+            _, still = await asyncio.wait(calls, timeout=wait)
+            if still:
                 _log.warning("A Discord call for subscription %s is still under way after %s s", subscription_id, wait)
         cards = await self._db.open_cards_of(subscription_id)
         closed = []
@@ -377,7 +434,6 @@ class Notifier:
             if await self._close_one(card, None):
                 closed.append((card.subscription_id, card.stream_id))
         await self._db.close_cards(closed)
-        self._in_flight.pop(subscription_id, None)
         return len(cards) - len(closed)
 
     def unretire(self, subscription_id: int) -> None:

@@ -6,9 +6,10 @@ announcer and rendering.cards implement them, and tests substitute small fakes.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from twitch_notifier.models import (
     Announcement,
@@ -29,6 +30,7 @@ __all__ = [
     "MessageGone",
     "NotifierStore",
     "PollerStore",
+    "StillRunning",
     "SubscriptionStore",
     "TwitchDirectory",
     "TwitchSource",
@@ -43,6 +45,17 @@ class AnnounceError(Exception):
         super().__init__(reason)
         self.reason = reason
         self.permanent = permanent
+
+
+class StillRunning(AnnounceError):
+    """Discord did not answer in time, but the request was left running (cancelling discord.py mid-request
+    is unsafe): `outcome` ends when the request does, with its result (a message id for a post) or its
+    AnnounceError. Until then the message may still appear, so whoever waits on the subscription waits
+    on this too."""
+
+    def __init__(self, reason: str, outcome: asyncio.Future[Any]) -> None:
+        super().__init__(reason, permanent=False)
+        self.outcome = outcome
 
 
 class MessageGone(AnnounceError):

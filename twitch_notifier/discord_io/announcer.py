@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 import aiohttp
 import discord
 
-from twitch_notifier.core.ports import AnnounceError, MessageGone
+from twitch_notifier.core.ports import AnnounceError, MessageGone, StillRunning
 from twitch_notifier.discord_io.channels import CHANNEL_DELETED, channel_problem
 from twitch_notifier.discord_io.pacer import SendPacer
 from twitch_notifier.models import JSON, Announcement, LiveStream, Streamer
@@ -82,14 +82,14 @@ class DiscordAnnouncer:
 
         Cancelling discord.py mid-request is not safe: while it waits out a global 429 it has cleared its
         process-wide "global rate limit over" gate, and a cancellation there leaves the gate closed for
-        good, stalling every later request. So the request runs on as a task and finishes (or fails) on its
-        own; a post that succeeds late is found again through its nonce on the retry."""
+        good, stalling every later request. So the request runs on as a task, handed back in StillRunning:
+        the notifier waits on it before a removal goes on, and records a post that succeeds late."""
         task = asyncio.ensure_future(request)
         done, _ = await asyncio.wait({task}, timeout=self.call_timeout)
         if task not in done:
             self._abandoned.add(task)
             task.add_done_callback(self._forget)
-            raise AnnounceError(f"Discord did not answer within {self.call_timeout:g} s", permanent=False)
+            raise StillRunning(f"Discord did not answer within {self.call_timeout:g} s", task)
         return task.result()
 
     def _forget(self, task: asyncio.Task[Any]) -> None:
@@ -114,15 +114,18 @@ class DiscordAnnouncer:
         if problem:
             raise AnnounceError(problem, permanent=True)
         await self.pacer.acquire()
+        return await self._bounded(self._post(channel, message, nonce))
+
+    @staticmethod
+    async def _post(channel: discord.TextChannel, message: Announcement, nonce: str) -> int:
+        """One post, Discord's failures as AnnounceError (inside the task, so a late failure is one too)."""
         try:
-            posted = await self._bounded(
-                channel.send(
-                    content=message.content or None,
-                    embed=discord.Embed.from_dict(message.embed),
-                    view=link_view(message.components),
-                    allowed_mentions=allowed_mentions_from(message.allowed_mentions),
-                    nonce=nonce,
-                )
+            posted = await channel.send(
+                content=message.content or None,
+                embed=discord.Embed.from_dict(message.embed),
+                view=link_view(message.components),
+                allowed_mentions=allowed_mentions_from(message.allowed_mentions),
+                nonce=nonce,
             )
         except discord.NotFound as exc:
             raise AnnounceError(CHANNEL_DELETED, permanent=True) from exc
@@ -137,19 +140,21 @@ class DiscordAnnouncer:
     async def edit(self, channel_id: int, message_id: int, message: Announcement, *, guild_id: int) -> None:
         partial = self._partial(guild_id, channel_id, message_id)
         await self.pacer.acquire()  # before the request coroutine exists: a cancelled wait leaves none behind
-        await self._call(
-            partial.edit(
-                content=message.content,
-                embed=discord.Embed.from_dict(message.embed),
-                view=link_view(message.components),
-                allowed_mentions=allowed_mentions_from(message.allowed_mentions),
+        await self._bounded(
+            self._change(
+                partial.edit(
+                    content=message.content,
+                    embed=discord.Embed.from_dict(message.embed),
+                    view=link_view(message.components),
+                    allowed_mentions=allowed_mentions_from(message.allowed_mentions),
+                )
             )
         )
 
     async def delete(self, channel_id: int, message_id: int, *, guild_id: int) -> None:
         partial = self._partial(guild_id, channel_id, message_id)
         await self.pacer.acquire()
-        await self._call(partial.delete())
+        await self._bounded(self._change(partial.delete()))
 
     def _channel(self, guild_id: int, channel_id: int) -> discord.abc.GuildChannel | None:
         guild = self._guild(guild_id)
@@ -161,9 +166,11 @@ class DiscordAnnouncer:
             raise MessageGone("its channel was deleted")
         return channel.get_partial_message(message_id)
 
-    async def _call(self, request: Coroutine[Any, Any, object]) -> None:
+    @staticmethod
+    async def _change(request: Coroutine[Any, Any, object]) -> None:
+        """One edit or delete, Discord's failures as MessageGone or AnnounceError."""
         try:
-            await self._bounded(request)
+            await request
         except discord.NotFound as exc:
             raise MessageGone(f"Discord answered {HTTPStatus.NOT_FOUND.value}: {exc.text}") from exc
         except discord.Forbidden as exc:

@@ -296,3 +296,31 @@ async def test_a_retired_subscription_is_skipped_by_the_round_already_under_way(
     gate.set()
     await asyncio.wait_for(round_, 5)
     assert sorted(slow.sent) == [(10, "a1", "alice"), (20, "b1", "bob")]
+
+
+async def test_a_post_given_up_on_that_succeeds_late_is_recorded_and_a_removal_waits_for_it(db):
+    # The announcer gives up waiting but leaves the request running (StillRunning): before, a removal went
+    # on at once and the late post landed after its reply, unrecorded, its card "live" forever.
+    from twitch_notifier.core.ports import StillRunning
+
+    slow = RecordingAnnouncer()
+    late: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+
+    async def announce(channel_id, *args, **kwargs):
+        if channel_id == 10:
+            raise StillRunning("Discord did not answer within 0.3 s", late)
+        return 555
+
+    slow.announce = announce
+    notifier = build_notifier(db, slow)
+    report = await notifier.apply(poll(stream(ALICE, "a1")))
+    assert report.announce_failed == 1
+    [alice_in_1] = await db.guild_subscriptions(1)
+    removal = asyncio.create_task(notifier.retire(alice_in_1.id))
+    await asyncio.sleep(0.05)
+    assert not removal.done()  # waits for the request still running
+    late.set_result(777)  # Discord answers after all
+    assert await asyncio.wait_for(removal, 5) == 0
+    [(channel, message_id, ended)] = slow.edits
+    assert (channel, message_id) == (10, 777)  # the late post was recorded, then its card closed
+    assert "was live" in ended.content
