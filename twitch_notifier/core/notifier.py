@@ -390,6 +390,9 @@ class Notifier:
     async def _after(self, later: Awaitable[None], subscription_id: int, done: asyncio.Future[None]) -> None:
         try:
             await later
+        except Exception as exc:
+            # (the HTTP session closed at shutdown, the store closed) is only worth a line.
+            _log.debug("A Discord call given up on for subscription %s ended with %r", subscription_id, exc)
         finally:
             self._finish(subscription_id, done)
 
