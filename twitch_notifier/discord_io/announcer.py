@@ -85,12 +85,19 @@ class DiscordAnnouncer:
         good, stalling every later request. So the request runs on as a task, handed back in StillRunning:
         the notifier waits on it before a removal goes on, and records a post that succeeds late."""
         task = asyncio.ensure_future(request)
-        done, _ = await asyncio.wait({task}, timeout=self.call_timeout)
+        try:
+            done, _ = await asyncio.wait({task}, timeout=self.call_timeout)
+        except BaseException:
+            self._abandon(task)  # the caller was cancelled (shutdown): the request still runs to its end
+            raise
         if task not in done:
-            self._abandoned.add(task)
-            task.add_done_callback(self._forget)
+            self._abandon(task)
             raise StillRunning(f"Discord did not answer within {self.call_timeout:g} s", task)
         return task.result()
+
+    def _abandon(self, task: asyncio.Task[Any]) -> None:
+        self._abandoned.add(task)
+        task.add_done_callback(self._forget)
 
     def _forget(self, task: asyncio.Task[Any]) -> None:
         self._abandoned.discard(task)
