@@ -27,6 +27,7 @@ from twitch_notifier.core.schedule import CycleLoop
 from twitch_notifier.discord_io.channels import CHANNEL_DELETED
 from twitch_notifier.discord_io.replies import NO_MENTIONS
 from twitch_notifier.discord_io.tree import NotifierCommandTree
+from twitch_notifier.eventsub.service import EventSubService
 from twitch_notifier.ops.health import HealthStatus, evaluate_health
 from twitch_notifier.ops.metrics import Metrics
 
@@ -66,6 +67,8 @@ class BotServices:
     housekeeping: Housekeeping
     metrics: Metrics
     cogs: CogServices
+    push: EventSubService | None = None
+    """EventSub push (None when EVENTSUB_TRANSPORT=off): announces at once what polling would find later."""
 
 
 class TwitchNotifierBot(commands.Bot):
@@ -97,6 +100,9 @@ class TwitchNotifierBot(commands.Bot):
         self.housekeeping = services.housekeeping
         self.metrics = services.metrics
         self.cog_services = services.cogs
+        self.push = services.push
+        self._push_started = False
+        self.metrics.before_render(self._refresh_push_metrics)
         self.check_interval = check_interval
         self._monotonic = monotonic
         self.clock = clock
@@ -113,6 +119,9 @@ class TwitchNotifierBot(commands.Bot):
                 await self.load_extension(extension)
         synced = await self.tree.sync()
         _log.info("Synced %d slash commands", len(synced))
+        if self.push is not None and not self._push_started:
+            self._push_started = True
+            self.push.start()
         self.poll_loop.start()
 
     async def close(self) -> None:
@@ -128,16 +137,51 @@ class TwitchNotifierBot(commands.Bot):
                 self._cycle_lock.release()
         # _shutting_down makes poll_now a no-op, so no new cycle starts while the loop is stopped.
         await self.poll_loop.stop()
+        if self.push is not None:
+            await self.push.stop()
         await super().close()
 
     def health(self) -> HealthStatus:
+        """Healthy per evaluate_health (push being down is not unhealthy: polling carries on), with
+        EventSub's state among the details."""
         ws = self.ws
-        return evaluate_health(
+        status = evaluate_health(
             gateway_connected=self.is_ready() and not self.is_closed() and ws is not None and ws.open,
             last_cycle_finished=self.poller.last_finished,
             started_at=self.started_at,
             interval=self.check_interval,
             now=self._monotonic(),
+        )
+        if self.push is None:
+            return HealthStatus(status.healthy, status.reason, {**status.details, "eventsub": "off"})
+        push = self.push.status()
+        details = {
+            "transport": push.transport,
+            "connected": push.connected,
+            "shards_enabled": push.shards_connected,
+            "shards": push.shards_total,
+            "streamers_pushed": push.subscriptions.pushed,
+            "streamers_poll_only": push.subscriptions.poll_only + sum(push.subscriptions.revoked.values()),
+        }
+        return HealthStatus(status.healthy, status.reason, {**status.details, "eventsub": details})
+
+    def _refresh_push_metrics(self) -> None:
+        if self.push is None:
+            return
+        push = self.push.status()
+        summary = push.subscriptions
+        self.metrics.set_eventsub(
+            connected=push.connected,
+            shards_enabled=push.shards_connected,
+            shards_total=push.shards_total,
+            subscriptions=summary.by_status,
+            streamers={
+                "push": summary.pushed,
+                "poll_only": summary.poll_only,
+                "revoked": sum(summary.revoked.values()),
+            },
+            cost=summary.total_cost,
+            max_cost=summary.max_total_cost,
         )
 
     # -- gateway events ----------------------------------------------------------------------------
@@ -199,6 +243,8 @@ class TwitchNotifierBot(commands.Bot):
 
     async def on_guild_remove(self, guild: discord.Guild) -> None:
         await self.db.delete_guild(guild.id)
+        if self.push is not None:
+            self.push.followed_changed()
         _log.info("Removed from guild %s (%s): its streamers and settings were deleted", guild.name, guild.id)
 
     async def on_guild_channel_delete(self, channel: discord.abc.GuildChannel) -> None:

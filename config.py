@@ -12,6 +12,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
 
@@ -30,6 +31,10 @@ DEFAULT_OFFLINE_AFTER_POLLS = 2
 ALL_INTERFACES = ""
 DEFAULT_HTTP_HOST = ALL_INTERFACES
 DEFAULT_HTTP_PORT = 8080
+DEFAULT_EVENTSUB_TRANSPORT = "websocket"
+DEFAULT_EVENTSUB_WS_URL = "wss://eventsub.wss.twitch.tv/ws"
+EVENTSUB_TRANSPORTS = ("websocket", "webhook", "off")
+RESERVED_PATHS = ("/healthz", "/metrics")
 
 LOW_INTERVAL_WARNING_SECONDS = 30.0
 LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
@@ -75,6 +80,11 @@ class Settings:
     # Only for running against a local mock of Discord (as the test suite does); empty means the real Discord.
     discord_api_base: str = ""
     discord_gateway_url: str = ""
+    # EventSub push (README "How alerts reach you"): websocket needs nothing more; webhook needs a public URL.
+    eventsub_transport: str = DEFAULT_EVENTSUB_TRANSPORT
+    eventsub_ws_url: str = DEFAULT_EVENTSUB_WS_URL
+    eventsub_callback_url: str = ""
+    eventsub_secret: str = ""
 
     def __repr__(self) -> str:
         # Secrets must never reach a log line, even through a debug print of the settings.
@@ -84,6 +94,7 @@ class Settings:
             f"twitch_api_base={self.twitch_api_base!r}, twitch_auth_base={self.twitch_auth_base!r}, "
             f"max_streamers_per_guild={self.max_streamers_per_guild}, "
             f"offline_after_polls={self.offline_after_polls}, http={self.http_host}:{self.http_port}, "
+            f"eventsub={self.eventsub_transport}, "
             "secrets=<hidden>)"
         )
 
@@ -91,7 +102,13 @@ class Settings:
 
     @property
     def secrets(self) -> tuple[str, ...]:
-        return (self.discord_token, self.twitch_client_id, self.twitch_client_secret)
+        values = (self.discord_token, self.twitch_client_id, self.twitch_client_secret, self.eventsub_secret)
+        return tuple(value for value in values if value)
+
+    @property
+    def webhook_path(self) -> str:
+        """The path of EVENTSUB_CALLBACK_URL, which the bot's own HTTP server serves."""
+        return urlsplit(self.eventsub_callback_url).path or "/"
 
 
 def _env_source(environ: Mapping[str, str] | None, env_file: str | Path | None) -> dict[str, str]:
@@ -204,6 +221,50 @@ def _discord_endpoints(env: Mapping[str, str], problems: list[str]) -> tuple[str
     return api_base, gateway_url
 
 
+def _eventsub(env: Mapping[str, str], problems: list[str]) -> tuple[str, str, str, str]:
+    """EVENTSUB_TRANSPORT, TWITCH_EVENTSUB_WS_URL and, for webhooks, EVENTSUB_CALLBACK_URL and EVENTSUB_SECRET."""
+    transport = (env.get("EVENTSUB_TRANSPORT", "").strip() or DEFAULT_EVENTSUB_TRANSPORT).lower()
+    if transport not in EVENTSUB_TRANSPORTS:
+        problems.append(
+            f"EVENTSUB_TRANSPORT must be one of {', '.join(EVENTSUB_TRANSPORTS)} "
+            f"(default {DEFAULT_EVENTSUB_TRANSPORT}), got {env.get('EVENTSUB_TRANSPORT')!r}"
+        )
+    ws_url = env.get("TWITCH_EVENTSUB_WS_URL", "").strip() or DEFAULT_EVENTSUB_WS_URL
+    if not ws_url.startswith(("ws://", "wss://")):
+        problems.append(f"TWITCH_EVENTSUB_WS_URL must be a ws(s):// URL, got {ws_url!r}")
+    callback = env.get("EVENTSUB_CALLBACK_URL", "").strip()
+    secret = env.get("EVENTSUB_SECRET", "").strip()
+    if transport != "webhook":
+        return transport, ws_url, "", ""
+    if not callback:
+        problems.append(
+            "EVENTSUB_CALLBACK_URL is missing (EVENTSUB_TRANSPORT=webhook): the public https URL Twitch posts "
+            "to, e.g. https://<your-app>.fly.dev/eventsub; the bot serves its path on HTTP_PORT"
+        )
+    else:
+        parts = urlsplit(callback)
+        try:
+            port = parts.port
+        except ValueError:
+            port = -1
+        if parts.scheme != "https" or not parts.hostname or port not in (None, 443):
+            problems.append(
+                f"EVENTSUB_CALLBACK_URL must be a public https URL on port 443 (Twitch's rule), got {callback!r}"
+            )
+        elif (parts.path or "/") in RESERVED_PATHS:
+            problems.append(f"EVENTSUB_CALLBACK_URL's path must not be {parts.path} (the bot serves that itself)")
+    if not secret:
+        problems.append(
+            "EVENTSUB_SECRET is missing (EVENTSUB_TRANSPORT=webhook): choose a random string of 10-100 characters, "
+            "e.g. the output of `openssl rand -hex 32`, and set it as a secret (fly secrets set EVENTSUB_SECRET=...)"
+        )
+    elif not (secret.isascii() and secret.isprintable() and 10 <= len(secret) <= 100):
+        problems.append(
+            f"EVENTSUB_SECRET must be 10-100 printable ASCII characters (Twitch's rule), got {len(secret)} characters"
+        )
+    return transport, ws_url, callback, secret
+
+
 def load_settings(environ: Mapping[str, str] | None = None, env_file: str | Path | None = ".env") -> Settings:
     """Build the settings, or raise ConfigError naming every missing or invalid variable."""
     env = _env_source(environ, env_file)
@@ -238,6 +299,7 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: str | Path
     )
 
     discord_api_base, discord_gateway_url = _discord_endpoints(env, problems)
+    eventsub_transport, eventsub_ws_url, callback_url, eventsub_secret = _eventsub(env, problems)
 
     if problems:
         raise ConfigError(problems)
@@ -265,4 +327,8 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: str | Path
         http_port=http_port,
         discord_api_base=discord_api_base,
         discord_gateway_url=discord_gateway_url,
+        eventsub_transport=eventsub_transport,
+        eventsub_ws_url=eventsub_ws_url,
+        eventsub_callback_url=callback_url,
+        eventsub_secret=eventsub_secret,
     )

@@ -158,7 +158,7 @@ _STREAMER_COLUMNS = """
 _SUBSCRIPTION_COLUMNS = f"""
     s.id AS sub_id, s.guild_id AS sub_guild_id, s.channel_id AS sub_channel_id, s.last_error AS sub_last_error,
     s.ping AS sub_ping, s.message_template AS sub_template, s.games AS sub_games,
-    st.missing_since AS streamer_missing_since, {_STREAMER_COLUMNS}
+    st.missing_since AS streamer_missing_since, st.push_state AS streamer_push_state, {_STREAMER_COLUMNS}
 """
 _LIVE_COLUMNS = """
     l.twitch_user_id AS live_user_id, l.stream_id AS live_stream_id, l.title AS live_title,
@@ -248,6 +248,7 @@ def _subscription(row: sqlite3.Row) -> Subscription:
         message_template=row["sub_template"],
         games=games,
         games_unreadable=games_unreadable,
+        push_state=row["streamer_push_state"],
     )
 
 
@@ -802,6 +803,42 @@ class Database:
             await conn.executemany(
                 "UPDATE streamers SET missing_since = ? WHERE twitch_user_id = ? AND missing_since IS NULL",
                 [(now, user_id) for user_id in missing],
+            )
+
+    # -- EventSub ------------------------------------------------------------------------------------
+
+    async def get_state(self, key: str) -> str | None:
+        """A value the bot keeps about itself (e.g. its EventSub conduit id), or None."""
+        row = await self._fetchone("SELECT value FROM bot_state WHERE key = ?", (key,))
+        return None if row is None else str(row["value"])
+
+    async def set_state(self, key: str, value: str | None) -> None:
+        """Store (None: forget) a value the bot keeps about itself."""
+        if value is None:
+            await self._execute("DELETE FROM bot_state WHERE key = ?", (key,))
+            return
+        await self._execute(
+            """
+            INSERT INTO bot_state (key, value, updated_at) VALUES (?, ?, ?)
+            ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at
+            """,
+            (key, value, self._now()),
+        )
+
+    async def push_states(self) -> dict[str, str]:
+        """Followed streamers that are not pushed, with why ('poll_only', or a revocation status)."""
+        rows = await self._fetchall("SELECT twitch_user_id, push_state FROM streamers WHERE push_state IS NOT NULL")
+        return {row["twitch_user_id"]: row["push_state"] for row in rows}
+
+    async def set_push_states(self, states: Mapping[str, str | None]) -> None:
+        """Record (None: clear) why streamers are not pushed; unknown user ids are ignored."""
+        if not states:
+            return
+        self.query_count += 1
+        async with self.transaction() as conn:
+            await conn.executemany(
+                "UPDATE streamers SET push_state = ? WHERE twitch_user_id = ? AND push_state IS NOT ?",
+                [(state, user_id, state) for user_id, state in states.items()],
             )
 
     async def set_subscription_error(self, subscription_id: int, error: str | None, *, channel_id: int) -> None:

@@ -12,7 +12,7 @@ import math
 import random
 import time
 import urllib.parse
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http import HTTPStatus
@@ -26,12 +26,24 @@ from twitch_notifier.twitch.errors import (
     InvalidLogin,
     TwitchAPIError,
     TwitchAuthError,
+    TwitchConflict,
     TwitchError,
+    TwitchLimitExceeded,
     TwitchRateLimited,
     TwitchServerError,
     TwitchUnavailable,
     error_message,
     json_object,
+)
+from twitch_notifier.twitch.eventsub import (
+    ChannelInfo,
+    Conduit,
+    ConduitShard,
+    EventSubListing,
+    EventSubSubscription,
+    ShardFailure,
+    ShardUpdate,
+    parse_subscription,
 )
 from twitch_notifier.twitch.logins import LOGIN_RE, parse_login
 from twitch_notifier.twitch.models import StreamsSnapshot, TwitchCategory, TwitchStream, TwitchUser, TwitchVideo
@@ -47,7 +59,9 @@ __all__ = [
     "TwitchAuthError",
     "TwitchCategory",
     "TwitchClient",
+    "TwitchConflict",
     "TwitchError",
+    "TwitchLimitExceeded",
     "TwitchRateLimited",
     "TwitchServerError",
     "TwitchStream",
@@ -80,6 +94,8 @@ _MAX_TAGS = 50
 _NUMBER_TEXT_LIMIT = 64
 # Guards against a server that keeps handing out cursors: 100 ids can never need more pages than this.
 _MAX_PAGES = MAX_IDS_PER_REQUEST + 1
+# EventSub listings: 10,000 subscriptions (the default cost cap) at Twitch's page size, with room to spare.
+_MAX_LISTING_PAGES = 1000
 
 
 # ------------------------------------------------------------------------------------------------ the client
@@ -335,6 +351,100 @@ class TwitchClient:
             raise TwitchServerError(reply.status, reply.text)
         raise TwitchAPIError(reply.status, reply.text)
 
+    async def get_channels(self, broadcaster_ids: Iterable[str]) -> list[ChannelInfo]:
+        """Title and category of channels right now (GET /channels: no listing lag, unlike /streams)."""
+        pairs = [("broadcaster_id", i) for i in _unique(str(i).strip() for i in broadcaster_ids) if _is_id(i)]
+        chunks = [pairs[i : i + MAX_IDS_PER_REQUEST] for i in range(0, len(pairs), MAX_IDS_PER_REQUEST)]
+        results = await _gather_all(self._request("GET", "/channels", chunk) for chunk in chunks)
+        return [c for payload in results for c in map(_parse_channel, _data_items(payload)) if c is not None]
+
+    # EventSub (app token; facts §2 and §5) ------------------------------------------------------------
+
+    async def get_conduits(self) -> list[Conduit]:
+        payload = await self._request("GET", "/eventsub/conduits")
+        return [c for c in map(_parse_conduit, _data_items(payload)) if c is not None]
+
+    async def create_conduit(self, shard_count: int) -> Conduit:
+        """Raises TwitchLimitExceeded when the app has its 5 conduits already."""
+        payload = await self._request("POST", "/eventsub/conduits", body={"shard_count": shard_count})
+        for conduit in map(_parse_conduit, _data_items(payload)):
+            if conduit is not None:
+                return conduit
+        raise TwitchServerError(HTTPStatus.OK, "", "Create Conduits answered without a conduit")
+
+    async def update_conduit(self, conduit_id: str, shard_count: int) -> Conduit:
+        payload = await self._request(
+            "PATCH", "/eventsub/conduits", body={"id": conduit_id, "shard_count": shard_count}
+        )
+        for conduit in map(_parse_conduit, _data_items(payload)):
+            if conduit is not None:
+                return conduit
+        return Conduit(conduit_id, shard_count)
+
+    async def update_conduit_shards(self, conduit_id: str, shards: Sequence[Mapping[str, Any]]) -> ShardUpdate:
+        """PATCH shards; the 202 may hold both `data` (done) and `errors` (not done, §2): both are returned."""
+        payload = await self._request(
+            "PATCH", "/eventsub/conduits/shards", body={"conduit_id": conduit_id, "shards": list(shards)}
+        )
+        errors = payload.get("errors")
+        return ShardUpdate(
+            updated=tuple(s for s in map(_parse_shard, _data_items(payload)) if s is not None),
+            failed=tuple(
+                _parse_shard_failure(e) for e in (errors if isinstance(errors, list) else []) if isinstance(e, dict)
+            ),
+        )
+
+    async def get_conduit_shards(self, conduit_id: str) -> list[ConduitShard]:
+        shards: list[ConduitShard] = []
+        async for payload in self._pages("/eventsub/conduits/shards", [("conduit_id", conduit_id)]):
+            shards.extend(s for s in map(_parse_shard, _data_items(payload)) if s is not None)
+        return shards
+
+    async def get_eventsub_subscriptions(self, *, sub_type: str | None = None) -> EventSubListing:
+        """Every page of the app's webhook and conduit subscriptions (of one type, if given)."""
+        subscriptions: list[EventSubSubscription] = []
+        total_cost = max_total_cost = 0
+        async for payload in self._pages("/eventsub/subscriptions", [("type", sub_type)] if sub_type else []):
+            subscriptions.extend(s for s in map(parse_subscription, _data_items(payload)) if s is not None)
+            total_cost = _as_int(payload.get("total_cost")) or 0
+            max_total_cost = _as_int(payload.get("max_total_cost")) or max_total_cost
+        return EventSubListing(tuple(subscriptions), total_cost, max_total_cost)
+
+    async def create_eventsub_subscription(
+        self, sub_type: str, version: str, condition: Mapping[str, str], transport: Mapping[str, str]
+    ) -> EventSubListing:
+        """Create one subscription; the answer's listing holds it and the cost figures after it.
+        Raises TwitchConflict (409: it exists) and TwitchLimitExceeded (429: the cost budget is spent)."""
+        body = {"type": sub_type, "version": version, "condition": dict(condition), "transport": dict(transport)}
+        payload = await self._request("POST", "/eventsub/subscriptions", body=body)
+        return EventSubListing(
+            tuple(s for s in map(parse_subscription, _data_items(payload)) if s is not None),
+            _as_int(payload.get("total_cost")) or 0,
+            _as_int(payload.get("max_total_cost")) or 0,
+        )
+
+    async def delete_eventsub_subscription(self, subscription_id: str) -> bool:
+        """Delete one subscription; False if Twitch did not know it (404), which is as good."""
+        try:
+            await self._request("DELETE", "/eventsub/subscriptions", [("id", subscription_id)])
+        except TwitchAPIError as exc:
+            if exc.status == HTTPStatus.NOT_FOUND:
+                return False
+            raise
+        return True
+
+    async def _pages(self, path: str, params: Sequence[tuple[str, str]]) -> AsyncIterator[dict[str, Any]]:
+        cursor: str | None = None
+        seen: set[str] = set()
+        for _ in range(_MAX_LISTING_PAGES):
+            payload = await self._request("GET", path, [*params, ("after", cursor)] if cursor else params)
+            yield payload
+            cursor = _cursor(payload)
+            if not cursor or cursor in seen or not _data_items(payload):
+                return
+            seen.add(cursor)
+        raise TwitchUnavailable(f"Twitch kept paginating {path} past {_MAX_LISTING_PAGES} pages")
+
     # ----------------------------------------------------------------------------------------- internals
 
     async def _poll_batch(self, batch: _Batch, tally: _Tally) -> None:
@@ -385,8 +495,10 @@ class TwitchClient:
         params: Sequence[tuple[str, str]] = (),
         *,
         tally: _Tally | None = None,
+        body: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """Send one Helix request, retrying it (same method, path and query) until it succeeds or gives up.
+        """Send one Helix request, retrying it (same method, path, query and body) until it succeeds or
+        gives up.
 
         A success is a 2xx whose body has Helix's shape (a JSON object with a `data` array; 204 has no
         body): a 200 that is an HTML page or JSON without `data` (a proxy, an upstream hiccup) says nothing
@@ -398,7 +510,7 @@ class TwitchClient:
             token = await self._ensure_token()
             headers = {"Client-Id": self._client_id, "Authorization": f"Bearer {token}"}
             try:
-                reply = await self._attempt(method, url, query, headers, tally)
+                reply = await self._attempt(method, url, query, headers, tally, body)
             except TwitchUnavailable as exc:
                 if retries.failed():
                     raise
@@ -429,7 +541,7 @@ class TwitchClient:
                 raise TwitchAPIError(status, reply.text)
             retries.reauthorized = True
             _log.info("Twitch rejected app token %s; fetching a new one", _fingerprint(token))
-        elif status == HTTPStatus.TOO_MANY_REQUESTS:
+        elif status == HTTPStatus.TOO_MANY_REQUESTS and not _is_quota_refusal(reply):
             retries.rate_limited += 1
             reset_at = _float_header(reply.headers, "Ratelimit-Reset")
             if retries.rate_limited > self._max_retries:
@@ -440,7 +552,7 @@ class TwitchClient:
                 raise TwitchServerError(status, reply.text)
             await self._backoff(retries.failures, method, path, f"HTTP {status}")
         else:
-            raise TwitchAPIError(status, reply.text)
+            raise _refusal(reply)
         return None
 
     async def _attempt(
@@ -450,13 +562,14 @@ class TwitchClient:
         query: Sequence[tuple[str, str]],
         headers: Mapping[str, str],
         tally: _Tally | None,
+        body: Mapping[str, Any] | None = None,
     ) -> _Reply:
         async with self._semaphore:
             await self._pace()
             self.request_count += 1
             if tally is not None:
                 tally.requests += 1
-            reply = await self._send(method, url, params=query, headers=headers)
+            reply = await self._send(method, url, params=query, headers=headers, json_body=body)
             # Still holding the semaphore, so the next request paces on this response's numbers.
             self._note_rate_limit(reply.headers)
             return reply
@@ -469,6 +582,7 @@ class TwitchClient:
         params: Sequence[tuple[str, str]] = (),
         headers: Mapping[str, str] | None = None,
         data: Mapping[str, str] | None = None,
+        json_body: Mapping[str, Any] | None = None,
     ) -> _Reply:
         """The one place that talks HTTP: a single exchange with a timeout; transport errors become
         TwitchUnavailable."""
@@ -478,7 +592,7 @@ class TwitchClient:
             self._session = aiohttp.ClientSession()
         try:
             async with self._session.request(
-                method, url, params=list(params), headers=headers, data=data, timeout=self._timeout
+                method, url, params=list(params), headers=headers, data=data, json=json_body, timeout=self._timeout
             ) as response:
                 text = await response.text(errors="replace")
                 self._observe(response.status)
@@ -713,6 +827,74 @@ def _parse_time(value: object) -> datetime | None:
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
     return parsed.astimezone(UTC)
+
+
+def _refusal(reply: _Reply) -> TwitchAPIError:
+    """The error of a final 4xx: one that retrying the same request cannot change."""
+    if reply.status == HTTPStatus.CONFLICT:
+        return TwitchConflict(reply.status, reply.text)
+    if reply.status == HTTPStatus.TOO_MANY_REQUESTS:
+        return TwitchLimitExceeded(reply.status, reply.text)
+    return TwitchAPIError(reply.status, reply.text)
+
+
+def _is_quota_refusal(reply: _Reply) -> bool:
+    """A 429 from a quota (EventSub cost, conduit count) rather than the points bucket: the bucket's 429
+    comes with Ratelimit-Remaining 0, a quota's with points left or a message naming the limit."""
+    remaining = _int_header(reply.headers, "Ratelimit-Remaining")
+    message = error_message(reply.text).lower()
+    return (remaining is not None and remaining > 0) or "exceeded" in message or "limit reached" in message
+
+
+def _is_id(value: str) -> bool:
+    return value.isdigit() and value.isascii()
+
+
+def _parse_channel(item: Mapping[str, Any]) -> ChannelInfo | None:
+    broadcaster_id = _text(item.get("broadcaster_id"), _ID_LIMIT)
+    if not broadcaster_id:
+        return None
+    login = _text(item.get("broadcaster_login"), _ID_LIMIT).lower()
+    return ChannelInfo(
+        broadcaster_id=broadcaster_id,
+        login=login,
+        display_name=_text(item.get("broadcaster_name"), _NAME_LIMIT) or login,
+        title=_text(item.get("title"), _TITLE_LIMIT),
+        game_id=_text(item.get("game_id"), _ID_LIMIT),
+        game_name=_text(item.get("game_name"), _NAME_LIMIT),
+        language=_text(item.get("broadcaster_language"), _ID_LIMIT),
+    )
+
+
+def _parse_conduit(item: Mapping[str, Any]) -> Conduit | None:
+    conduit_id = _text(item.get("id"), _ID_LIMIT)
+    count = _as_int(item.get("shard_count"))
+    if not conduit_id or count is None:
+        return None
+    return Conduit(conduit_id, count)
+
+
+def _parse_shard(item: Mapping[str, Any]) -> ConduitShard | None:
+    shard_id = _text(item.get("id"), _ID_LIMIT)
+    if not shard_id:
+        return None
+    transport = item.get("transport")
+    transport = transport if isinstance(transport, dict) else {}
+    return ConduitShard(
+        id=shard_id,
+        status=_text(item.get("status"), _ID_LIMIT),
+        method=_text(transport.get("method"), _ID_LIMIT),
+        session_id=_text(transport.get("session_id"), _ID_LIMIT),
+        callback=_text(transport.get("callback"), _URL_LIMIT),
+    )
+
+
+def _parse_shard_failure(item: Mapping[str, Any]) -> ShardFailure:
+    return ShardFailure(
+        id=_text(item.get("id"), _ID_LIMIT),
+        message=_text(item.get("message"), _NAME_LIMIT),
+        code=_text(item.get("code"), _ID_LIMIT),
+    )
 
 
 def _helix_shape_problem(payload: dict[str, Any] | None) -> str | None:

@@ -208,6 +208,8 @@ async def main_async(config: dict[str, Any]) -> int:
         http_port=0,
         discord_api_base=config["discord_api_base"],
         discord_gateway_url=config["discord_gateway_url"],
+        eventsub_transport=config.get("eventsub_transport", "off"),
+        eventsub_ws_url=config.get("eventsub_ws_url", "wss://eventsub.wss.twitch.tv/ws"),
     )
     setup_logging(settings.log_level, settings.secrets)
     instruments = Instruments(config)

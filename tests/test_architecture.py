@@ -25,6 +25,8 @@ ALLOWED: dict[str, set[str]] = {
     "database": {"twitch_notifier.models", "twitch_notifier.db"},
     "twitch_api": {"twitch_notifier.twitch", "twitch_notifier.models"},
     "twitch_notifier.ops": {"twitch_notifier.models", "twitch_notifier.core"},
+    # EventSub push: the WebSocket shards, the webhook receiver and the conduit/subscription upkeep.
+    "twitch_notifier.eventsub": {"twitch_notifier.models", "twitch_notifier.twitch", "twitch_notifier.core"},
     "twitch_notifier.discord_io": {
         "twitch_notifier.models",
         "twitch_notifier.core",
@@ -45,6 +47,7 @@ ALLOWED: dict[str, set[str]] = {
         "twitch_notifier.discord_io",
         "twitch_notifier.cogs",
         "twitch_notifier.ops",
+        "twitch_notifier.eventsub",
         "database",
         "twitch_api",
         "config",
@@ -57,6 +60,7 @@ ALLOWED: dict[str, set[str]] = {
         "twitch_notifier.discord_io",
         "twitch_notifier.cogs",
         "twitch_notifier.ops",
+        "twitch_notifier.eventsub",
         "database",
         "twitch_api",
         "config",
@@ -67,7 +71,7 @@ ALLOWED: dict[str, set[str]] = {
 # HTTP clients and servers, SQLite only in the storage.
 RESTRICTED = {
     "discord": {"twitch_notifier.discord_io", "twitch_notifier.cogs", "bot"},
-    "aiohttp": {"twitch_api", "twitch_notifier.ops", "twitch_notifier.discord_io"},
+    "aiohttp": {"twitch_api", "twitch_notifier.ops", "twitch_notifier.discord_io", "twitch_notifier.eventsub"},
     "aiosqlite": {"database"},
     "sqlite3": {"database"},
 }

@@ -102,6 +102,10 @@ class Subscription:
     games_unreadable: bool = False
     """The stored game filter cannot be read (corrupt): nothing is announced for this subscription until an
     admin sets the filter again (`games` is then empty)."""
+    push_state: str | None = None
+    """Why this streamer is not pushed by EventSub (None: it is, or push is off): 'poll_only' when Twitch's
+    cost budget is spent, else the status Twitch revoked the subscription with (e.g. 'user_removed'). Such a
+    streamer is still announced, by the poll."""
 
 
 @dataclass(slots=True)

@@ -34,6 +34,8 @@ def bot_environment(fake_discord, fake_twitch, db_path: Path, **overrides: str) 
         "DISCORD_GATEWAY_URL": fake_discord.gateway_url,
         "TWITCH_API_BASE": fake_twitch.api_base,
         "TWITCH_AUTH_BASE": fake_twitch.auth_base,
+        "TWITCH_EVENTSUB_WS_URL": fake_twitch.eventsub_ws_url,
+        "EVENTSUB_TRANSPORT": "off",
         "DATABASE_PATH": str(db_path),
         "HTTP_HOST": "127.0.0.1",
         "HTTP_PORT": "0",

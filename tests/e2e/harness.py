@@ -63,6 +63,10 @@ class BotHarness:
             database_path=str(db_path),
             twitch_api_base=twitch_fake.api_base,
             twitch_auth_base=twitch_fake.auth_base,
+            # Push is tested where a test asks for it (EVENTSUB_TRANSPORT=websocket or webhook); elsewhere
+            # the bot polls, so the poll's own behaviour is what those tests see.
+            eventsub_transport="off",
+            eventsub_ws_url=twitch_fake.eventsub_ws_url,
         )
         if overrides:
             self.settings = dataclasses.replace(self.settings, **overrides)
@@ -75,6 +79,8 @@ class BotHarness:
         self.wall_clock = time.time  # Unix time for the metrics; a test may make it jump
         self.twitch_budget = 8.0  # what one interaction may spend on Twitch (production's default)
         self.discord_backoff = Backoff(base=0.2, cap=2.0)  # production's starts at 1 s and caps at 60 s
+        # One shard (the fake's `session()` then names it), quick reconnects, the shortest keepalive Twitch allows.
+        self.eventsub_options: dict[str, Any] = {"shard_count": 1, "socket_backoff": 0.05, "keepalive_seconds": 10}
 
     async def start(self, *, wait_first_cycle: bool = True) -> TwitchNotifierBot:
         self.db = await Database.open(self.settings.database_path, clock=self.clock.now)
@@ -89,6 +95,7 @@ class BotHarness:
             monotonic=self.clock,
             wall_clock=lambda: self.wall_clock(),
             clock=self.clock.now,
+            eventsub_options=self.eventsub_options,
         )
         self.bot = bot
         # As production does (app.run): run_session logs in and connects, retrying while Discord is down.

@@ -4,8 +4,9 @@ benchmarks alike, so what they test can never drift from what runs in production
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
+from typing import Any
 
 from bot import BotServices, TwitchNotifierBot
 from config import Settings
@@ -14,9 +15,11 @@ from twitch_api import TwitchClient
 from twitch_notifier.cogs.context import CogServices
 from twitch_notifier.core.notifier import Notifier
 from twitch_notifier.core.poller import Housekeeping, Poller
+from twitch_notifier.core.push import PushHandler
 from twitch_notifier.core.subscriptions import TWITCH_BUDGET, SubscriptionRules
 from twitch_notifier.discord_io.announcer import CALL_TIMEOUT, DiscordAnnouncer, GuildDirectory
 from twitch_notifier.discord_io.pacer import SendPacer
+from twitch_notifier.eventsub.service import EventSubService, Transport
 from twitch_notifier.models import Category
 from twitch_notifier.ops.metrics import Metrics
 from twitch_notifier.rendering.cards import Cards
@@ -50,12 +53,14 @@ def build_bot(
     monotonic: Callable[[], float] = time.monotonic,
     wall_clock: Callable[[], float] = time.time,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    eventsub_options: Mapping[str, Any] | None = None,
 ) -> TwitchNotifierBot:
     """A TwitchNotifierBot wired to `db` and `twitch`, not yet started.
 
     `monotonic` drives the schedule of chores and the health check's staleness, `wall_clock` the Unix
     times exported as metrics, `clock` the dates the bot decides by (live-card throttle, pruning, how long
-    a guild has been unseen); tests move them instead of reaching into the objects."""
+    a guild has been unseen); tests move them instead of reaching into the objects. `eventsub_options` tune
+    the EventSub service (shard count, keepalive, backoff) for tests."""
     metrics = metrics or Metrics()
     guilds = GuildDirectory()  # the announcer exists before the bot it posts through
 
@@ -71,6 +76,7 @@ def build_bot(
         art_lookup=box_art,
         clock=clock,
     )
+    push = _build_push(settings, db, twitch, notifier, metrics, clock, eventsub_options or {})
     services = BotServices(
         db=db,
         twitch=twitch,
@@ -87,8 +93,10 @@ def build_bot(
                 max_per_guild=settings.max_streamers_per_guild,
                 twitch_budget=twitch_budget,
                 retirer=notifier,
+                on_followed_changed=push.followed_changed if push is not None else None,
             ),
         ),
+        push=push,
     )
     bot = TwitchNotifierBot(
         services,
@@ -98,4 +106,32 @@ def build_bot(
         clock=clock,
     )
     guilds.client = bot
+    if push is not None:
+        push.on_resumed = bot.poll_loop.poke  # Twitch never replays what it could not push: poll at once
     return bot
+
+
+def _build_push(
+    settings: Settings,
+    db: Database,
+    twitch: TwitchClient,
+    notifier: Notifier,
+    metrics: Metrics,
+    clock: Callable[[], datetime],
+    options: Mapping[str, Any],
+) -> EventSubService | None:
+    """EventSub push for EVENTSUB_TRANSPORT (None when it is off: the bot polls, as it always does)."""
+    if settings.eventsub_transport == "off":
+        return None
+    handler = PushHandler(notifier, twitch.get_channels, on_latency=metrics.observe_push_announcement, clock=clock)
+    return EventSubService(
+        transport=Transport(settings.eventsub_transport),
+        twitch=twitch,
+        store=db,
+        handler=handler,
+        websocket_url=settings.eventsub_ws_url,
+        callback_url=settings.eventsub_callback_url,
+        webhook_path=settings.webhook_path,
+        secret=settings.eventsub_secret,
+        **options,
+    )

@@ -66,8 +66,13 @@ async def run(settings: Settings, *, builder: BotBuilder = _build) -> int:
             except TwitchError as exc:
                 _log.warning("Twitch is not reachable at start-up (%s); the bot starts and keeps trying", exc)
             bot = builder(settings, db, twitch, metrics)
+            receiver = bot.push.receiver if bot.push is not None else None
             health_server = HealthServer(
-                host=settings.http_host, port=settings.http_port, health=bot.health, metrics=metrics
+                host=settings.http_host,
+                port=settings.http_port,
+                health=bot.health,
+                metrics=metrics,
+                routes=[("POST", receiver.path, receiver.handle)] if receiver is not None else (),
             )
             try:
                 await health_server.start()

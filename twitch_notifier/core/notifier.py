@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -24,7 +25,7 @@ from twitch_notifier.core.ports import (
     NotifierStore,
     StillRunning,
 )
-from twitch_notifier.core.tracker import reconcile
+from twitch_notifier.core.tracker import PushedStream, reconcile, screen_poll
 from twitch_notifier.models import (
     CardToClose,
     CardUpdate,
@@ -36,7 +37,7 @@ from twitch_notifier.models import (
 )
 from twitch_notifier.twitch.errors import TwitchError
 from twitch_notifier.twitch.mapping import streamer_from_stream
-from twitch_notifier.twitch.models import StreamsSnapshot
+from twitch_notifier.twitch.models import StreamsSnapshot, TwitchStream
 
 _log = logging.getLogger(__name__)
 
@@ -49,6 +50,12 @@ RETIRE_WAIT = 20.0
 own timeout is shorter, so this is only reached if Discord hangs past it)."""
 NONCE_LENGTH = 25
 """Discord accepts message nonces of at most 25 characters."""
+PUSH_LISTING_GRACE = timedelta(minutes=5)
+"""How long a stream EventSub reported live is kept live while the poll's listing does not show it yet
+(Twitch's listing lags a go-live by 30-60 s); after that the poll's misses count again."""
+PUSH_ENDED_MEMORY = timedelta(minutes=30)
+"""How long a stream EventSub reported ended is remembered, so that the listing's stale copy of it (or a
+late redelivery of its go-live) does not bring it back."""
 
 VodLookup = Callable[[str, str], Awaitable[str | None]]
 """(user id, stream id) -> URL of that stream's VOD, or None."""
@@ -97,6 +104,8 @@ class CycleReport:
     twitch_requests: int = 0
     duration: float = 0.0
     errors: list[str] = field(default_factory=list)
+    push_latencies: list[float] = field(default_factory=list)
+    """Seconds from a push notification's arrival to each announcement it caused being posted."""
 
 
 class Notifier:
@@ -114,8 +123,10 @@ class Notifier:
         art_lookup: ArtLookup | None = None,
         update_interval: timedelta = LIVE_UPDATE_INTERVAL,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._db = db
+        self._monotonic = monotonic
         self._announcer = announcer
         self._renderer = renderer
         self._offline_after_polls = offline_after_polls
@@ -134,36 +145,125 @@ class Notifier:
         self._late: set[asyncio.Task[None]] = set()
         # Observations and announcement rounds never interleave: two sources must not both post a stream.
         self._lock = asyncio.Lock()
+        # What push said that the poll's listing may not show yet (see tracker.screen_poll), with when.
+        self._pushed: dict[str, tuple[PushedStream, datetime]] = {}
+        self._ended_by_push: dict[str, datetime] = {}
 
     async def apply(self, snapshot: StreamsSnapshot, report: CycleReport | None = None) -> CycleReport:
-        """Record an observation of Twitch and announce every stream not yet announced."""
+        """Record a poll of Twitch and announce every stream not yet announced."""
         report = report or CycleReport()
         async with self._lock:
-            self._retired -= self._removed
-            self._removed.clear()
-            previous = await self._db.live_streams()
-            outcome = reconcile(previous, snapshot, self._offline_after_polls)
-            # Twitch ids never change but logins and display names do: follow renames as they are seen.
-            await self._db.update_streamer_names(
-                streamer_from_stream(s) for s in snapshot.streams.values() if s.user_login
-            )
-            await self._db.apply_live_changes(
-                outcome.live, outcome.missed, outcome.offline, ended_streams=[s.stream_id for s in outcome.ended]
-            )
-            report.checked += len(snapshot.checked)
-            report.failed += len(snapshot.failed)
-            report.live += len(snapshot.streams)
-            report.started += len(outcome.started)
-            report.ended += len(outcome.ended)
-            for stream in outcome.started:
-                _log.info("Stream %s of user %s is live: %r", stream.stream_id, stream.twitch_user_id, stream.title)
-            for stream in outcome.ended:
-                _log.info("Stream %s of user %s has ended", stream.stream_id, stream.twitch_user_id)
-            await self._cache_box_art(s.game_id for s in outcome.live)
-            await self._announce_pending(report)
-            await self._update_cards(report)
-            await self._close_cards(report)
+            self._forget_old_push_marks()
+            pushed = {user_id: mark for user_id, (mark, _) in self._pushed.items()}
+            snapshot = screen_poll(snapshot, pushed, self._ended_by_push.keys())
+            for user_id, mark in pushed.items():
+                listed = snapshot.streams.get(user_id)
+                if listed is not None and (listed.id == mark.stream_id or listed.started_at > mark.started_at):
+                    del self._pushed[user_id]  # the listing has caught up
+            await self._observe(snapshot, report)
         return report
+
+    async def push_online(
+        self, stream: TwitchStream, *, received_at: float | None = None, report: CycleReport | None = None
+    ) -> CycleReport:
+        """EventSub says `stream` went live: announce it now, without waiting for the listing. A stream
+        already known (a redelivery, or the poll was first), one push has ended, or one older than the
+        streamer's current stream changes nothing. `received_at` (monotonic) times the announcements."""
+        report = report or CycleReport()
+        async with self._lock:
+            self._forget_old_push_marks()
+            user_id = stream.user_id
+            if stream.id in self._ended_by_push:
+                _log.info("Ignoring a go-live of stream %s of user %s, which has ended", stream.id, user_id)
+                return report
+            current = (await self._db.live_streams()).get(user_id)
+            if current is not None and (current.stream_id == stream.id or current.started_at > stream.started_at):
+                return report
+            self._pushed[user_id] = (PushedStream(stream.id, stream.started_at), self.clock())
+            snapshot = StreamsSnapshot({user_id: stream}, frozenset({user_id}), frozenset(), 0)
+            await self._observe(snapshot, report, received_at=received_at)
+        return report
+
+    async def push_offline(self, user_id: str, *, sent_at: datetime | None = None) -> CycleReport:
+        """EventSub says the streamer went offline: the stream ends now (no two-poll debounce), unless the
+        message predates the stream live now (a late offline of the previous one)."""
+        report = CycleReport()
+        async with self._lock:
+            current = (await self._db.live_streams()).get(user_id)
+            if current is None:
+                return report
+            if sent_at is not None and sent_at < current.started_at:
+                _log.info("Ignoring an offline of user %s sent before its stream %s began", user_id, current.stream_id)
+                return report
+            self._ended_by_push[current.stream_id] = self.clock()
+            self._pushed.pop(user_id, None)
+            snapshot = StreamsSnapshot({}, frozenset({user_id}), frozenset(), 0)
+            await self._observe(snapshot, report, offline_after=1)
+        return report
+
+    async def push_channel_update(self, user_id: str, *, title: str, game_id: str, game_name: str) -> CycleReport:
+        """EventSub says the channel's title or category changed: a live stream takes them at once (its
+        card follows on its next update; a game filter it now passes announces it). Offline: nothing."""
+        report = CycleReport()
+        async with self._lock:
+            current = (await self._db.live_streams()).get(user_id)
+            if current is None:
+                return report
+            stream = TwitchStream(
+                id=current.stream_id,
+                user_id=user_id,
+                user_login="",
+                user_name="",
+                game_id=game_id,
+                game_name=game_name,
+                title=title,
+                viewer_count=current.viewer_count,
+                started_at=current.started_at,
+                thumbnail_url=current.thumbnail_url,
+            )
+            await self._observe(StreamsSnapshot({user_id: stream}, frozenset({user_id}), frozenset(), 0), report)
+        return report
+
+    def _forget_old_push_marks(self) -> None:
+        now = self.clock()
+        for user_id, (_, at) in list(self._pushed.items()):
+            if now - at > PUSH_LISTING_GRACE:
+                del self._pushed[user_id]
+        for stream_id, at in list(self._ended_by_push.items()):
+            if now - at > PUSH_ENDED_MEMORY:
+                del self._ended_by_push[stream_id]
+
+    async def _observe(
+        self,
+        snapshot: StreamsSnapshot,
+        report: CycleReport,
+        *,
+        offline_after: int | None = None,
+        received_at: float | None = None,
+    ) -> None:
+        """Under the lock: store what `snapshot` says, then announce, update and close cards."""
+        self._retired -= self._removed
+        self._removed.clear()
+        previous = await self._db.live_streams()
+        outcome = reconcile(previous, snapshot, offline_after or self._offline_after_polls)
+        # Twitch ids never change but logins and display names do: follow renames as they are seen.
+        await self._db.update_streamer_names(streamer_from_stream(s) for s in snapshot.streams.values() if s.user_login)
+        await self._db.apply_live_changes(
+            outcome.live, outcome.missed, outcome.offline, ended_streams=[s.stream_id for s in outcome.ended]
+        )
+        report.checked += len(snapshot.checked)
+        report.failed += len(snapshot.failed)
+        report.live += len(snapshot.streams)
+        report.started += len(outcome.started)
+        report.ended += len(outcome.ended)
+        for stream in outcome.started:
+            _log.info("Stream %s of user %s is live: %r", stream.stream_id, stream.twitch_user_id, stream.title)
+        for stream in outcome.ended:
+            _log.info("Stream %s of user %s has ended", stream.stream_id, stream.twitch_user_id)
+        await self._cache_box_art(s.game_id for s in outcome.live)
+        await self._announce_pending(report, received_at)
+        await self._update_cards(report)
+        await self._close_cards(report)
 
     async def _cache_box_art(self, game_ids: Iterable[str]) -> None:
         """Box art for the categories being streamed, fetched in batches and kept a day; never per post."""
@@ -182,7 +282,7 @@ class Notifier:
             return
         await self._db.store_games(games)
 
-    async def _announce_pending(self, report: CycleReport) -> None:
+    async def _announce_pending(self, report: CycleReport, received_at: float | None = None) -> None:
         pending = await self._db.pending_announcements()
         if not pending:
             return
@@ -193,8 +293,10 @@ class Notifier:
             return_exceptions=True,
         )
         for pending_item, result in zip(pending, results, strict=True):
-            if result is True:
+            if isinstance(result, float):
                 report.announced += 1
+                if received_at is not None:
+                    report.push_latencies.append(max(0.0, result - received_at))
             else:
                 report.announce_failed += 1
                 if isinstance(result, BaseException):
@@ -208,15 +310,16 @@ class Notifier:
 
     async def _announce_one(
         self, pending: PendingAnnouncement, stream: LiveStream | None, streamer: Streamer | None
-    ) -> bool:
+    ) -> float | None:
+        """Post one announcement; returns when Discord confirmed it (monotonic), None if it was not posted."""
         if stream is None or streamer is None or stream.stream_id != pending.stream_id:
-            return False  # removed meanwhile; nothing to post
+            return None  # removed meanwhile; nothing to post
         rendered = self._renderer.live(
             stream, streamer, ping=pending.ping, template=pending.template, box_art_url=pending.box_art_url
         )
         async with self._send_limit, self._working_on(pending.subscription_id) as work:
             if work is None:
-                return False  # removed while this round was under way: nothing more is posted for it
+                return None  # removed while this round was under way: nothing more is posted for it
             try:
                 message_id = await self._announcer.announce(
                     pending.channel_id,
@@ -242,7 +345,8 @@ class Notifier:
                     await self._db.set_subscription_error(
                         pending.subscription_id, exc.reason, channel_id=pending.channel_id
                     )
-                return False
+                return None
+            posted_at = self._monotonic()
             # Recorded before the removal waiting on this post goes on, so it finds (and closes) the card.
             await self._db.record_announcement(pending, message_id, stream)
         _log.info(
@@ -252,7 +356,7 @@ class Notifier:
             pending.channel_id,
             pending.guild_id,
         )
-        return True
+        return posted_at
 
     async def _update_cards(self, report: CycleReport) -> None:
         """Keep live cards current: each at most once per `update_interval`, and only when it changed."""

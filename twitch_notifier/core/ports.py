@@ -7,7 +7,7 @@ announcer and rendering.cards implement them, and tests substitute small fakes.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -21,15 +21,18 @@ from twitch_notifier.models import (
     Streamer,
     Subscription,
 )
+from twitch_notifier.twitch.eventsub import ChannelInfo, Conduit, ConduitShard, EventSubListing, ShardUpdate
 from twitch_notifier.twitch.models import StreamsSnapshot, TwitchCategory, TwitchUser
 
 __all__ = [
     "AnnounceError",
     "Announcer",
     "CardRenderer",
+    "EventSubApi",
     "MessageGone",
     "NotifierStore",
     "PollerStore",
+    "PushStore",
     "StillRunning",
     "SubscriptionStore",
     "TwitchDirectory",
@@ -212,3 +215,41 @@ class TwitchDirectory(Protocol):
     async def get_games(self, ids: Iterable[str] = (), *, names: Iterable[str] = ()) -> list[TwitchCategory]: ...
 
     async def search_categories(self, query: str, *, first: int = 25) -> list[TwitchCategory]: ...
+
+
+class EventSubApi(Protocol):
+    """The Helix calls EventSub push needs (twitch_api.TwitchClient), all with the app access token."""
+
+    async def get_channels(self, broadcaster_ids: Iterable[str]) -> list[ChannelInfo]: ...
+
+    async def get_conduits(self) -> list[Conduit]: ...
+
+    async def create_conduit(self, shard_count: int) -> Conduit: ...
+
+    async def update_conduit(self, conduit_id: str, shard_count: int) -> Conduit: ...
+
+    async def update_conduit_shards(self, conduit_id: str, shards: Sequence[Mapping[str, Any]]) -> ShardUpdate: ...
+
+    async def get_conduit_shards(self, conduit_id: str) -> list[ConduitShard]: ...
+
+    async def get_eventsub_subscriptions(self, *, sub_type: str | None = None) -> EventSubListing: ...
+
+    async def create_eventsub_subscription(
+        self, sub_type: str, version: str, condition: Mapping[str, str], transport: Mapping[str, str]
+    ) -> EventSubListing: ...
+
+    async def delete_eventsub_subscription(self, subscription_id: str) -> bool: ...
+
+
+class PushStore(Protocol):
+    """The storage EventSub push keeps its state in (database.Database)."""
+
+    async def monitored_user_ids(self) -> list[str]: ...
+
+    async def get_state(self, key: str) -> str | None: ...
+
+    async def set_state(self, key: str, value: str | None) -> None: ...
+
+    async def push_states(self) -> dict[str, str]: ...
+
+    async def set_push_states(self, states: Mapping[str, str | None]) -> None: ...

@@ -43,7 +43,12 @@ class CycleLoop:
         self._monotonic = monotonic
         self._sleep = sleep
         self._task: asyncio.Task[None] | None = None
+        self._poked = asyncio.Event()
         self.cycles = 0
+
+    def poke(self) -> None:
+        """Run the next cycle now (or, if one is running, right after it) instead of on schedule."""
+        self._poked.set()
 
     def start(self) -> None:
         if self.is_running():
@@ -72,4 +77,16 @@ class CycleLoop:
                 _log.exception("A poll cycle raised; the schedule goes on")
             self.cycles += 1
             finished = self._monotonic()
-            await self._sleep(max(0.0, next_start(started, finished, self.interval) - finished))
+            await self._pause(max(0.0, next_start(started, finished, self.interval) - finished))
+
+    async def _pause(self, seconds: float) -> None:
+        """Sleep until the next cycle is due, or until poked."""
+        if not self._poked.is_set():
+            sleeping = asyncio.ensure_future(self._sleep(seconds))
+            poked = asyncio.ensure_future(self._poked.wait())
+            try:
+                await asyncio.wait({sleeping, poked}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for waiter in (sleeping, poked):
+                    waiter.cancel()
+        self._poked.clear()

@@ -149,9 +149,12 @@ class SubscriptionRules:
         max_per_guild: int,
         twitch_budget: float = TWITCH_BUDGET,
         retirer: Retirer | None = None,
+        on_followed_changed: Callable[[], None] | None = None,
     ) -> None:
         self._store = store
         self._retirer = retirer
+        self.on_followed_changed = on_followed_changed
+        """Told after a streamer is followed or unfollowed (EventSub push subscribes or unsubscribes)."""
         self._twitch = twitch
         self.max_per_guild = max_per_guild
         self.twitch_budget = twitch_budget
@@ -206,6 +209,7 @@ class SubscriptionRules:
             return AddResult.refused(AddRefusal.LIMIT_REACHED, channel_id, str(self.max_per_guild))
         except AlreadySubscribed:
             return AddResult(AddOutcome.ALREADY, streamer, channel_id=channel_id)  # added meanwhile
+        self._followed_changed()
         return AddResult(
             AddOutcome.ADDED,
             streamer,
@@ -213,6 +217,10 @@ class SubscriptionRules:
             also_in=tuple(sub.channel_id for sub in existing),
             categories=tuple(categories) if categories is not None else None,
         )
+
+    def _followed_changed(self) -> None:
+        if self.on_followed_changed is not None:
+            self.on_followed_changed()
 
     async def resolve_categories(self, names: Sequence[str]) -> list[Category]:
         """Category names typed (or picked from autocomplete) as Twitch's categories, without duplicates,
@@ -281,6 +289,7 @@ class SubscriptionRules:
                 self._retirer.removed(subscription.id)
         if removed is None:
             return Removal(None)
+        self._followed_changed()
         others = await self._store.find_subscriptions(guild_id, removed.streamer.twitch_user_id)
         return Removal(removed, [other.channel_id for other in others], unclosed)
 

@@ -6,7 +6,9 @@ Pure logic over dataclasses (no I/O), shared by every event source: the poll loo
 from __future__ import annotations
 
 from collections.abc import Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from twitch_notifier.models import LiveStream
 from twitch_notifier.twitch.mapping import live_stream_from
@@ -58,3 +60,43 @@ def reconcile(
         else:
             outcome.missed[user_id] = misses
     return outcome
+
+
+@dataclass(frozen=True, slots=True)
+class PushedStream:
+    """A stream EventSub reported live that the poll's listing has not shown yet (it lags 30-60 s)."""
+
+    stream_id: str
+    started_at: datetime
+
+
+def screen_poll(
+    snapshot: StreamsSnapshot,
+    pushed: Mapping[str, PushedStream],
+    ended_by_push: AbstractSet[str],
+) -> StreamsSnapshot:
+    """What a poll may say, once push has spoken: Twitch's listing lags a go-live and keeps showing a stream
+    a while after it ended, so where push is ahead the poll's word is taken as "unknown", never as news.
+
+    - a stream id that push already ended is stale listing: unknown, not a stream that started again;
+    - a streamer push reported live whose stream the listing does not show yet: unknown, not a miss;
+    - an older stream of that streamer (started before the pushed one) is stale listing too: unknown.
+    Everything else passes through as it is."""
+    streams = dict(snapshot.streams)
+    unknown = set(snapshot.failed)
+    for user_id, stream in snapshot.streams.items():
+        ahead = pushed.get(user_id)
+        stale = stream.id in ended_by_push or (
+            ahead is not None and stream.id != ahead.stream_id and stream.started_at < ahead.started_at
+        )
+        if stale:
+            del streams[user_id]
+            unknown.add(user_id)
+    for user_id in pushed:
+        if user_id in snapshot.checked and user_id not in streams:
+            unknown.add(user_id)
+    if unknown == set(snapshot.failed) and len(streams) == len(snapshot.streams):
+        return snapshot
+    return StreamsSnapshot(
+        streams=streams, checked=snapshot.checked, failed=frozenset(unknown), requests=snapshot.requests
+    )

@@ -185,4 +185,18 @@ MIGRATIONS: tuple[Migration, ...] = (
         """,
         rebuilds_tables=True,
     ),
+    Migration(
+        6,
+        "EventSub: a small key-value table for what the bot keeps about itself (its conduit's id), and each "
+        "streamer's push state (NULL: pushed or being set up; 'poll_only': over Twitch's cost budget; or the "
+        "status Twitch revoked its subscription with, e.g. 'user_removed')",
+        """
+        CREATE TABLE bot_state (
+            key        TEXT PRIMARY KEY,
+            value      TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        );
+        ALTER TABLE streamers ADD COLUMN push_state TEXT;
+        """,
+    ),
 )

@@ -1,12 +1,13 @@
 """The bot's own HTTP endpoint: GET /healthz for the platform's health check, GET /metrics for Prometheus.
 
-`evaluate_health` is the pure rule (connected to Discord, polled recently); `HealthServer` serves it with aiohttp.
+`evaluate_health` is the pure rule (connected to Discord, polled recently); `HealthServer` serves it with aiohttp,
+together with any extra `routes` handed to it (the EventSub webhook receiver), so one port serves them all.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,6 +16,9 @@ from aiohttp import web
 from twitch_notifier.ops.metrics import Metrics
 
 _log = logging.getLogger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+"""An aiohttp request handler, as served by an extra route."""
 
 ALL_INTERFACES = ""
 """As the host: every IPv4 and IPv6 interface (config.DEFAULT_HTTP_HOST)."""
@@ -75,7 +79,8 @@ def evaluate_health(
 
 
 class HealthServer:
-    """Serves /healthz and /metrics; `start()` binds (port 0 picks a free port, see `.port`), `stop()` closes."""
+    """Serves /healthz, /metrics and the extra `routes`; `start()` binds (port 0 picks a free port, see
+    `.port`), `stop()` closes."""
 
     def __init__(
         self,
@@ -84,7 +89,16 @@ class HealthServer:
         port: int,
         health: Callable[[], HealthStatus],
         metrics: Metrics,
+        routes: Sequence[tuple[str, str, Handler]] = (),
     ) -> None:
+        """`routes` are extra (method, path, handler) triples served beside /healthz and /metrics; a path that
+        is either of those, or does not start with "/", is a ValueError here rather than at start."""
+        for method, path, _ in routes:
+            if path in (HEALTH_PATH, METRICS_PATH):
+                raise ValueError(f"the route {method} {path} collides with the health endpoint's own {path}")
+            if not path.startswith("/"):
+                raise ValueError(f"a route path must start with '/', got {path!r}")
+        self._routes = tuple(routes)
         self._host = host
         self._port = port
         self._health = health
@@ -107,6 +121,8 @@ class HealthServer:
         app = web.Application()
         app.router.add_get(HEALTH_PATH, self._healthz)
         app.router.add_get(METRICS_PATH, self._serve_metrics)
+        for method, path, handler in self._routes:
+            app.router.add_route(method, path, handler)
         # No access log: the platform's check would write a line every few seconds.
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT_SECONDS)
         await runner.setup()
@@ -121,7 +137,9 @@ class HealthServer:
         self._runner = runner
         self._port = runner.addresses[0][1]
         where = ", ".join(f"[{a[0]}]" if ":" in a[0] else a[0] for a in runner.addresses)
-        _log.info("Health endpoint listening on %s port %d (/healthz, /metrics)", where, self._port)
+        # Extra routes are counted, not named: an operator may keep a webhook path unguessable.
+        extra = f" and {len(self._routes)} more route(s)" if self._routes else ""
+        _log.info("Health endpoint listening on %s port %d (/healthz, /metrics%s)", where, self._port, extra)
 
     async def _start_dual_stack(self, runner: web.AppRunner) -> None:
         """Every IPv4 and IPv6 interface on one port. asyncio sets IPV6_V6ONLY, so "::" alone would not

@@ -5,6 +5,8 @@ Each `Metrics` owns its own registry, so several bots (or tests) in one process 
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 PREFIX = "twitch_notifier_"
@@ -12,6 +14,8 @@ PREFIX = "twitch_notifier_"
 # A cycle is one batched /helix/streams round plus the announcements it triggers: usually well under a
 # second, several seconds when Twitch is slow or retried, up to minutes when something is wrong.
 CYCLE_DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
+# Push latency: a notification's arrival to the announcement's POST; tens of milliseconds when healthy.
+PUSH_LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
 class Metrics:
@@ -57,11 +61,55 @@ class Metrics:
             "Unix time at which the last poll cycle finished successfully (0: none yet).",
             registry=self.registry,
         )
+        self.announcements_total = Counter(
+            f"{PREFIX}announcements_total",
+            "Live announcements posted, by what caused them (push: an EventSub notification; poll: a poll).",
+            ["source"],
+            registry=self.registry,
+        )
+        self.push_latency_seconds = Histogram(
+            f"{PREFIX}push_latency_seconds",
+            "From an EventSub go-live notification's arrival to its announcement's POST being answered.",
+            buckets=PUSH_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.eventsub_connected = Gauge(
+            f"{PREFIX}eventsub_connected",
+            "1 while at least one EventSub conduit shard is served (0: push is down, polling carries on).",
+            registry=self.registry,
+        )
+        self.eventsub_shards = Gauge(
+            f"{PREFIX}eventsub_shards",
+            "EventSub conduit shards, by state (enabled: served by the bot; total: the conduit's).",
+            ["state"],
+            registry=self.registry,
+        )
+        self.eventsub_subscriptions = Gauge(
+            f"{PREFIX}eventsub_subscriptions",
+            "The bot's EventSub subscriptions at the last full listing, by status.",
+            ["status"],
+            registry=self.registry,
+        )
+        self.eventsub_streamers = Gauge(
+            f"{PREFIX}eventsub_streamers",
+            "Followed streamers by how their go-lives arrive (push, or poll only: budget spent or revoked).",
+            ["mode"],
+            registry=self.registry,
+        )
+        self.eventsub_cost = Gauge(
+            f"{PREFIX}eventsub_cost",
+            "Twitch's EventSub cost figures for this app (used: total_cost; limit: max_total_cost).",
+            ["kind"],
+            registry=self.registry,
+        )
+        self._before_render: list[Callable[[], None]] = []
         # Known label values start at 0, so rates and alerts work before the first event of each kind.
         for outcome in ("ok", "error"):
             self.poll_cycles_total.labels(outcome=outcome)
         for result in ("sent", "failed"):
             self.notifications_total.labels(result=result)
+        for source in ("push", "poll"):
+            self.announcements_total.labels(source=source)
 
     def observe_cycle(self, duration: float, ok: bool, announced: int, announce_failed: int) -> None:
         """Record one poll cycle: its outcome, its duration and the announcements it made or failed."""
@@ -69,6 +117,7 @@ class Metrics:
         self.poll_cycle_duration_seconds.observe(max(0.0, duration))
         if announced > 0:
             self.notifications_total.labels(result="sent").inc(announced)
+            self.announcements_total.labels(source="poll").inc(announced)
         if announce_failed > 0:
             self.notifications_total.labels(result="failed").inc(announce_failed)
 
@@ -85,6 +134,40 @@ class Metrics:
         """`timestamp` is Unix time (time.time()), as Prometheus expects for *_timestamp_seconds."""
         self.last_successful_poll_timestamp_seconds.set(timestamp)
 
+    def observe_push_announcement(self, latency: float) -> None:
+        """One announcement caused by a push notification, `latency` seconds after it arrived."""
+        self.notifications_total.labels(result="sent").inc()
+        self.announcements_total.labels(source="push").inc()
+        self.push_latency_seconds.observe(max(0.0, latency))
+
+    def set_eventsub(
+        self,
+        *,
+        connected: bool,
+        shards_enabled: int,
+        shards_total: int,
+        subscriptions: Mapping[str, int],
+        streamers: Mapping[str, int],
+        cost: int,
+        max_cost: int,
+    ) -> None:
+        self.eventsub_connected.set(1 if connected else 0)
+        self.eventsub_shards.labels(state="enabled").set(shards_enabled)
+        self.eventsub_shards.labels(state="total").set(shards_total)
+        self.eventsub_subscriptions.clear()
+        for status, count in subscriptions.items():
+            self.eventsub_subscriptions.labels(status=status).set(count)
+        for mode, count in streamers.items():
+            self.eventsub_streamers.labels(mode=mode).set(count)
+        self.eventsub_cost.labels(kind="used").set(cost)
+        self.eventsub_cost.labels(kind="limit").set(max_cost)
+
+    def before_render(self, refresh: Callable[[], None]) -> None:
+        """Call `refresh` before every render (to copy live state, such as EventSub's, into gauges)."""
+        self._before_render.append(refresh)
+
     def render(self) -> tuple[bytes, str]:
         """The exposition body and its Content-Type header value."""
+        for refresh in self._before_render:
+            refresh()
         return generate_latest(self.registry), CONTENT_TYPE_LATEST

@@ -10,7 +10,9 @@ __all__ = [
     "InvalidLogin",
     "TwitchAPIError",
     "TwitchAuthError",
+    "TwitchConflict",
     "TwitchError",
+    "TwitchLimitExceeded",
     "TwitchRateLimited",
     "TwitchServerError",
     "TwitchUnavailable",
@@ -49,6 +51,15 @@ class TwitchRateLimited(TwitchAPIError):
     def __init__(self, status: int, body: str, reset_at: float) -> None:
         super().__init__(status, body)
         self.reset_at = reset_at
+
+
+class TwitchLimitExceeded(TwitchAPIError):
+    """A 429 that is not the points bucket but a quota waiting cannot fix (EventSub's "maximum total cost
+    exceeded", "Conduit limit reached"): raised at once, never retried."""
+
+
+class TwitchConflict(TwitchAPIError):
+    """409: what was to be created exists already (an EventSub subscription of that type and condition)."""
 
 
 class TwitchUnavailable(TwitchError):

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import aiohttp
 import pytest
+from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 
 from twitch_notifier.ops.health import (
@@ -275,3 +277,92 @@ async def test_all_interfaces_serves_ipv4_and_ipv6_on_one_port() -> None:
                     assert response.status == 200, base
     finally:
         await server.stop()
+
+
+# -- extra routes -------------------------------------------------------------------------------------------
+
+
+async def test_extra_routes_are_served_beside_healthz() -> None:
+    seen: list[bytes] = []
+
+    async def echo(request: web.Request) -> web.StreamResponse:
+        seen.append(await request.read())
+        return web.Response(status=202, text="taken")
+
+    server = HealthServer(
+        host="127.0.0.1",
+        port=0,
+        health=lambda: HealthStatus(True, "ok", {}),
+        metrics=Metrics(),
+        routes=[("POST", "/eventsub/webhook", echo)],
+    )
+    await server.start()
+    try:
+        async with aiohttp.ClientSession() as session:
+            base = f"http://127.0.0.1:{server.port}"
+            async with session.post(base + "/eventsub/webhook", data=b"payload") as response:
+                assert response.status == 202
+                assert await response.text() == "taken"
+            async with session.get(base + "/eventsub/webhook") as response:
+                assert response.status == 405
+            async with session.get(base + HEALTH_PATH) as response:
+                assert response.status == 200
+            async with session.get(base + METRICS_PATH) as response:
+                assert response.status == 200
+    finally:
+        await server.stop()
+    assert seen == [b"payload"]
+
+
+async def test_no_routes_is_the_default(served) -> None:
+    server, _, _ = served
+    status, _, _ = await get(server, "/eventsub/webhook")
+    assert status == 404
+
+
+@pytest.mark.parametrize(("method", "path"), [("POST", HEALTH_PATH), ("GET", METRICS_PATH), ("*", HEALTH_PATH)])
+def test_a_route_colliding_with_healthz_or_metrics_is_refused(method: str, path: str) -> None:
+    async def handler(request: web.Request) -> web.StreamResponse:
+        return web.Response()
+
+    with pytest.raises(ValueError, match="collides"):
+        HealthServer(
+            host="127.0.0.1",
+            port=0,
+            health=lambda: HealthStatus(True, "ok", {}),
+            metrics=Metrics(),
+            routes=[("POST", "/fine", handler), (method, path, handler)],
+        )
+
+
+def test_a_route_path_without_a_slash_is_refused() -> None:
+    async def handler(request: web.Request) -> web.StreamResponse:
+        return web.Response()
+
+    with pytest.raises(ValueError, match="start with"):
+        HealthServer(
+            host="127.0.0.1",
+            port=0,
+            health=lambda: HealthStatus(True, "ok", {}),
+            metrics=Metrics(),
+            routes=[("POST", "eventsub", handler)],
+        )
+
+
+async def test_the_start_up_line_counts_extra_routes_without_naming_them(caplog) -> None:
+    async def handler(request: web.Request) -> web.StreamResponse:
+        return web.Response()
+
+    caplog.set_level(logging.INFO, logger="twitch_notifier.ops.health")
+    server = HealthServer(
+        host="127.0.0.1",
+        port=0,
+        health=lambda: HealthStatus(True, "ok", {}),
+        metrics=Metrics(),
+        routes=[("POST", "/unguessable-token-path", handler)],
+    )
+    await server.start()
+    await server.stop()
+    [line] = [r.getMessage() for r in caplog.records if "listening" in r.getMessage()]
+    assert "1 more route" in line
+    assert "unguessable" not in line

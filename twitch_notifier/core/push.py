@@ -1,0 +1,207 @@
+"""What a pushed EventSub message means for the bot: a go-live announced at once, an offline that ends the
+stream at once, a channel update that refreshes the live card, a revocation handed to the upkeep.
+
+Transport-agnostic (WebSocket shards and webhooks both hand their messages here), so it dedupes for both:
+a message id seen in the last 10 minutes is dropped, and so is a message older than that (replay guard,
+facts §4/§10.10); the domain keys (stream id) are deduplicated by the notifier, since Twitch also resends
+with a *new* message id (facts §7).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from twitch_notifier.core.notifier import Notifier
+from twitch_notifier.twitch.errors import TwitchError
+from twitch_notifier.twitch.eventsub import (
+    ChannelInfo,
+    ChannelUpdate,
+    EventSubMessage,
+    EventSubSubscription,
+    Notification,
+    Revocation,
+    StreamOffline,
+    StreamOnline,
+)
+from twitch_notifier.twitch.models import TwitchStream
+
+__all__ = ["CHANNEL_LOOKUP_TIMEOUT", "MESSAGE_MAX_AGE", "PushHandler", "PushStats", "live_thumbnail_url"]
+
+_log = logging.getLogger(__name__)
+
+MESSAGE_MAX_AGE = timedelta(minutes=10)
+"""Twitch: "Make sure the value in the message_timestamp field isn't older than 10 minutes"."""
+SEEN_CAPACITY = 20_000
+"""Message ids remembered (each for MESSAGE_MAX_AGE); a burst beyond it forgets the oldest first."""
+CHANNEL_LOOKUP_TIMEOUT = 2.0
+"""A go-live waits at most this long for the channel's title and category before it is announced
+without them (the card is completed by the next live update)."""
+
+ChannelLookup = Callable[[list[str]], Awaitable[list[ChannelInfo]]]
+RevocationSink = Callable[[EventSubSubscription], Awaitable[None]]
+
+
+def live_thumbnail_url(login: str) -> str:
+    """Twitch's live preview image of a channel, with the {width}x{height} placeholders /streams uses."""
+    return f"https://static-cdn.jtvnw.net/previews-ttv/live_user_{login}-{{width}}x{{height}}.jpg"
+
+
+@dataclass(slots=True)
+class PushStats:
+    """Counters for /metrics and the log."""
+
+    received: int = 0
+    online: int = 0
+    offline: int = 0
+    updates: int = 0
+    revocations: int = 0
+    duplicates: int = 0
+    stale: int = 0
+    ignored: int = 0
+    announced: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class _ChannelState:
+    title: str
+    game_id: str
+    game_name: str
+
+
+class PushHandler:
+    """Receives every parsed EventSub notification and revocation (see module docstring)."""
+
+    def __init__(
+        self,
+        notifier: Notifier,
+        channels: ChannelLookup,
+        *,
+        on_revocation: RevocationSink | None = None,
+        on_latency: Callable[[float], None] | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        monotonic: Callable[[], float] = time.monotonic,
+        channel_lookup_timeout: float = CHANNEL_LOOKUP_TIMEOUT,
+    ) -> None:
+        self._notifier = notifier
+        self._channels = channels
+        self.on_revocation = on_revocation
+        self._on_latency = on_latency
+        self._clock = clock
+        self._monotonic = monotonic
+        self._lookup_timeout = channel_lookup_timeout
+        self._seen: OrderedDict[str, datetime] = OrderedDict()
+        # The last channel.update of each streamer: title and category when /helix/channels cannot answer.
+        self._channel_state: dict[str, _ChannelState] = {}
+        self.stats = PushStats()
+
+    async def handle(self, message: EventSubMessage, received_at: float | None = None) -> None:
+        """Act on one message (session messages are the transport's business and ignored here)."""
+        if not isinstance(message, Notification | Revocation):
+            return
+        received_at = self._monotonic() if received_at is None else received_at
+        self.stats.received += 1
+        if not self._fresh(message):
+            return
+        if isinstance(message, Revocation):
+            self.stats.revocations += 1
+            sub = message.subscription
+            _log.warning(
+                "Twitch revoked the %s subscription of user %s (%s); that streamer is polled from now on",
+                sub.type,
+                sub.broadcaster_user_id,
+                sub.status,
+            )
+            if self.on_revocation is not None:
+                await self.on_revocation(sub)
+            return
+        event = message.event
+        if event is None:
+            self.stats.ignored += 1
+            _log.info(
+                "Ignoring an EventSub notification of a type the bot did not ask for: %s", message.subscription.type
+            )
+            return
+        if isinstance(event, StreamOnline):
+            self.stats.online += 1
+            await self._online(event, received_at)
+        elif isinstance(event, StreamOffline):
+            self.stats.offline += 1
+            await self._notifier.push_offline(event.broadcaster_user_id, sent_at=message.metadata.timestamp)
+        elif isinstance(event, ChannelUpdate):
+            self.stats.updates += 1
+            state = _ChannelState(event.title, event.category_id, event.category_name)
+            self._channel_state[event.broadcaster_user_id] = state
+            await self._notifier.push_channel_update(
+                event.broadcaster_user_id, title=state.title, game_id=state.game_id, game_name=state.game_name
+            )
+
+    def forget(self, user_ids: Iterable[str]) -> None:
+        """Streamers nobody follows any more: drop what is cached about them."""
+        for user_id in user_ids:
+            self._channel_state.pop(user_id, None)
+
+    def _fresh(self, message: Notification | Revocation) -> bool:
+        now = self._clock()
+        sent = message.metadata.timestamp
+        if sent is not None and now - sent > MESSAGE_MAX_AGE:
+            self.stats.stale += 1
+            _log.warning(
+                "Dropping EventSub message %s sent at %s (older than 10 minutes)", message.metadata.message_id, sent
+            )
+            return False
+        while self._seen:
+            oldest, seen_at = next(iter(self._seen.items()))
+            if now - seen_at <= MESSAGE_MAX_AGE and len(self._seen) < SEEN_CAPACITY:
+                break
+            del self._seen[oldest]
+        message_id = message.metadata.message_id
+        if message_id in self._seen:
+            self.stats.duplicates += 1
+            _log.debug("EventSub message %s delivered again; acted on once", message_id)
+            return False
+        self._seen[message_id] = now
+        return True
+
+    async def _online(self, event: StreamOnline, received_at: float) -> None:
+        user_id = event.broadcaster_user_id
+        channel = await self._channel(user_id)
+        stream = TwitchStream(
+            id=event.stream_id,
+            user_id=user_id,
+            user_login=event.login,
+            user_name=event.display_name,
+            game_id=channel.game_id if channel else "",
+            game_name=channel.game_name if channel else "",
+            title=channel.title if channel else "",
+            viewer_count=0,
+            started_at=event.started_at or self._clock(),
+            thumbnail_url=live_thumbnail_url(event.login) if event.login else "",
+        )
+        _log.info("EventSub: user %s went live (stream %s, %s)", user_id, event.stream_id, event.type)
+        report = await self._notifier.push_online(stream, received_at=received_at)
+        self.stats.announced += report.announced
+        if self._on_latency is not None:
+            for latency in report.push_latencies:
+                self._on_latency(latency)
+
+    async def _channel(self, user_id: str) -> _ChannelState | None:
+        """The channel's title and category now: /helix/channels (current, unlike the lagging listing),
+        else the last channel.update seen, else nothing (announced without them)."""
+        try:
+            async with asyncio.timeout(self._lookup_timeout):
+                found = await self._channels([user_id])
+        except (TwitchError, TimeoutError) as exc:
+            _log.warning("Could not read the channel of user %s for its go-live (%s)", user_id, exc)
+            return self._channel_state.get(user_id)
+        for info in found:
+            if info.broadcaster_id == user_id:
+                state = _ChannelState(info.title, info.game_id, info.game_name)
+                self._channel_state[user_id] = state
+                return state
+        return self._channel_state.get(user_id)

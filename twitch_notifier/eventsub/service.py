@@ -1,0 +1,269 @@
+"""EventSub push as one service the bot starts and stops: the conduit, its shards (WebSocket sessions the
+bot opens, or the operator's webhook), the subscriptions, and the messages handed to the PushHandler.
+
+Nothing here is needed for the bot to work: polling stays on for every streamer, so while Twitch or the
+socket is down, or before the first bind, the bot is exactly as it is without push (a poll runs each time
+a shard is served again, since Twitch never replays what it could not deliver).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import random
+import time
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+import aiohttp
+
+from twitch_notifier.core.ports import EventSubApi, PushStore
+from twitch_notifier.core.push import PushHandler, PushStats
+from twitch_notifier.eventsub.conduit import ConduitKeeper, ConduitLost
+from twitch_notifier.eventsub.socket import KEEPALIVE_SECONDS, ShardSocket
+from twitch_notifier.eventsub.sync import SubscriptionSync, SyncSummary
+from twitch_notifier.eventsub.webhook import WebhookReceiver, WebhookStats
+from twitch_notifier.twitch.errors import TwitchError
+from twitch_notifier.twitch.eventsub import EventSubMessage
+
+__all__ = ["SHARD_CHECK_INTERVAL", "WEBSOCKET_SHARDS", "EventSubService", "EventSubStatus", "Transport"]
+
+_log = logging.getLogger(__name__)
+
+WEBSOCKET_SHARDS = 2
+"""Two sessions, two shards: Twitch retries a notification once on another shard when the hashed one is
+down (facts §2), so one socket being replaced loses nothing."""
+SHARD_CHECK_INTERVAL = 120.0
+"""How often the shards' status is read back from Twitch (a disabled-shard notice can itself be lost)."""
+START_BACKOFF_MAX = 60.0
+
+
+class Transport(StrEnum):
+    WEBSOCKET = "websocket"
+    WEBHOOK = "webhook"
+
+
+@dataclass(frozen=True, slots=True)
+class EventSubStatus:
+    """What /healthz and /metrics show of push."""
+
+    transport: str
+    connected: bool
+    """At least one shard is served (its session bound, or the webhook shard enabled)."""
+    shards_connected: int
+    shards_total: int
+    conduit_id: str | None
+    subscriptions: SyncSummary
+    push: PushStats
+    webhook: WebhookStats | None = None
+    reconnects: int = 0
+    details: dict[str, object] = field(default_factory=dict)
+
+
+class EventSubService:
+    """See the module docstring. `start()` returns at once; everything runs in background tasks."""
+
+    def __init__(
+        self,
+        *,
+        transport: Transport,
+        twitch: EventSubApi,
+        store: PushStore,
+        handler: PushHandler,
+        websocket_url: str = "",
+        callback_url: str = "",
+        webhook_path: str = "",
+        secret: str = "",
+        on_resumed: Callable[[], None] | None = None,
+        shard_count: int | None = None,
+        keepalive_seconds: int = KEEPALIVE_SECONDS,
+        shard_check_interval: float = SHARD_CHECK_INTERVAL,
+        socket_backoff: float = 1.0,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.transport = transport
+        self._twitch = twitch
+        self.handler = handler
+        self.on_resumed = on_resumed
+        count = shard_count or (WEBSOCKET_SHARDS if transport is Transport.WEBSOCKET else 1)
+        self.keeper = ConduitKeeper(twitch, store, shard_count=count)
+        self.sync = SubscriptionSync(twitch, store, self.keeper, monotonic=monotonic)
+        handler.on_revocation = self.sync.revoked
+        self._websocket_url = websocket_url
+        self._callback_url = callback_url
+        self._secret = secret
+        self._shard_check_interval = shard_check_interval
+        self._rng = random.Random()  # noqa: S311 - jitter
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._http: aiohttp.ClientSession | None = None
+        self._webhook_enabled = False
+        self.sockets: list[ShardSocket] = []
+        self.receiver: WebhookReceiver | None = None
+        if transport is Transport.WEBHOOK:
+            self.receiver = WebhookReceiver(secret=secret, path=webhook_path, on_message=self._on_webhook)
+        else:
+            self.sockets = [
+                ShardSocket(
+                    websocket_url,
+                    shard_id=str(index),
+                    bind=functools.partial(self._bind_socket, str(index)),
+                    on_message=self._on_message,
+                    on_bound=self._bound,
+                    keepalive_seconds=keepalive_seconds,
+                    backoff_base=socket_backoff,
+                    monotonic=monotonic,
+                )
+                for index in range(count)
+            ]
+
+    # ---------------------------------------------------------------------------------------- control
+
+    def start(self) -> None:
+        self._spawn(self._start(), "EventSub start-up")
+
+    async def stop(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for socket in self.sockets:
+            await socket.stop()
+        if self.receiver is not None:
+            await self.receiver.close()
+        if self._http is not None:
+            await self._http.close()
+
+    def followed_changed(self) -> None:
+        """Someone followed or unfollowed a streamer: subscriptions follow within a second or two."""
+        self.sync.request()
+
+    def status(self) -> EventSubStatus:
+        summary = self.sync.summary()
+        if self.transport is Transport.WEBHOOK:
+            served = 1 if self._webhook_enabled else 0
+            total = 1
+        else:
+            served = sum(1 for s in self.sockets if s.connected)
+            total = len(self.sockets)
+        return EventSubStatus(
+            transport=str(self.transport),
+            connected=served > 0,
+            shards_connected=served,
+            shards_total=total,
+            conduit_id=self.keeper.conduit_id,
+            subscriptions=summary,
+            push=self.handler.stats,
+            webhook=self.receiver.stats() if self.receiver is not None else None,
+            reconnects=sum(s.stats().reconnects for s in self.sockets),
+        )
+
+    # -------------------------------------------------------------------------------------- start-up
+
+    async def _start(self) -> None:
+        """Find the conduit (retrying while Twitch is unreachable), then serve its shards and sync."""
+        failures = 0
+        while True:
+            try:
+                await self.keeper.ensure()
+                break
+            except TwitchError as exc:
+                failures += 1
+                delay = self._rng.uniform(1, min(START_BACKOFF_MAX, 2.0**failures))
+                _log.warning("EventSub push is not set up yet (%s); polling meanwhile, retrying in %.0f s", exc, delay)
+                await asyncio.sleep(delay)
+        if self.transport is Transport.WEBSOCKET:
+            for socket in self.sockets:
+                socket.start()
+        else:
+            self._spawn(self._keep_webhook_bound(), "EventSub webhook shard")
+        self._spawn(self.sync.run(), "EventSub subscriptions")
+        self._spawn(self._watch_shards(), "EventSub shard check")
+
+    async def _bind_socket(self, shard_id: str, session_id: str) -> bool:
+        try:
+            return await self.keeper.bind_websocket(shard_id, session_id)
+        except ConduitLost:
+            self.sync.request(full=True)
+            return await self.keeper.bind_websocket(shard_id, session_id)
+
+    def _bound(self, first: bool) -> None:
+        if not first and self.on_resumed is not None:
+            self.on_resumed()  # what was pushed while the shard was down is lost: poll now
+
+    async def _keep_webhook_bound(self) -> None:
+        """Bind shard 0 to the webhook; Twitch then verifies it with a challenge the receiver answers."""
+        failures = 0
+        while True:
+            try:
+                if await self._bind_webhook():
+                    return
+            except TwitchError as exc:
+                _log.warning("Could not bind the EventSub webhook shard (%s)", exc)
+            failures += 1
+            await asyncio.sleep(self._rng.uniform(1, min(START_BACKOFF_MAX, 2.0**failures)))
+
+    async def _bind_webhook(self) -> bool:
+        try:
+            return await self.keeper.bind_webhook("0", self._callback_url, self._secret)
+        except ConduitLost:
+            self.sync.request(full=True)
+            return await self.keeper.bind_webhook("0", self._callback_url, self._secret)
+
+    async def _watch_shards(self) -> None:
+        """Read the shards back from Twitch now and then: re-bind one that Twitch disabled behind our back."""
+        while True:
+            try:
+                await self._check_shards()
+            except TwitchError as exc:
+                _log.debug("Could not read the EventSub shards (%s)", exc)
+            await asyncio.sleep(self._shard_check_interval)
+
+    async def _check_shards(self) -> None:
+        conduit_id = await self.keeper.ensure()
+        shards = {shard.id: shard for shard in await self._twitch.get_conduit_shards(conduit_id)}
+        if self.transport is Transport.WEBHOOK:
+            shard = shards.get("0")
+            was = self._webhook_enabled
+            self._webhook_enabled = shard is not None and shard.status == "enabled" and shard.method == "webhook"
+            if self._webhook_enabled and not was and self.on_resumed is not None:
+                self.on_resumed()
+            pending = shard is not None and shard.status == "webhook_callback_verification_pending"
+            if not self._webhook_enabled and not pending:
+                _log.warning("The EventSub webhook shard is %s; binding it again", shard.status if shard else "missing")
+                await self._bind_webhook()
+            return
+        for socket in self.sockets:
+            shard = shards.get(socket.shard_id)
+            session_id = socket.session_id
+            if session_id is None:
+                continue
+            if shard is None or shard.status != "enabled" or shard.session_id != session_id:
+                _log.warning(
+                    "EventSub shard %s is not on session %s at Twitch; binding it again", socket.shard_id, session_id
+                )
+                await self._bind_socket(socket.shard_id, session_id)
+
+    # -------------------------------------------------------------------------------------- messages
+
+    async def _on_message(self, message: EventSubMessage, received_at: float) -> None:
+        await self.handler.handle(message, received_at)
+
+    async def _on_webhook(self, message: EventSubMessage) -> None:
+        if not self._webhook_enabled:
+            self._webhook_enabled = True  # a delivery proves the shard is enabled
+        await self.handler.handle(message)
+
+    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        task = asyncio.create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            _log.error("EventSub task %s stopped", task.get_name(), exc_info=task.exception())
