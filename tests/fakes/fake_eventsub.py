@@ -1,27 +1,40 @@
-"""The EventSub half of the fake Twitch: conduits and shards, subscriptions with cost accounting, and the
-EventSub WebSocket server (welcome, keepalive, notification, reconnect, revocation, close codes 4000-4007).
+"""The EventSub half of the fake Twitch: conduits and shards, subscriptions with cost accounting, the
+EventSub WebSocket server (welcome, keepalive, notification, reconnect, revocation, close codes 4000-4007)
+and webhook delivery to conduit shards whose transport is a webhook.
 
 It follows /work/shared/twitch-eventsub-facts.md (section numbers are cited in the docstrings as "§n").
 Every deadline (10-s bind window, keepalives, 30-s reconnect grace, 72-h conduit expiry) is measured on
 the FakeTwitch clock, so a test can inject ``ManualClock`` and call ``await fake.eventsub.tick()`` after
-``clock.advance(…)`` instead of sleeping; a background ticker evaluates them on a real clock too."""
+``clock.advance(…)`` instead of sleeping; a background ticker evaluates them on a real clock too.
+
+Webhooks (§2, §4): a callback must be https on port 443, which a test cannot serve; as in a deployment behind
+a TLS proxy, ``webhook_targets`` maps the public callback URL to the bot's local http://127.0.0.1:PORT URL
+that the fake really POSTs to. PATCHing a shard to a webhook sends the ``webhook_callback_verification``
+challenge (``auto_verify_webhooks``; off, a test calls ``verify_webhook_shard``); notifications and
+revocations routed to an enabled webhook shard are POSTed with the Twitch-Eventsub-* headers and an HMAC
+signature, retried (same message id, Retry header counting up) on a non-2xx or a timeout. Every POST is in
+``webhook_attempts``; ``await flush_webhooks()`` waits for those in flight; ``post_webhook`` hand-crafts one
+(forged signature, stale timestamp, replayed id). The drop / delay / duplicate faults apply to them too."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import hmac
 import itertools
 import json
 import secrets
 import time
 import uuid
 import zlib
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final, Literal
 from urllib.parse import urlsplit
 
+import aiohttp
 from aiohttp import WSMsgType, web
 
 if TYPE_CHECKING:
@@ -37,6 +50,8 @@ __all__ = [
     "Session",
     "Shard",
     "Subscription",
+    "WebhookAttempt",
+    "webhook_signature",
 ]
 
 MAX_CONDUITS: Final = 5  # §1, §2 "5 enabled conduits per client"
@@ -49,6 +64,17 @@ MAX_SAME_TYPE_AND_CONDITION: Final = 3  # §1 cost rules
 CONDUIT_EXPIRY_SECONDS: Final = 72 * 3600  # §2 "no shard reactivated after 72 hours"
 BIND_WINDOW_SECONDS: Final = 10.0  # §KEY QUESTION, §3 "10 seconds from the time you receive the Welcome"
 RECONNECT_GRACE_SECONDS: Final = 30.0  # §3 "Sent 30 s before the edge closes the connection"
+WEBHOOK_TIMEOUT_SECONDS: Final = 3.0  # §4 "respond … within a few seconds"; no exact number documented [U]
+WEBHOOK_RETRIES: Final = 4  # §4 schedule undocumented [U]; T4J: "typically 5 [attempts] within a few minutes"
+
+# §4 request headers of a webhook delivery.
+MESSAGE_ID: Final = "Twitch-Eventsub-Message-Id"
+MESSAGE_RETRY: Final = "Twitch-Eventsub-Message-Retry"
+MESSAGE_TYPE: Final = "Twitch-Eventsub-Message-Type"
+MESSAGE_SIGNATURE: Final = "Twitch-Eventsub-Message-Signature"
+MESSAGE_TIMESTAMP: Final = "Twitch-Eventsub-Message-Timestamp"
+SUBSCRIPTION_TYPE: Final = "Twitch-Eventsub-Subscription-Type"
+SUBSCRIPTION_VERSION: Final = "Twitch-Eventsub-Subscription-Version"
 
 # §3 close-code table; the value is the shard / WebSocket-subscription status the close leaves behind (§2, §5).
 CLOSE_CODES: Final[dict[int, tuple[str, str]]] = {
@@ -134,6 +160,8 @@ class Shard:
     disconnected_at: float | None = None
     callback: str | None = None
     secret: str | None = field(default=None, repr=False)
+    challenge: str | None = field(default=None, repr=False)  # the verification in flight, if any
+    failed_deliveries: int = 0  # webhook messages in a row that exhausted their retries
 
     def to_json(self) -> dict[str, Any]:
         if self.method == "webhook":
@@ -239,11 +267,49 @@ class SentMessage:
 
     @property
     def type(self) -> str:
-        return self.message["metadata"]["message_type"]
+        return str(self.message["metadata"]["message_type"])
 
     @property
     def message_id(self) -> str:
-        return self.message["metadata"]["message_id"]
+        return str(self.message["metadata"]["message_id"])
+
+
+@dataclass(slots=True)
+class WebhookAttempt:
+    """One POST the fake made (or could not make) to a webhook callback. ``callback`` is the public https URL,
+    ``target`` the local URL ``webhook_targets`` maps it to (None: unmapped, nothing was sent); ``status`` is
+    None when no answer came (unmapped, refused, timed out) and ``error`` says why. ``origin``: a routed
+    "delivery", a shard's "verification" challenge, or a "manual" one from ``post_webhook``."""
+
+    callback: str
+    target: str | None
+    headers: dict[str, str]
+    body: bytes
+    origin: Literal["delivery", "verification", "manual"]
+    at: float  # FakeTwitch clock
+    status: int | None = None
+    response: str = ""
+    response_headers: dict[str, str] = field(default_factory=dict)
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status is not None and 200 <= self.status < 300
+
+    @property
+    def message_id(self) -> str:
+        return self.headers[MESSAGE_ID]
+
+    @property
+    def message_type(self) -> str:
+        return self.headers[MESSAGE_TYPE]
+
+    @property
+    def retry(self) -> int:
+        return int(self.headers[MESSAGE_RETRY])
+
+    def json(self) -> Any:
+        return json.loads(self.body)
 
 
 @dataclass(slots=True)
@@ -285,7 +351,9 @@ class _Problem(Exception):
 class FakeEventSub:
     """EventSub for a FakeTwitch. Knobs (plain attributes): ``max_total_cost``, ``bind_window``,
     ``reconnect_grace``, ``keepalive_lead``, ``pong_timeout``, ``ping_interval``, ``conduit_expiry``,
-    ``reconnect_moves_shard``, ``deleted_conduit_status``, ``auth_mismatch_status``, page sizes."""
+    ``reconnect_moves_shard``, ``deleted_conduit_status``, ``auth_mismatch_status``, page sizes; for webhooks
+    ``webhook_targets``, ``auto_verify_webhooks``, ``webhook_timeout``, ``webhook_retries``,
+    ``webhook_retry_backoff`` and ``webhook_failures_to_disable`` (real seconds, not the clock)."""
 
     def __init__(self, twitch: FakeTwitch, *, tick_interval: float = 0.05) -> None:
         self.twitch = twitch
@@ -307,13 +375,23 @@ class FakeEventSub:
         self.subscriptions_page_size = 100  # §5 "Page size is undetermined"
         self.shards_page_size = 100
         self.stream_online_id_matches_helix = True  # §6 [U] highly likely; set False to test the fallback
+        # Webhooks (§2, §4). The public https callback -> the local http://127.0.0.1:PORT/… the fake POSTs to.
+        self.webhook_targets: dict[str, str] = {}
+        self.auto_verify_webhooks = True  # PATCH to a webhook sends the challenge; False: verify_webhook_shard
+        self.webhook_timeout = WEBHOOK_TIMEOUT_SECONDS  # per attempt; no answer in time counts as a failure
+        self.webhook_retries = WEBHOOK_RETRIES  # resends after the first attempt, same message id
+        self.webhook_retry_backoff = 0.02  # seconds before the first resend, doubled for each next one [U]
+        # After this many messages in a row exhausted their retries the shard becomes
+        # notification_failures_exceeded (§2, §4 "after an extended outage"); None: never.
+        self.webhook_failures_to_disable: int | None = None
 
         self.conduits: dict[str, Conduit] = {}
         self.subscriptions: dict[str, Subscription] = {}
         self.sessions: dict[str, Session] = {}
         self.sent: list[SentMessage] = []  # every message written (or queued) to any session, in order
         self.dropped: list[tuple[str, dict[str, Any]]] = []  # (reason, message) never delivered
-        self.webhook_deliveries: list[tuple[str, str, dict[str, Any]]] = []  # (conduit, shard, message)
+        self.webhook_deliveries: list[tuple[str, str, dict[str, Any]]] = []  # (conduit, shard, message) 2xx'd
+        self.webhook_attempts: list[WebhookAttempt] = []  # every webhook POST, retries and challenges included
         self.calls: list[EventSubCall] = []
         self.deleted_conduits: list[str] = []
 
@@ -323,6 +401,8 @@ class FakeEventSub:
         self._offline_ids = itertools.count(1)
         self._ticker: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[Any]] = set()
+        self._webhook_tasks: set[asyncio.Task[Any]] = set()
+        self._http: aiohttp.ClientSession | None = None
 
     # -------------------------------------------------------------------------------------- lifecycle
 
@@ -345,8 +425,14 @@ class FakeEventSub:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._ticker
             self._ticker = None
-        for task in list(self._background):
+        tasks = list(self._background)
+        for task in tasks:
             task.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=1.0)
+        if self._http is not None:
+            await self._http.close()
+            self._http = None
         for session in list(self.sessions.values()):
             if session.state != "closed":
                 with contextlib.suppress(Exception):
@@ -387,16 +473,29 @@ class FakeEventSub:
         language: str = "en",
         content_classification_labels: Iterable[str] = (),
     ) -> None:
-        """§6 channel.update v2; FakeTwitch.update_stream calls it, and a test can call it for an offline
-        channel (it fires while offline too)."""
-        user = self.twitch.user(user_id_or_login)
+        """§6 channel.update v2, always pushed; a test can call it for an offline channel (it fires while
+        offline too). The channel information (/helix/channels, and a live stream) changes to match, as with
+        ``FakeTwitch.update_channel``, which pushes only on a real change."""
+        user = self.twitch.update_channel(
+            user_id_or_login,
+            title=title,
+            game_id=category_id,
+            game_name=category_name,
+            language=language,
+            content_classification_labels=content_classification_labels,
+            push=False,
+        )
+        self.push_channel_update(user)
+
+    def push_channel_update(self, user: FakeUser) -> None:
+        """§6 channel.update v2 with the channel's current information; called by FakeTwitch.update_channel."""
         event = {
             **_broadcaster(user),
-            "title": title,
-            "language": language,
-            "category_id": category_id,
-            "category_name": category_name,
-            "content_classification_labels": list(content_classification_labels),
+            "title": user.title,
+            "language": user.broadcaster_language,
+            "category_id": user.game_id,
+            "category_name": user.game_name,
+            "content_classification_labels": list(user.content_classification_labels),
         }
         self._emit("channel.update", user.id, event)
 
@@ -478,10 +577,12 @@ class FakeEventSub:
         await target.ws.ping(b"fake-twitch")
 
     def verify_webhook_shard(self, conduit_id: str, shard_id: str, *, ok: bool = True) -> Shard:
-        """Finish a webhook shard's callback verification (the fake sends no HTTP challenge, see module doc)."""
+        """Finish a webhook shard's callback verification by hand: for ``auto_verify_webhooks = False`` (no
+        challenge is sent then), or to overrule a challenge still in flight (its answer is then ignored)."""
         shard = self.conduits[conduit_id].shards[shard_id]
         if shard.status != "webhook_callback_verification_pending":
             raise ValueError(f"shard {shard_id} is {shard.status}")
+        shard.challenge = None
         self._set_shard_status(
             self.conduits[conduit_id], shard, "enabled" if ok else "webhook_callback_verification_failed"
         )
@@ -512,6 +613,61 @@ class FakeEventSub:
     async def flush(self) -> None:
         """Wait until every queued message (and queued close) has been written."""
         await asyncio.gather(*(s._queue.join() for s in self.sessions.values() if s._writer is not None))
+
+    async def flush_webhooks(self) -> None:
+        """Wait until every webhook POST in flight is finished: verification challenges, and deliveries with
+        all their retries (a ``delay_next`` delivery still waiting out its delay is not in flight yet)."""
+        while self._webhook_tasks:
+            await asyncio.gather(*list(self._webhook_tasks), return_exceptions=True)
+
+    async def post_webhook(
+        self,
+        callback_url: str,
+        *,
+        message_type: str = "notification",
+        subscription: Mapping[str, Any],
+        event: Mapping[str, Any] | None = None,
+        secret: str,
+        message_id: str | None = None,
+        timestamp: str | float | None = None,
+        signature: str | None = None,
+        raw_body: bytes | str | None = None,
+        retry: int = 0,
+        challenge: str | None = None,
+    ) -> tuple[int, str]:
+        """Send one hand-crafted webhook request through ``webhook_targets``, as Twitch (or a forger) would:
+        the body is ``raw_body`` verbatim, else ``{"subscription", "event"}`` (plus ``challenge`` if given);
+        ``message_id`` (default: a fresh one; reuse one to replay), ``timestamp`` (RFC 3339 text as is, or a
+        clock value; default: now), ``signature`` (default: the correct §4 HMAC with ``secret``). Returns the
+        answer's (status, text); raises ConnectionError when none came. Recorded as a "manual" attempt."""
+        if raw_body is None:
+            payload: dict[str, Any] = {"subscription": dict(subscription)}
+            if event is not None:
+                payload["event"] = dict(event)
+            if challenge is not None:
+                payload["challenge"] = challenge
+            body = json.dumps(payload).encode()
+        else:
+            body = raw_body.encode() if isinstance(raw_body, str) else raw_body
+        if timestamp is None:
+            timestamp = self.twitch.clock()
+        stamp = timestamp if isinstance(timestamp, str) else _rfc3339(timestamp)
+        headers = _webhook_headers(
+            secret,
+            message_id or str(uuid.uuid4()),
+            retry,
+            message_type,
+            stamp,
+            body,
+            subscription.get("type"),
+            subscription.get("version"),
+        )
+        if signature is not None:
+            headers[MESSAGE_SIGNATURE] = signature
+        attempt = await self._post_webhook(callback_url, headers, body, "manual")
+        if attempt.status is None:
+            raise ConnectionError(attempt.error)
+        return attempt.status, attempt.response
 
     # ---------------------------------------------------------------------------------- WebSocket side
 
@@ -668,7 +824,6 @@ class FakeEventSub:
                 self._close(session, 4002)
             elif (
                 session.keepalive_enabled
-                and session.state != "closed"
                 and now - session.last_sent_at >= session.keepalive_timeout_seconds - self.keepalive_lead
             ):
                 self._enqueue(session, _envelope("session_keepalive", {}, now))  # §3
@@ -745,7 +900,8 @@ class FakeEventSub:
             if shard is None or shard.status != "enabled":
                 continue
             if shard.method == "webhook":
-                self.webhook_deliveries.append((conduit.id, shard.id, message))
+                # §2: a failed webhook delivery "will not be resent to another shard", only retried.
+                self._spawn_webhook(self._deliver_webhook(conduit, shard, message))
                 return
             session = self.sessions.get(shard.session_id or "")
             if session is not None and session.live:
@@ -762,6 +918,116 @@ class FakeEventSub:
                         self._faults.remove(fault)
                 return fault
         return None
+
+    # ---------------------------------------------------------------------------------------- webhooks
+
+    def _spawn_webhook(self, coro: Awaitable[Any]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._background.add(task)
+        self._webhook_tasks.add(task)
+        task.add_done_callback(self._background.discard)
+        task.add_done_callback(self._webhook_tasks.discard)
+
+    async def _verify_webhook_shard(self, conduit: Conduit, shard: Shard, challenge: str) -> None:
+        """§2 "Verifying a conduit": the challenge carries ``conduit_shard`` (no subscription). Only a 200 whose
+        body is the raw challenge, with a matching Content-Length, enables the shard; one attempt [U]."""
+        await asyncio.sleep(0)  # the handler's 202 goes out first
+        if not self._verifying(conduit, shard, challenge):
+            return  # a later update of the same shard (even in the same PATCH) superseded this one
+        callback, secret = shard.callback or "", shard.secret or ""
+        payload = {"challenge": challenge, "conduit_shard": {"conduit_id": conduit.id, "shard": shard.id}}
+        body = json.dumps(payload).encode()
+        stamp = _rfc3339(self.twitch.clock())
+        # No subscription, so no Subscription-Type/-Version headers [U: undocumented for conduit shards].
+        headers = _webhook_headers(secret, str(uuid.uuid4()), 0, "webhook_callback_verification", stamp, body)
+        attempt = await self._post_webhook(callback, headers, body, "verification")
+        if not self._verifying(conduit, shard, challenge):
+            return  # re-PATCHed, verified by hand, scaled away or deleted meanwhile
+        shard.challenge = None
+        length = attempt.response_headers.get("Content-Length")
+        passed = attempt.status == 200 and attempt.response == challenge and length == str(len(challenge.encode()))
+        self._set_shard_status(conduit, shard, "enabled" if passed else "webhook_callback_verification_failed")
+
+    def _verifying(self, conduit: Conduit, shard: Shard, challenge: str) -> bool:
+        return (
+            self.conduits.get(conduit.id) is conduit
+            and conduit.shards.get(shard.id) is shard
+            and shard.challenge == challenge
+            and shard.status == "webhook_callback_verification_pending"
+        )
+
+    async def _deliver_webhook(self, conduit: Conduit, shard: Shard, message: dict[str, Any]) -> None:
+        """§4: the metadata goes in headers, the body is the payload (``{"subscription", "event"}``, or only
+        ``subscription`` for a revocation). A non-2xx or no answer is retried with the same message id and
+        timestamp [U], the Retry header counting up; after the last failure the message is dropped."""
+        callback, secret = shard.callback or "", shard.secret or ""
+        metadata = message["metadata"]
+        body = json.dumps(message["payload"]).encode()
+        for retry in range(self.webhook_retries + 1):
+            if retry:
+                await asyncio.sleep(self.webhook_retry_backoff * 2 ** (retry - 1))
+            headers = _webhook_headers(
+                secret,
+                metadata["message_id"],
+                retry,
+                metadata["message_type"],
+                metadata["message_timestamp"],
+                body,
+                metadata.get("subscription_type"),
+                metadata.get("subscription_version"),
+            )
+            attempt = await self._post_webhook(callback, headers, body, "delivery")
+            if attempt.ok:
+                shard.failed_deliveries = 0
+                self.webhook_deliveries.append((conduit.id, shard.id, message))
+                return
+        self.dropped.append(("webhook delivery failed", message))
+        shard.failed_deliveries += 1
+        limit = self.webhook_failures_to_disable
+        if (
+            limit is not None
+            and shard.failed_deliveries >= limit
+            and shard.status == "enabled"
+            and shard.callback == callback
+            and conduit.shards.get(shard.id) is shard
+        ):
+            self._set_shard_status(conduit, shard, "notification_failures_exceeded")
+
+    async def _post_webhook(
+        self,
+        callback: str,
+        headers: dict[str, str],
+        body: bytes,
+        origin: Literal["delivery", "verification", "manual"],
+    ) -> WebhookAttempt:
+        """One POST to the local target of ``callback``; redirects are not followed (§1)."""
+        target = self.webhook_targets.get(callback)
+        attempt = WebhookAttempt(callback, target, dict(headers), body, origin, self.twitch.clock())
+        self.webhook_attempts.append(attempt)
+        if target is None:
+            attempt.error = "no webhook target for this callback"
+            return attempt
+        if not _loopback(target):
+            attempt.error = "webhook targets must be on 127.0.0.1"
+            return attempt
+        if self._http is None or self._http.closed:
+            self._http = aiohttp.ClientSession(trust_env=False)
+        try:
+            async with self._http.post(
+                target,
+                data=body,
+                headers=headers,
+                allow_redirects=False,
+                timeout=aiohttp.ClientTimeout(total=self.webhook_timeout),
+            ) as response:
+                text = await response.text(errors="replace")
+                attempt.response_headers = dict(response.headers)
+                attempt.response, attempt.status = text, response.status
+        except TimeoutError:
+            attempt.error = "timeout"
+        except aiohttp.ClientError as exc:
+            attempt.error = f"{type(exc).__name__}: {exc}"
+        return attempt
 
     # ---------------------------------------------------------------------------------- conduit state
 
@@ -939,7 +1205,9 @@ class FakeEventSub:
         if not shard_id.isdigit() or int(shard_id) >= conduit.shard_count:
             return "The shard id is outside the conduit's range"
         transport = update.get("transport") if isinstance(update, dict) else None
-        method = transport.get("method") if isinstance(transport, dict) else None
+        if not isinstance(transport, dict):
+            transport = {}
+        method = transport.get("method")
         shard = conduit.shard(int(shard_id))
         now = self.twitch.clock()
         if method == "websocket":
@@ -954,6 +1222,7 @@ class FakeEventSub:
             session.used = True
             shard.method, shard.session_id, shard.callback, shard.secret = "websocket", session.id, None, None
             shard.connected_at, shard.disconnected_at = session.connected_at, None
+            shard.challenge, shard.failed_deliveries = None, 0
             self._set_shard_status(conduit, shard, "enabled")
             return None
         if method == "webhook":
@@ -961,8 +1230,12 @@ class FakeEventSub:
             if problem:
                 return problem
             shard.method, shard.session_id, shard.connected_at, shard.disconnected_at = "webhook", None, None, None
-            shard.callback, shard.secret = transport["callback"], transport["secret"]
+            shard.callback, shard.secret = str(transport["callback"]), str(transport["secret"])
+            shard.challenge, shard.failed_deliveries = None, 0
             self._set_shard_status(conduit, shard, "webhook_callback_verification_pending")
+            if self.auto_verify_webhooks:
+                shard.challenge = secrets.token_urlsafe(24)
+                self._spawn_webhook(self._verify_webhook_shard(conduit, shard, shard.challenge))
             return None
         return "The transport method is invalid"
 
@@ -1179,6 +1452,42 @@ def _webhook_problem(transport: dict[str, Any]) -> str | None:
     if not isinstance(secret, str) or not secret.isascii() or not 10 <= len(secret) <= 100:
         return "The secret must be between 10 and 100 ASCII characters"
     return None
+
+
+def webhook_signature(secret: str, message_id: str, timestamp: str, body: bytes) -> str:
+    """§4: "sha256=" + hex HMAC-SHA256 keyed with the secret over message id + timestamp + raw body bytes."""
+    digest = hmac.new(secret.encode(), message_id.encode() + timestamp.encode() + body, hashlib.sha256)
+    return "sha256=" + digest.hexdigest()
+
+
+def _webhook_headers(
+    secret: str,
+    message_id: str,
+    retry: int,
+    message_type: str,
+    timestamp: str,
+    body: bytes,
+    subscription_type: str | None = None,
+    subscription_version: str | None = None,
+) -> dict[str, str]:
+    headers = {
+        MESSAGE_ID: message_id,
+        MESSAGE_RETRY: str(retry),
+        MESSAGE_TYPE: message_type,
+        MESSAGE_SIGNATURE: webhook_signature(secret, message_id, timestamp, body),
+        MESSAGE_TIMESTAMP: timestamp,
+    }
+    if subscription_type is not None:
+        headers[SUBSCRIPTION_TYPE] = subscription_type
+    if subscription_version is not None:
+        headers[SUBSCRIPTION_VERSION] = subscription_version
+    headers["Content-Type"] = "application/json"
+    return headers
+
+
+def _loopback(url: str) -> bool:
+    parts = urlsplit(url)
+    return parts.scheme in ("http", "https") and parts.hostname in ("127.0.0.1", "localhost", "::1")
 
 
 def _same_transport(a: dict[str, str], b: dict[str, str]) -> bool:

@@ -6,8 +6,18 @@ whose body is not what Helix promises), ``hang_next`` (a request that is never a
 ``release_hangs()`` or ``stop()``), and ``poison_stream`` / ``go_live(raw_overrides=…)`` (one entry of
 an otherwise normal /helix/streams page carries raw field values, emitted exactly, see ``RawJSON``).
 
-EventSub (conduits, shards, subscriptions, the /ws server) lives in fake_eventsub.py as ``fake.eventsub``;
-``go_live`` / ``update_stream`` / ``go_offline`` push the matching notification unless ``push=False``."""
+Channels: ``GET /helix/channels`` serves each user's *current* channel information (title, category,
+language, tags, CCLs) with no lag: ``go_live`` / ``update_stream`` / ``update_channel`` set it at once and it
+keeps the last title and category while the channel is offline.
+
+Listing lag (facts §7: Get Streams lags a go-live by 30-60 s): a stream appears in ``/helix/streams`` only
+``listing_lag`` seconds (on ``clock``) after ``go_live`` (``go_live(listed_after=…)`` per stream), and with
+``offline_lag`` an ended stream stays listed, with its last values, that long after ``go_offline``. Both
+default to 0, i.e. the listing follows ``go_live`` / ``go_offline`` at once.
+
+EventSub (conduits, shards, subscriptions, the /ws server, webhook delivery) lives in fake_eventsub.py as
+``fake.eventsub``; ``go_live`` / ``update_stream`` / ``update_channel`` / ``go_offline`` push the matching
+notification unless ``push=False``."""
 
 from __future__ import annotations
 
@@ -105,6 +115,31 @@ class FakeUser:
     broadcaster_type: str = ""
     description: str = ""
     created_at: datetime = field(default_factory=lambda: datetime(2016, 5, 1, 12, 0, tzinfo=UTC))
+    # The channel (GET /helix/channels): current values, kept while offline; a new channel has no title/game.
+    title: str = ""
+    game_id: str = ""
+    game_name: str = ""
+    broadcaster_language: str = "en"
+    tags: list[str] = field(default_factory=list)
+    content_classification_labels: list[str] = field(default_factory=list)
+    is_branded_content: bool = False
+    delay: int = 0
+
+    def channel_json(self) -> dict[str, Any]:
+        """One item of Get Channel Information."""
+        return {
+            "broadcaster_id": self.id,
+            "broadcaster_login": self.login,
+            "broadcaster_name": self.display_name,
+            "broadcaster_language": self.broadcaster_language,
+            "game_id": self.game_id,
+            "game_name": self.game_name,
+            "title": self.title,
+            "delay": self.delay,
+            "tags": list(self.tags),
+            "content_classification_labels": list(self.content_classification_labels),
+            "is_branded_content": self.is_branded_content,
+        }
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -134,6 +169,8 @@ class FakeStream:
     is_mature: bool = False
     tags: list[str] = field(default_factory=lambda: ["English"])
     raw_overrides: dict[str, Any] = field(default_factory=dict)  # poisoned fields, see poison_stream
+    listed_from: float = 0.0  # FakeTwitch clock: in /helix/streams from then on (the listing lag, §7)
+    listed_until: float | None = None  # set when it ended: still listed until then (FakeTwitch.offline_lag)
 
     def to_json(self, user: FakeUser) -> dict[str, Any]:
         data = self._clean_json(user)
@@ -293,7 +330,10 @@ class FakeTwitch:
         self.clock = clock
 
         self.users: dict[str, FakeUser] = {}
-        self.streams: dict[str, FakeStream] = {}  # by user id
+        self.streams: dict[str, FakeStream] = {}  # live streams, by user id
+        self.ended_streams: dict[str, FakeStream] = {}  # ended but still listed (offline_lag), by user id
+        self.listing_lag = 0.0  # seconds after go_live before /helix/streams lists a stream (§7: 30-60 s)
+        self.offline_lag = 0.0  # seconds an ended stream stays listed after go_offline (Twitch's cache)
         self.videos: list[FakeVideo] = []
         self.requests: list[RecordedRequest] = []
         self.unhandled: list[RecordedRequest] = []
@@ -326,6 +366,7 @@ class FakeTwitch:
         app.router.add_route("GET", "/oauth2/validate", self._validate)
         app.router.add_route("GET", "/helix/users", self._users)
         app.router.add_route("GET", "/helix/streams", self._streams)
+        app.router.add_route("GET", "/helix/channels", self._channels)
         app.router.add_route("GET", "/helix/videos", self._videos)
         app.router.add_route("GET", "/helix/games", self._games)
         app.router.add_route("GET", "/helix/search/categories", self._search_categories)
@@ -413,10 +454,11 @@ class FakeTwitch:
         return user
 
     def remove_user(self, user_id: str) -> None:
-        """Banned or deleted: gone from /users and /streams (ids stay reserved)."""
+        """Banned or deleted: gone from /users, /streams and /channels (ids stay reserved)."""
         user = self.user(user_id)
         self.users.pop(user.id, None)
         self.streams.pop(user.id, None)
+        self.ended_streams.pop(user.id, None)
 
     def go_live(
         self,
@@ -434,15 +476,28 @@ class FakeTwitch:
         raw_overrides: Mapping[str, Any] | None = None,
         push: bool = True,
         online_type: str = "live",
+        listed_after: float | None = None,
     ) -> FakeStream:
         """Start a stream (a new stream id each call unless given; an earlier live stream ends first).
         ``raw_overrides`` poisons fields of its /helix/streams entry, as ``poison_stream`` does.
         With ``push`` (the default) the EventSub ``stream.online`` notification (``type=online_type``) goes
-        to every enabled subscription; ``push=False`` is a start only polling sees."""
+        to every enabled subscription; ``push=False`` is a start only polling sees.
+        The channel's title, category, language and tags (/helix/channels) change at once; /helix/streams
+        lists the stream ``listed_after`` seconds from now on ``clock`` (default: ``listing_lag``, §7). An
+        ended stream still listed by ``offline_lag`` is replaced at once."""
         user = self.user(user_id_or_login)
-        if user.id in self.streams and (stream_id is None or self.streams[user.id].id != stream_id):
+        previous = self.streams.get(user.id)
+        if previous is not None and (stream_id is None or previous.id != stream_id):
             self.go_offline(user.id, push=push)
+            previous = None
+        self.ended_streams.pop(user.id, None)
         gid, gname = _resolve_game(game_id, game_name)
+        if listed_after is not None:
+            listed_from = self.clock() + listed_after
+        elif previous is not None:  # the same stream again: already listed (or due) as before
+            listed_from = previous.listed_from
+        else:
+            listed_from = self.clock() + self.listing_lag
         stream = FakeStream(
             id=stream_id or str(next(self._stream_ids)),
             user_id=user.id,
@@ -454,8 +509,11 @@ class FakeTwitch:
             language=language,
             is_mature=is_mature,
             tags=list(tags),
+            listed_from=listed_from,
         )
         self.streams[user.id] = stream
+        user.title, user.game_id, user.game_name = stream.title, stream.game_id, stream.game_name
+        user.broadcaster_language, user.tags = stream.language, list(stream.tags)
         if raw_overrides:
             self.poison_stream(user.id, **raw_overrides)
         if push:
@@ -487,33 +545,75 @@ class FakeTwitch:
         tags: Iterable[str] | None = None,
         push: bool = True,
     ) -> FakeStream:
-        """Change a live stream; a title or category change also pushes EventSub ``channel.update``."""
+        """Change a live stream (KeyError if offline); a title or category change is a channel change too
+        (see ``update_channel``: /helix/channels at once, EventSub ``channel.update`` pushed)."""
         user = self.user(user_id_or_login)
         stream = self.streams[user.id]
-        before = (stream.title, stream.game_id, stream.game_name)
-        if title is not None:
-            stream.title = title
-        if game_name is not None or game_id is not None:
-            stream.game_id, stream.game_name = _resolve_game(game_id, game_name)
         if viewer_count is not None:
             stream.viewer_count = viewer_count
-        if tags is not None:
-            stream.tags = list(tags)
-        if push and before != (stream.title, stream.game_id, stream.game_name):
-            self.eventsub.channel_update(
-                user.id,
-                title=stream.title,
-                category_id=stream.game_id,
-                category_name=stream.game_name,
-                language=stream.language,
-            )
+        self.update_channel(user.id, title=title, game_name=game_name, game_id=game_id, tags=tags, push=push)
         return stream
+
+    def update_channel(
+        self,
+        user_id_or_login: str,
+        *,
+        title: str | None = None,
+        game_name: str | None = None,
+        game_id: str | None = None,
+        language: str | None = None,
+        tags: Iterable[str] | None = None,
+        content_classification_labels: Iterable[str] | None = None,
+        push: bool = True,
+    ) -> FakeUser:
+        """Change the channel information, live or offline (as the broadcaster's dashboard does): it shows
+        in /helix/channels at once and, when live, in the stream too. With ``push``, a change of title,
+        category, language or CCLs pushes EventSub ``channel.update`` (§6: it fires while offline too);
+        tags are not part of that event."""
+        user = self.user(user_id_or_login)
+        before = (user.title, user.game_id, user.game_name, user.broadcaster_language)
+        labels_before = list(user.content_classification_labels)
+        if title is not None:
+            user.title = title
+        if game_name is not None or game_id is not None:
+            user.game_id, user.game_name = _resolve_game(game_id, game_name)
+        if language is not None:
+            user.broadcaster_language = language
+        if tags is not None:
+            user.tags = list(tags)
+        if content_classification_labels is not None:
+            user.content_classification_labels = list(content_classification_labels)
+        stream = self.streams.get(user.id)
+        if stream is not None:  # only what changed: a test may have edited the stream's own fields
+            if title is not None:
+                stream.title = user.title
+            if game_name is not None or game_id is not None:
+                stream.game_id, stream.game_name = user.game_id, user.game_name
+            if language is not None:
+                stream.language = user.broadcaster_language
+            if tags is not None:
+                stream.tags = list(user.tags)
+        after = (user.title, user.game_id, user.game_name, user.broadcaster_language)
+        if push and (before != after or labels_before != user.content_classification_labels):
+            self.eventsub.push_channel_update(user)
+        return user
+
+    def is_listed(self, user_id_or_login: str) -> bool:
+        """Whether /helix/streams lists the user's stream now (see ``listing_lag`` / ``offline_lag``)."""
+        user = self.user(user_id_or_login)
+        return any(uid == user.id for uid, _ in self._listed_streams())
 
     def go_offline(self, user_id_or_login: str, *, archive: bool = True, push: bool = True) -> FakeVideo | None:
         """End the stream; like Twitch, leave an archive VOD unless the streamer disabled them. With
-        ``push`` an EventSub ``stream.offline`` goes out too."""
+        ``push`` an EventSub ``stream.offline`` goes out too. /helix/streams drops it at once, or after
+        ``offline_lag`` seconds (still showing its last values) if it had been listed; /helix/channels keeps
+        the last title and category."""
         user = self.user(user_id_or_login)
         stream = self.streams.pop(user.id, None)
+        now = self.clock()
+        if stream is not None and self.offline_lag > 0 and stream.listed_from <= now:
+            stream.listed_until = now + self.offline_lag  # Twitch's listing shows it a little longer
+            self.ended_streams[user.id] = stream
         if stream is not None and push:
             self.eventsub.stream_offline(user)
         if stream is None or not archive:
@@ -832,11 +932,35 @@ class FakeTwitch:
         offset = _offset(request)
         if isinstance(offset, web.Response):
             return offset
-        live = [(s, self.users[uid]) for uid, s in self.streams.items() if uid in self.users]
+        live = [(s, self.users[uid]) for uid, s in self._listed_streams() if uid in self.users]
         if ids or logins:
             live = [(s, u) for s, u in live if u.id in ids or u.login in logins]
         live.sort(key=lambda pair: (-pair[0].viewer_count, pair[0].id))
         return _page([s.to_json(u) for s, u in live], offset, min(first, self.page_size_cap))
+
+    def _listed_streams(self) -> list[tuple[str, FakeStream]]:
+        """What /helix/streams lists now: live streams past their listing lag, and ended ones still inside
+        their offline lag (a user has at most one: go_live drops the ended one)."""
+        now = self.clock()
+        for uid, ended in list(self.ended_streams.items()):
+            if ended.listed_until is None or ended.listed_until <= now:
+                del self.ended_streams[uid]
+        listed = [(uid, s) for uid, s in self.streams.items() if s.listed_from <= now]
+        listed += [(uid, s) for uid, s in self.ended_streams.items() if uid not in self.streams]
+        return listed
+
+    async def _channels(self, request: web.Request) -> web.Response:
+        return await self._helix(request, self._channels_body)
+
+    def _channels_body(self, request: web.Request) -> web.Response:
+        """Get Channel Information: current values, no lag; unknown ids are simply absent."""
+        ids = request.query.getall("broadcaster_id", [])
+        if not ids:
+            return _bad_request('Missing required parameter "broadcaster_id"')
+        if len(ids) > MAX_PER_REQUEST:
+            return _bad_request('The parameter "broadcaster_id" may only be specified up to 100 times.')
+        found = {uid: self.users[uid] for uid in ids if uid in self.users}  # request order, no repeats
+        return _json({"data": [user.channel_json() for user in found.values()]})
 
     async def _videos(self, request: web.Request) -> web.Response:
         return await self._helix(request, self._videos_body)

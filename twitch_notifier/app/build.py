@@ -95,6 +95,7 @@ def build_bot(
                 retirer=notifier,
                 on_followed_changed=push.followed_changed if push is not None else None,
             ),
+            push_enabled=push is not None,
         ),
         push=push,
     )

@@ -22,6 +22,8 @@ class CogServices:
     db: Database
     twitch: TwitchClient
     rules: SubscriptionRules
+    push_enabled: bool = False
+    """EventSub push is on: /streamers says which streamers are polled only, and /live trusts what push said."""
 
 
 def services_of(bot: commands.Bot) -> CogServices:

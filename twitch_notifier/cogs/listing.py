@@ -12,11 +12,12 @@ from database import Database
 from twitch_api import TwitchClient
 from twitch_notifier.cogs.context import services_of
 from twitch_notifier.cogs.options import guild_of
+from twitch_notifier.core.notifier import PUSH_LISTING_GRACE
 from twitch_notifier.discord_io.channels import CHANNEL_DELETED, channel_problem
 from twitch_notifier.discord_io.replies import reply, reply_pages
 from twitch_notifier.models import GuildStreamer
 from twitch_notifier.rendering.limits import EMBED_DESCRIPTION_LIMIT
-from twitch_notifier.rendering.messages import live_line, overrides_summary, paginate, streamer_line
+from twitch_notifier.rendering.messages import live_line, overrides_summary, paginate, push_note, streamer_line
 from twitch_notifier.twitch.errors import TwitchError
 from twitch_notifier.twitch.mapping import live_stream_from
 
@@ -60,9 +61,10 @@ def streamer_problem(guild: discord.Guild, row: GuildStreamer) -> tuple[str, str
 class ListingCommands(commands.Cog):
     """/streamers and /live."""
 
-    def __init__(self, db: Database, twitch: TwitchClient) -> None:
+    def __init__(self, db: Database, twitch: TwitchClient, *, push_enabled: bool = False) -> None:
         self.db = db
         self.twitch = twitch
+        self.push_enabled = push_enabled
 
     @app_commands.command(name="streamers", description="List the Twitch streamers this server follows")
     @app_commands.guild_only()
@@ -78,7 +80,8 @@ class ListingCommands(commands.Cog):
             mention, problem = streamer_problem(guild, row)
             games = [g.name for g in sub.games] if sub.games is not None and not sub.games_unreadable else None
             overrides = overrides_summary(sub.ping, sub.message_template, games)
-            lines.append(streamer_line(sub.streamer, mention, row.live, problem, overrides))
+            note = push_note(sub.push_state) if self.push_enabled else None
+            lines.append(streamer_line(sub.streamer, mention, row.live, problem, overrides, note))
         live_count = len({row.subscription.streamer.twitch_user_id for row in rows if row.live})
         title = f"Followed streamers: {len(rows)} ({live_count} live)"
         await reply_pages(interaction, title, paginate(lines, PAGE_LIMIT))
@@ -106,7 +109,14 @@ class ListingCommands(commands.Cog):
         if snapshot is None or snapshot.failed:
             note = "\n\n*Twitch didn't answer just now; this is the state from the last check.*"
         else:
-            live = [live_stream_from(stream) for stream in snapshot.streams.values()]
+            listed = {s.twitch_user_id: s for s in map(live_stream_from, snapshot.streams.values())}
+            if self.push_enabled:
+                # Twitch's listing lags a go-live by a minute: a stream push reported that recently is live.
+                recent = discord.utils.utcnow() - PUSH_LISTING_GRACE
+                listed.update(
+                    {s.twitch_user_id: s for s in live if s.twitch_user_id not in listed and s.started_at > recent}
+                )
+            live = list(listed.values())
         if not live:
             await reply(interaction, "None of this server's streamers are live right now." + note)
             return
@@ -127,4 +137,4 @@ class ListingCommands(commands.Cog):
 
 async def setup(bot: commands.Bot) -> None:
     services = services_of(bot)
-    await bot.add_cog(ListingCommands(services.db, services.twitch))
+    await bot.add_cog(ListingCommands(services.db, services.twitch, push_enabled=services.push_enabled))

@@ -155,12 +155,13 @@ class Notifier:
         async with self._lock:
             self._forget_old_push_marks()
             pushed = {user_id: mark for user_id, (mark, _) in self._pushed.items()}
-            snapshot = screen_poll(snapshot, pushed, self._ended_by_push.keys())
+            previous = await self._db.live_streams()
+            snapshot = screen_poll(snapshot, previous, pushed, self._ended_by_push.keys())
             for user_id, mark in pushed.items():
                 listed = snapshot.streams.get(user_id)
                 if listed is not None and (listed.id == mark.stream_id or listed.started_at > mark.started_at):
                     del self._pushed[user_id]  # the listing has caught up
-            await self._observe(snapshot, report)
+            await self._observe(snapshot, report, previous=previous)
         return report
 
     async def push_online(
@@ -240,11 +241,13 @@ class Notifier:
         *,
         offline_after: int | None = None,
         received_at: float | None = None,
+        previous: dict[str, LiveStream] | None = None,
     ) -> None:
         """Under the lock: store what `snapshot` says, then announce, update and close cards."""
         self._retired -= self._removed
         self._removed.clear()
-        previous = await self._db.live_streams()
+        if previous is None:
+            previous = await self._db.live_streams()
         outcome = reconcile(previous, snapshot, offline_after or self._offline_after_polls)
         # Twitch ids never change but logins and display names do: follow renames as they are seen.
         await self._db.update_streamer_names(streamer_from_stream(s) for s in snapshot.streams.values() if s.user_login)

@@ -72,6 +72,7 @@ class PushedStream:
 
 def screen_poll(
     snapshot: StreamsSnapshot,
+    previous: Mapping[str, LiveStream],
     pushed: Mapping[str, PushedStream],
     ended_by_push: AbstractSet[str],
 ) -> StreamsSnapshot:
@@ -80,16 +81,17 @@ def screen_poll(
 
     - a stream id that push already ended is stale listing: unknown, not a stream that started again;
     - a streamer push reported live whose stream the listing does not show yet: unknown, not a miss;
-    - an older stream of that streamer (started before the pushed one) is stale listing too: unknown.
+    - a stream that began before the one known live (`previous`, or what push reported) is stale listing
+      too: unknown (this holds across restarts, when what push said is no longer in memory).
     Everything else passes through as it is."""
     streams = dict(snapshot.streams)
     unknown = set(snapshot.failed)
     for user_id, stream in snapshot.streams.items():
-        ahead = pushed.get(user_id)
-        stale = stream.id in ended_by_push or (
-            ahead is not None and stream.id != ahead.stream_id and stream.started_at < ahead.started_at
-        )
-        if stale:
+        known = [mark.started_at for mark in (pushed.get(user_id),) if mark is not None and mark.stream_id != stream.id]
+        current = previous.get(user_id)
+        if current is not None and current.stream_id != stream.id:
+            known.append(current.started_at)
+        if stream.id in ended_by_push or any(stream.started_at < started for started in known):
             del streams[user_id]
             unknown.add(user_id)
     for user_id in pushed:

@@ -113,6 +113,7 @@ class EventSubService:
                     bind=functools.partial(self._bind_socket, str(index)),
                     on_message=self._on_message,
                     on_bound=self._bound,
+                    on_handover=self._handed_over,
                     keepalive_seconds=keepalive_seconds,
                     backoff_base=socket_backoff,
                     monotonic=monotonic,
@@ -194,6 +195,17 @@ class EventSubService:
     def _bound(self, first: bool) -> None:
         if not first and self.on_resumed is not None:
             self.on_resumed()  # what was pushed while the shard was down is lost: poll now
+
+    def _handed_over(self, session_id: str) -> None:
+        """After a session_reconnect, make sure Twitch moved the shard to the new session (undocumented
+        for conduits, facts §3): read the shards back and re-bind if it did not."""
+        self._spawn(self._check_after_handover(), "EventSub handover check")
+
+    async def _check_after_handover(self) -> None:
+        try:
+            await self._check_shards()
+        except TwitchError as exc:
+            _log.warning("Could not check the EventSub shards after a reconnect (%s)", exc)
 
     async def _keep_webhook_bound(self) -> None:
         """Bind shard 0 to the webhook; Twitch then verifies it with a challenge the receiver answers."""

@@ -24,9 +24,10 @@ import aiohttp
 
 from twitch_notifier.twitch.eventsub import (
     EventSubMessage,
-    Keepalive,
     MalformedMessage,
+    Notification,
     Reconnect,
+    Revocation,
     Welcome,
     parse_envelope,
 )
@@ -72,6 +73,9 @@ class SocketStats:
     bind_failures: int
 
 
+_RECONNECT_FAILED = object()
+
+
 class _SessionEnded(Exception):
     """The session in hand is over (closed, lost or silent); the reason is logged."""
 
@@ -81,7 +85,8 @@ class ShardSocket:
 
     `bind(session_id)` PATCHes the shard onto a session and says whether Twitch took it; `on_message`
     receives every notification and revocation in order, one at a time (a go-live is never overtaken by
-    the offline that follows it); `on_bound(first)` is told every time the shard is served again."""
+    the offline that follows it); `on_bound(first)` is told every time the shard is served again after a
+    fresh bind, `on_handover(session_id)` after a session_reconnect handed it to a new session."""
 
     def __init__(
         self,
@@ -91,6 +96,7 @@ class ShardSocket:
         bind: Binder,
         on_message: MessageSink,
         on_bound: Callable[[bool], None] | None = None,
+        on_handover: Callable[[str], None] | None = None,
         session: aiohttp.ClientSession | None = None,
         keepalive_seconds: int = KEEPALIVE_SECONDS,
         watchdog_grace: float = WATCHDOG_GRACE,
@@ -103,6 +109,7 @@ class ShardSocket:
         self._bind = bind
         self._on_message = on_message
         self._on_bound = on_bound
+        self._on_handover = on_handover
         self._session = session
         self._owns_session = session is None
         self._watchdog_grace = watchdog_grace
@@ -270,6 +277,9 @@ class ShardSocket:
         try:
             while True:
                 message = await self._next_or_successor(ws, successor)
+                if message is _RECONNECT_FAILED:
+                    successor = None
+                    continue
                 if isinstance(message, tuple):  # the successor is welcomed: it takes over
                     new_ws, welcome = message
                     successor = None
@@ -279,14 +289,15 @@ class ShardSocket:
                     self._adopt(ws, welcome)
                     self._handovers += 1
                     _log.info("EventSub shard %s handed over to session %s", self.shard_id, welcome.session.id)
+                    if self._on_handover is not None:
+                        self._on_handover(welcome.session.id)  # Twitch does not say the shard follows: check
                     continue
                 if isinstance(message, Reconnect):
                     if successor is None and message.session.reconnect_url:
                         successor = asyncio.create_task(self._successor(message.session.reconnect_url))
                     continue
-                if isinstance(message, Keepalive | Welcome):
-                    continue
-                self._queue.put_nowait((message, self._monotonic()))
+                if isinstance(message, Notification | Revocation):
+                    self._queue.put_nowait((message, self._monotonic()))
         finally:
             if successor is not None:
                 successor.cancel()
@@ -308,8 +319,9 @@ class ShardSocket:
         self,
         ws: aiohttp.ClientWebSocketResponse,
         successor: asyncio.Task[tuple[aiohttp.ClientWebSocketResponse, Welcome]] | None,
-    ) -> EventSubMessage | tuple[aiohttp.ClientWebSocketResponse, Welcome]:
-        """The next message of `ws` (watched by the watchdog), or the successor once it is welcomed."""
+    ) -> EventSubMessage | tuple[aiohttp.ClientWebSocketResponse, Welcome] | object:
+        """The next message of `ws` (watched by the watchdog), the successor once it is welcomed, or
+        _RECONNECT_FAILED when the successor could not be reached."""
         limit = self._keepalive + self._watchdog_grace
         reading = asyncio.ensure_future(self._next_message(ws))
         waiting: set[asyncio.Future[object]] = {reading}  # type: ignore[arg-type]
@@ -329,7 +341,7 @@ class ShardSocket:
             except _SessionEnded as exc:
                 _log.warning("EventSub shard %s: the reconnect failed (%s)", self.shard_id, exc.args[0])
                 # The old session goes on until Twitch closes it; the loop then reconnects from scratch.
-                return await self._next_or_successor(ws, None)
+                return _RECONNECT_FAILED
         if reading not in done:
             reading.cancel()
             with contextlib.suppress(BaseException):

@@ -252,10 +252,29 @@ def overrides_summary(ping: str | None, template: str | None, games: Sequence[st
     return " · ".join(parts)
 
 
+def push_note(push_state: str | None) -> str | None:
+    """Why a streamer's alerts come by polling rather than EventSub push (shown in /streamers), or None."""
+    if push_state is None:
+        return None
+    if push_state == "poll_only":
+        return (
+            "checked by polling only: Twitch's push budget for this bot is used up, so its alerts can come "
+            "up to one check interval later"
+        )
+    if push_state == "user_removed":
+        return "Twitch ended push alerts for this account (user_removed: deleted or banned); it is still polled"
+    return f"Twitch ended push alerts for this account ({escape(push_state[:40])}); it is still polled"
+
+
 def streamer_line(
-    streamer: Streamer, channel_mention: str, live: LiveStream | None, problem: str | None, overrides: str = ""
+    streamer: Streamer,
+    channel_mention: str,
+    live: LiveStream | None,
+    problem: str | None,
+    overrides: str = "",
+    note: str | None = None,
 ) -> str:
-    """One line of /streamers."""
+    """One line of /streamers: a problem (something to fix) gets a warning sign, a note an information sign."""
     name = escape(_name(streamer))
     state = "\N{LARGE RED CIRCLE} live" if live else "offline"
     link = f"[twitch.tv/{escape(streamer.login)}]({channel_url(streamer.login)})"
@@ -264,6 +283,8 @@ def streamer_line(
         line += f"\n  {overrides}"
     if problem:
         line += f"\n  \N{WARNING SIGN} {problem}"
+    if note:
+        line += f"\n  \N{INFORMATION SOURCE} {note}"
     return line
 
 

@@ -1,10 +1,11 @@
 """Unit tests for core.tracker.reconcile: started / continued / ended decisions, unknowns untouched."""
 
-from datetime import UTC, datetime
+import dataclasses
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from twitch_notifier.core.tracker import reconcile
+from twitch_notifier.core.tracker import PushedStream, reconcile, screen_poll
 from twitch_notifier.models import LiveStream
 from twitch_notifier.twitch.mapping import live_stream_from
 from twitch_notifier.twitch.models import StreamsSnapshot, TwitchStream
@@ -88,3 +89,57 @@ def test_new_stream_id_replaces_the_old_one():
 def test_invalid_threshold():
     with pytest.raises(ValueError, match="offline_after_polls"):
         reconcile({}, snapshot([], set()), offline_after_polls=0)
+
+
+# ---------------------------------------------------------------------------------- screen_poll (push ahead)
+
+
+def later(user_id: str, stream_id: str, minutes: int) -> TwitchStream:
+    return dataclasses.replace(stream(user_id, stream_id), started_at=T0 + timedelta(minutes=minutes))
+
+
+def test_screen_poll_passes_a_poll_through_when_push_said_nothing():
+    poll = snapshot([stream("1", "a")], {"1", "2"})
+    assert screen_poll(poll, {}, {}, set()) is poll
+
+
+def test_a_pushed_stream_the_listing_does_not_show_yet_is_unknown_not_missed():
+    screened = screen_poll(snapshot([], {"1", "2"}), {}, {"1": PushedStream("b", T0)}, set())
+    assert "1" in screened.failed
+    assert "2" not in screened.failed
+    outcome = reconcile({"1": state("1", "b")}, screened, offline_after_polls=1)
+    assert outcome.offline == []
+    assert outcome.ended == []
+    assert outcome.missed == {}
+
+
+def test_the_listing_still_showing_the_previous_stream_does_not_replace_the_pushed_one():
+    # Push said stream "b" began at T0+10 min; the lagging listing still shows the old stream "a" (T0).
+    pushed = {"1": PushedStream("b", T0 + timedelta(minutes=10))}
+    screened = screen_poll(snapshot([stream("1", "a")], {"1"}), {}, pushed, set())
+    assert screened.streams == {}
+    assert screened.failed == {"1"}
+    outcome = reconcile({"1": state("1", "b")}, screened)
+    assert outcome.started == []
+    assert outcome.ended == []
+
+
+def test_a_newer_stream_than_the_pushed_one_is_news():
+    screened = screen_poll(snapshot([later("1", "c", 20)], {"1"}), {}, {"1": PushedStream("b", T0)}, set())
+    assert set(screened.streams) == {"1"}
+    assert not screened.failed
+
+
+def test_a_stream_push_ended_is_stale_in_the_listing():
+    screened = screen_poll(snapshot([stream("1", "a"), stream("2", "z")], {"1", "2"}), {}, {}, {"a"})
+    assert set(screened.streams) == {"2"}
+    assert screened.failed == {"1"}
+    assert [s.stream_id for s in reconcile({}, screened).started] == ["z"]
+
+
+def test_an_older_stream_than_the_one_live_is_stale_even_without_push_in_memory():
+    # After a restart: the database says stream "b" (T0+10 min) is live; the listing shows the old "a" (T0).
+    current = dataclasses.replace(state("1", "b"), started_at=T0 + timedelta(minutes=10))
+    screened = screen_poll(snapshot([stream("1", "a")], {"1"}), {"1": current}, {}, set())
+    assert screened.failed == {"1"}
+    assert reconcile({"1": current}, screened).ended == []
