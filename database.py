@@ -163,7 +163,8 @@ _SUBSCRIPTION_COLUMNS = f"""
 _LIVE_COLUMNS = """
     l.twitch_user_id AS live_user_id, l.stream_id AS live_stream_id, l.title AS live_title,
     l.game_name AS live_game_name, l.viewer_count AS live_viewer_count, l.started_at AS live_started_at,
-    l.thumbnail_url AS live_thumbnail_url, l.missed_polls AS live_missed_polls, l.game_id AS live_game_id
+    l.thumbnail_url AS live_thumbnail_url, l.missed_polls AS live_missed_polls, l.game_id AS live_game_id,
+    l.pushed_at AS live_pushed_at
 """
 # Whether subscription `s`'s game filter lets live stream `l` through: NULL lets everything through; a
 # filter that is not a JSON array of {id, name} objects lets nothing through (the reading _games_from_json
@@ -263,6 +264,7 @@ def _live(row: sqlite3.Row) -> LiveStream:
         thumbnail_url=row["live_thumbnail_url"],
         missed_polls=row["live_missed_polls"],
         game_id=row["live_game_id"] or "",
+        pushed_at=_read_optional_time(row["live_pushed_at"]),
     )
 
 
@@ -1002,6 +1004,7 @@ class Database:
                 "thumbnail": s.thumbnail_url,
                 "missed": s.missed_polls,
                 "game_id": s.game_id,
+                "pushed_at": _stored_time(s.pushed_at) if s.pushed_at is not None else None,
                 "now": now,
             }
             for s in upserts
@@ -1028,16 +1031,17 @@ class Database:
                 await conn.executemany(
                     """
                     INSERT INTO live_streams (twitch_user_id, stream_id, title, game_name, viewer_count,
-                                              started_at, thumbnail_url, missed_polls, last_seen_at, game_id)
+                                              started_at, thumbnail_url, missed_polls, last_seen_at, game_id,
+                                              pushed_at)
                     SELECT :user_id, :stream_id, :title, :game, :viewers, :started_at, :thumbnail, :missed, :now,
-                           :game_id
+                           :game_id, :pushed_at
                     WHERE EXISTS (SELECT 1 FROM streamers WHERE twitch_user_id = :user_id)
                     ON CONFLICT (twitch_user_id) DO UPDATE SET
                         stream_id = excluded.stream_id, title = excluded.title,
                         game_name = excluded.game_name, viewer_count = excluded.viewer_count,
                         started_at = excluded.started_at, thumbnail_url = excluded.thumbnail_url,
                         missed_polls = excluded.missed_polls, last_seen_at = excluded.last_seen_at,
-                        game_id = excluded.game_id
+                        game_id = excluded.game_id, pushed_at = excluded.pushed_at
                     """,
                     live_rows,
                 )

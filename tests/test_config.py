@@ -376,3 +376,180 @@ def test_check_says_the_configuration_is_valid_and_that_nothing_was_contacted(tm
     result = _run_bot(["--check"], env, tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == config.describe_check(load_settings(env, env_file=None))
+
+
+# -- EventSub push -------------------------------------------------------------------------------------------
+
+WEBHOOK = {
+    **REQUIRED,
+    "EVENTSUB_TRANSPORT": "webhook",
+    "EVENTSUB_CALLBACK_URL": "https://my-bot.fly.dev/eventsub",
+    "EVENTSUB_SECRET": "a-webhook-secret-of-32-characters",
+}
+
+
+def problems_of(env: dict[str, str]) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        load_settings(env, env_file=None)
+    return info.value.problems
+
+
+def test_eventsub_defaults_to_websocket_push_with_nothing_else_to_set() -> None:
+    settings = load_settings(REQUIRED, env_file=None)
+    assert settings.eventsub_transport == config.DEFAULT_EVENTSUB_TRANSPORT == "websocket"
+    assert settings.eventsub_ws_url == config.DEFAULT_EVENTSUB_WS_URL == "wss://eventsub.wss.twitch.tv/ws"
+    assert (settings.eventsub_callback_url, settings.eventsub_secret) == ("", "")
+    field_defaults = {field.name: field.default for field in dataclasses.fields(config.Settings)}
+    assert field_defaults["eventsub_transport"] == config.DEFAULT_EVENTSUB_TRANSPORT
+    assert field_defaults["eventsub_ws_url"] == config.DEFAULT_EVENTSUB_WS_URL
+    blank = load_settings({**REQUIRED, "EVENTSUB_TRANSPORT": " ", "TWITCH_EVENTSUB_WS_URL": " "}, env_file=None)
+    assert (blank.eventsub_transport, blank.eventsub_ws_url) == (
+        config.DEFAULT_EVENTSUB_TRANSPORT,
+        config.DEFAULT_EVENTSUB_WS_URL,
+    )
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"), [("websocket", "websocket"), ("WebSocket", "websocket"), (" OFF ", "off"), ("Off", "off")]
+)
+def test_eventsub_transport_is_case_insensitive(raw: str, expected: str) -> None:
+    assert load_settings({**REQUIRED, "EVENTSUB_TRANSPORT": raw}, env_file=None).eventsub_transport == expected
+
+
+def test_eventsub_transport_webhook_in_any_case() -> None:
+    assert load_settings({**WEBHOOK, "EVENTSUB_TRANSPORT": "WEBHOOK"}, env_file=None).eventsub_transport == "webhook"
+
+
+@pytest.mark.parametrize("raw", ["push", "ws", "conduit", "web hook", "none"])
+def test_an_unknown_eventsub_transport_is_named_with_the_choices(raw: str) -> None:
+    [problem] = problems_of({**REQUIRED, "EVENTSUB_TRANSPORT": raw})
+    assert problem.startswith("EVENTSUB_TRANSPORT")
+    assert "websocket, webhook, off" in problem
+    assert repr(raw) in problem
+
+
+@pytest.mark.parametrize(
+    "url", ["ws://127.0.0.1:8081/ws", "wss://eventsub.wss.twitch.tv/ws?keepalive_timeout_seconds=30"]
+)
+def test_a_ws_or_wss_eventsub_url_is_accepted(url: str) -> None:
+    assert load_settings({**REQUIRED, "TWITCH_EVENTSUB_WS_URL": f" {url} "}, env_file=None).eventsub_ws_url == url
+
+
+@pytest.mark.parametrize("url", ["https://eventsub.wss.twitch.tv/ws", "eventsub.wss.twitch.tv/ws", "http://x/ws"])
+def test_an_eventsub_url_that_is_not_a_websocket_is_named(url: str) -> None:
+    [problem] = problems_of({**REQUIRED, "TWITCH_EVENTSUB_WS_URL": url})
+    assert problem.startswith("TWITCH_EVENTSUB_WS_URL")
+    assert url in problem
+
+
+def test_a_webhook_configuration_is_loaded_with_its_path_and_secret() -> None:
+    settings = load_settings(
+        {**WEBHOOK, "EVENTSUB_CALLBACK_URL": " https://my-bot.fly.dev:443/eventsub/twitch?from=twitch "},
+        env_file=None,
+    )
+    assert settings.eventsub_transport == "webhook"
+    assert settings.eventsub_callback_url == "https://my-bot.fly.dev:443/eventsub/twitch?from=twitch"
+    assert settings.webhook_path == "/eventsub/twitch"
+    assert settings.eventsub_secret == WEBHOOK["EVENTSUB_SECRET"]
+    assert WEBHOOK["EVENTSUB_SECRET"] in settings.secrets  # so the log filter redacts it
+    for text in (repr(settings), str(settings)):
+        assert WEBHOOK["EVENTSUB_SECRET"] not in text
+    assert (
+        load_settings({**WEBHOOK, "EVENTSUB_CALLBACK_URL": "https://my-bot.fly.dev"}, env_file=None).webhook_path == "/"
+    )
+
+
+def test_the_secrets_hold_only_what_is_set() -> None:
+    settings = load_settings(REQUIRED, env_file=None)
+    assert settings.secrets == tuple(REQUIRED.values())
+
+
+def test_without_webhook_transport_the_callback_and_secret_are_ignored() -> None:
+    env = {**REQUIRED, "EVENTSUB_CALLBACK_URL": "http://not-checked", "EVENTSUB_SECRET": "short"}
+    for transport in ("websocket", "off"):
+        settings = load_settings({**env, "EVENTSUB_TRANSPORT": transport}, env_file=None)
+        assert (settings.eventsub_callback_url, settings.eventsub_secret) == ("", "")
+        assert "short" not in settings.secrets
+
+
+def test_webhook_without_a_callback_or_secret_names_both() -> None:
+    problems = problems_of({**REQUIRED, "EVENTSUB_TRANSPORT": "webhook"})
+    assert len(problems) == 2
+    assert problems[0].startswith("EVENTSUB_CALLBACK_URL is missing")
+    assert "https" in problems[0]
+    assert problems[1].startswith("EVENTSUB_SECRET is missing")
+    assert "10-100" in problems[1]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://my-bot.fly.dev/eventsub",  # not https
+        "https://my-bot.fly.dev:8443/eventsub",  # not 443
+        "https://my-bot.fly.dev:80/eventsub",
+        "https://my-bot.fly.dev:https/eventsub",  # not a port at all
+        "https:///eventsub",  # no host
+        "my-bot.fly.dev/eventsub",
+        "ftp://my-bot.fly.dev/eventsub",
+    ],
+)
+def test_a_callback_twitch_would_refuse_is_named(url: str) -> None:
+    [problem] = problems_of({**WEBHOOK, "EVENTSUB_CALLBACK_URL": url})
+    assert problem.startswith("EVENTSUB_CALLBACK_URL")
+    assert "443" in problem
+    assert url in problem
+
+
+@pytest.mark.parametrize("path", ["/healthz", "/metrics"])
+def test_a_callback_on_the_bots_own_paths_is_refused(path: str) -> None:
+    [problem] = problems_of({**WEBHOOK, "EVENTSUB_CALLBACK_URL": f"https://my-bot.fly.dev{path}"})
+    assert problem.startswith("EVENTSUB_CALLBACK_URL")
+    assert path in problem
+
+
+@pytest.mark.parametrize("length", [10, 100])
+def test_a_secret_of_10_to_100_printable_ascii_characters_is_accepted(length: int) -> None:
+    secret = ("Ab3~ -_!x" * 20)[:length]  # spaces and punctuation inside are fine
+    settings = load_settings({**WEBHOOK, "EVENTSUB_SECRET": secret}, env_file=None)
+    assert settings.eventsub_secret == secret
+
+
+@pytest.mark.parametrize(
+    "secret",
+    ["x" * 9, "x" * 101, "é" * 12, "abcdefghij\x01k", "abcdefghij\tk", "0123456789\u200b"],
+    ids=["9", "101", "non-ascii", "control", "tab", "zero-width"],
+)
+def test_a_secret_twitch_would_refuse_is_named_without_echoing_it(secret: str) -> None:
+    [problem] = problems_of({**WEBHOOK, "EVENTSUB_SECRET": secret})
+    assert problem.startswith("EVENTSUB_SECRET must be 10-100 printable ASCII characters")
+    assert f"got {len(secret)} characters" in problem
+    assert secret not in problem
+
+
+def test_eventsub_problems_are_reported_with_the_others() -> None:
+    env = {
+        **REQUIRED,
+        "LOG_LEVEL": "chatty",
+        "EVENTSUB_TRANSPORT": "webhook",
+        "EVENTSUB_CALLBACK_URL": "http://x/eventsub",
+        "EVENTSUB_SECRET": "short",
+        "TWITCH_EVENTSUB_WS_URL": "https://x",
+    }
+    problems = problems_of(env)
+    named = sorted(problem.split()[0] for problem in problems)
+    assert named == ["EVENTSUB_CALLBACK_URL", "EVENTSUB_SECRET", "LOG_LEVEL", "TWITCH_EVENTSUB_WS_URL"]
+    assert "short" not in "\n".join(problems)
+
+
+def test_eventsub_settings_come_from_dot_env_too(tmp_path: Path) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_text(
+        "EVENTSUB_TRANSPORT=webhook\nEVENTSUB_CALLBACK_URL=https://my-bot.fly.dev/hook\n"
+        "EVENTSUB_SECRET=from-the-file-0123456789\n"
+    )
+    settings = load_settings(REQUIRED, env_file=env_file)
+    assert (settings.eventsub_transport, settings.webhook_path, settings.eventsub_secret) == (
+        "webhook",
+        "/hook",
+        "from-the-file-0123456789",
+    )

@@ -884,3 +884,142 @@ async def test_delete_guild_with_a_cutoff_spares_a_guild_seen_since(db):
     assert len(await db.guild_subscriptions(1)) == 1
     assert await db.delete_guild(1, unseen_since=now + timedelta(seconds=1)) is True
     assert await db.guild_subscriptions(1) == []
+
+
+# -- EventSub: bot state and push states (migration 6) -----------------------------------------------------
+
+
+async def test_migrates_a_version_5_database_keeping_everything_and_adding_push_state(tmp_path: Path) -> None:
+    path = tmp_path / "v5.db"
+    conn = _build(path, 5)
+    t = "2026-01-01T00:00:00+00:00"
+    conn.execute("INSERT INTO guild_settings (guild_id, announce_channel_id, updated_at) VALUES (1, 10, ?)", (t,))
+    conn.execute("INSERT INTO streamers VALUES ('37402112', 'shroud', 'shroud', 'https://a.png', ?, NULL)", (t,))
+    conn.execute(
+        "INSERT INTO subscriptions (id, guild_id, twitch_user_id, channel_id, created_at, ping) "
+        "VALUES (41, 1, '37402112', 10, ?, 'here')",
+        (t,),
+    )
+    conn.execute(
+        "INSERT INTO live_streams VALUES ('37402112', 's-live', 'hi', 'VALORANT', 5, ?, 'https://x/{width}.jpg', 0, ?, "
+        "'516575')",
+        (t, t),
+    )
+    conn.execute(
+        "INSERT INTO announcements (subscription_id, stream_id, twitch_user_id, guild_id, channel_id, message_id, "
+        "created_at) VALUES (41, 's-live', '37402112', 1, 10, 111, ?)",
+        (t,),
+    )
+    conn.commit()
+    conn.close()
+
+    db = await Database.open(str(path))
+    try:
+        assert await db.pragma("user_version") == SCHEMA_VERSION
+        assert await db.pragma("foreign_key_check") == []
+        [sub] = await db.guild_subscriptions(1)
+        assert (sub.id, sub.channel_id, sub.ping, sub.streamer.profile_image_url) == (41, 10, "here", "https://a.png")
+        assert sub.push_state is None  # the new column: NULL, pushed (or being set up)
+        assert (await db.live_streams())["37402112"].stream_id == "s-live"
+        assert await db.pending_announcements() == []
+        assert await db.push_states() == {}
+        assert await db.get_state("eventsub_conduit_id") is None
+        await db.set_state("eventsub_conduit_id", "c-1")
+        await db.set_push_states({"37402112": "poll_only"})
+    finally:
+        await db.close()
+    check = sqlite3.connect(path)
+    try:
+        assert check.execute("SELECT key, value FROM bot_state").fetchall() == [("eventsub_conduit_id", "c-1")]
+        assert check.execute("SELECT push_state FROM streamers").fetchall() == [("poll_only",)]
+    finally:
+        check.close()
+
+
+async def test_bot_state_round_trips_and_is_forgotten_with_none(tmp_path: Path) -> None:
+    path = str(tmp_path / "bot.db")
+    db = await Database.open(path)
+    try:
+        assert await db.get_state("eventsub_conduit_id") is None
+        await db.set_state("eventsub_conduit_id", "bfcfc993-26b1-b876-44d9-afe75a379dac")
+        await db.set_state("other", "x")
+        await db.set_state("eventsub_conduit_id", "26b1c993-new")  # replaced, not added
+        assert await db.get_state("eventsub_conduit_id") == "26b1c993-new"
+        await db.set_state("never-set", None)  # forgetting what is not there is fine
+    finally:
+        await db.close()
+    db = await Database.open(path)  # it survives a restart: that is what it is for
+    try:
+        assert await db.get_state("eventsub_conduit_id") == "26b1c993-new"
+        await db.set_state("eventsub_conduit_id", None)
+        assert await db.get_state("eventsub_conduit_id") is None
+        assert await db.get_state("other") == "x"
+    finally:
+        await db.close()
+
+
+async def test_push_states_round_trip_and_none_clears(db: Database) -> None:
+    await db.add_subscription(1, 10, SHROUD)
+    await db.add_subscription(1, 10, POKI)
+    assert await db.push_states() == {}
+    await db.set_push_states({SHROUD.twitch_user_id: "poll_only", POKI.twitch_user_id: "user_removed"})
+    assert await db.push_states() == {SHROUD.twitch_user_id: "poll_only", POKI.twitch_user_id: "user_removed"}
+    await db.set_push_states({SHROUD.twitch_user_id: None, "999": "poll_only"})  # an unknown id is ignored
+    assert await db.push_states() == {POKI.twitch_user_id: "user_removed"}
+    await db.set_push_states({})
+    assert await db.push_states() == {POKI.twitch_user_id: "user_removed"}
+
+
+async def test_push_state_is_shown_on_every_subscription_row_of_the_streamer(db: Database) -> None:
+    first = await db.add_subscription(1, 10, SHROUD)
+    await db.add_subscription(1, 11, SHROUD)
+    await db.add_subscription(2, 20, SHROUD)
+    await db.add_subscription(1, 10, POKI)
+    await db.set_push_states({SHROUD.twitch_user_id: "poll_only"})
+
+    states = {(s.guild_id, s.channel_id, s.streamer.login): s.push_state for s in await db.guild_subscriptions(1)}
+    assert states == {(1, 10, "shroud"): "poll_only", (1, 11, "shroud"): "poll_only", (1, 10, "pokimane"): None}
+    assert [s.push_state for s in await db.guild_subscriptions(2)] == ["poll_only"]
+    rows = {row.subscription.streamer.login: row.subscription.push_state for row in await db.guild_streamers(1)}
+    assert rows == {"shroud": "poll_only", "pokimane": None}
+    found = await db.get_subscription(1, first.id)
+    assert found is not None
+    assert found.push_state == "poll_only"
+    assert {s.push_state for s in await db.find_subscriptions(1, "shroud")} == {"poll_only"}
+    assert [s.push_state for s in await db.search_guild_subscriptions(1, "shr")] == ["poll_only"] * 2
+
+
+async def test_a_new_follow_keeps_the_streamers_push_state(db: Database) -> None:
+    await db.add_subscription(1, 10, SHROUD)
+    await db.set_push_states({SHROUD.twitch_user_id: "poll_only"})
+    await db.add_subscription(2, 20, Streamer(SHROUD.twitch_user_id, "shroud", "Shroud", "https://new.png"))
+    assert await db.push_states() == {SHROUD.twitch_user_id: "poll_only"}  # the upsert left it alone
+    await db.update_streamer_names([Streamer(SHROUD.twitch_user_id, "shroud2", "Shroud2")])
+    assert await db.push_states() == {SHROUD.twitch_user_id: "poll_only"}
+
+
+async def test_the_last_unfollow_drops_the_push_state_with_the_streamer(db: Database) -> None:
+    first = await db.add_subscription(1, 10, SHROUD)
+    second = await db.add_subscription(2, 20, SHROUD)
+    await db.add_subscription(1, 10, POKI)
+    await db.set_push_states({SHROUD.twitch_user_id: "user_removed", POKI.twitch_user_id: "poll_only"})
+
+    await db.remove_subscription_by_id(1, first.id)
+    assert await db.push_states() == {SHROUD.twitch_user_id: "user_removed", POKI.twitch_user_id: "poll_only"}
+    await db.remove_subscription_by_id(2, second.id)
+    assert await db.push_states() == {POKI.twitch_user_id: "poll_only"}
+    assert SHROUD.twitch_user_id not in await db.monitored_user_ids()
+
+    again = await db.add_subscription(1, 10, SHROUD)  # followed again: a new row, pushed until told otherwise
+    assert again.push_state is None
+    assert [s.push_state for s in await db.find_subscriptions(1, "shroud")] == [None]
+    assert await db.push_states() == {POKI.twitch_user_id: "poll_only"}
+
+
+async def test_deleting_a_guild_drops_the_push_states_of_streamers_only_it_followed(db: Database) -> None:
+    await db.add_subscription(1, 10, SHROUD)
+    await db.add_subscription(1, 10, POKI)
+    await db.add_subscription(2, 20, POKI)
+    await db.set_push_states({SHROUD.twitch_user_id: "poll_only", POKI.twitch_user_id: "poll_only"})
+    assert await db.delete_guild(1) is True
+    assert await db.push_states() == {POKI.twitch_user_id: "poll_only"}

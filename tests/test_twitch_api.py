@@ -12,7 +12,8 @@ from datetime import UTC, datetime, timedelta
 import aiohttp
 import pytest
 
-from tests.fakes.fake_twitch import OMIT, FakeTwitch, RawJSON
+from tests.fakes.fake_eventsub import EventSubCall
+from tests.fakes.fake_twitch import OMIT, FakeTwitch, RawJSON, RecordedRequest
 from twitch_api import (
     MAX_VIEWER_COUNT,
     InvalidLogin,
@@ -20,9 +21,12 @@ from twitch_api import (
     TwitchAPIError,
     TwitchAuthError,
     TwitchClient,
+    TwitchConflict,
+    TwitchLimitExceeded,
     TwitchRateLimited,
     TwitchUnavailable,
 )
+from twitch_notifier.twitch.eventsub import Conduit, ConduitShard, EventSubListing, ShardFailure
 
 SECRET = "s3cret-client-secret-value"
 
@@ -720,3 +724,350 @@ async def test_latest_vod_and_vod_of_a_stream(fake: FakeTwitch, client: TwitchCl
     fake.go_live(user.id)
     fake.go_offline(user.id, archive=False)
     assert await client.get_latest_vod("not-a-number") is None
+
+
+# --------------------------------------------------------------------------- EventSub: conduits and shards
+# Facts §2 and §5 (/work/shared/twitch-eventsub-facts.md). The fake records each EventSub call with the JSON
+# body it parsed (`fake.eventsub.calls`); a failure injected with fail_next is answered before that record,
+# so those are counted in `fake.requests` instead.
+
+WEBHOOK_SECRET = "0123456789-webhook-secret"
+
+
+def eventsub_calls(fake: FakeTwitch, method: str, path: str) -> list[EventSubCall]:
+    return [c for c in fake.eventsub.calls if c.method == method and c.path == f"/helix/eventsub{path}"]
+
+
+def requests_of(fake: FakeTwitch, method: str, path: str) -> list[RecordedRequest]:
+    return [r for r in fake.requests_to(f"/helix/eventsub{path}") if r.method == method]
+
+
+async def welcomed_session(
+    fake: FakeTwitch, http: aiohttp.ClientSession
+) -> tuple[aiohttp.ClientWebSocketResponse, str]:
+    """A WebSocket connection to the fake's EventSub server and the session id of its welcome."""
+    ws = await http.ws_connect(fake.eventsub_ws_url)
+    message = await ws.receive_json(timeout=2.0)
+    assert message["metadata"]["message_type"] == "session_welcome"
+    return ws, message["payload"]["session"]["id"]
+
+
+def on_conduit(conduit_id: str) -> dict[str, str]:
+    return {"method": "conduit", "conduit_id": conduit_id}
+
+
+async def test_get_channels_batches_ids_and_skips_malformed_ones(fake: FakeTwitch, client: TwitchClient) -> None:
+    users = fake.add_users(150, "chan")
+    fake.update_channel(users[0].id, title="Ranked grind", game_name="VALORANT", language="de")
+    ids = [u.id for u in users]
+    channels = await client.get_channels([*ids, ids[0], "not-a-number", " ", "99999999"])
+    assert sorted(c.broadcaster_id for c in channels) == sorted(ids)  # unknown ids are simply absent
+    first = next(c for c in channels if c.broadcaster_id == ids[0])
+    assert (first.login, first.display_name, first.title, first.game_id, first.game_name, first.language) == (
+        "chan_0",
+        "chan_0",
+        "Ranked grind",
+        "516575",
+        "VALORANT",
+        "de",
+    )
+    requests = fake.requests_to("/helix/channels")
+    assert [len(r.values("broadcaster_id")) for r in requests] == [100, 51]
+    assert all("not-a-number" not in r.values("broadcaster_id") for r in requests)
+    assert await client.get_channels([]) == []
+    assert len(fake.requests_to("/helix/channels")) == 2
+
+
+async def test_conduit_create_list_and_update_send_json_bodies(fake: FakeTwitch, client: TwitchClient) -> None:
+    assert await client.get_conduits() == []
+    conduit = await client.create_conduit(2)
+    assert conduit == Conduit(conduit.id, 2)
+    assert conduit.id in fake.eventsub.conduits
+    assert await client.get_conduits() == [conduit]
+    assert await client.update_conduit(conduit.id, 4) == Conduit(conduit.id, 4)
+    assert fake.eventsub.conduits[conduit.id].shard_count == 4
+
+    [create] = eventsub_calls(fake, "POST", "/conduits")
+    assert (create.query, create.body, create.status, create.token) == ([], {"shard_count": 2}, 200, "app")
+    [update] = eventsub_calls(fake, "PATCH", "/conduits")
+    assert (update.query, update.body, update.status) == ([], {"id": conduit.id, "shard_count": 4}, 200)
+    assert all(c.body is None and c.query == [] for c in eventsub_calls(fake, "GET", "/conduits"))
+    for request in [*requests_of(fake, "POST", "/conduits"), *requests_of(fake, "PATCH", "/conduits")]:
+        assert request.headers["Content-Type"].startswith("application/json")
+        assert request.headers["Client-Id"] == fake.client_id
+
+
+async def test_conduit_limit_is_raised_at_once_and_never_retried(
+    fake: FakeTwitch, client: TwitchClient, clock: FakeTime
+) -> None:
+    for _ in range(5):
+        await client.create_conduit(1)
+    with pytest.raises(TwitchLimitExceeded) as info:
+        await client.create_conduit(1)
+    assert (info.value.status, info.value.message) == (429, "Conduit limit reached")
+    assert len(requests_of(fake, "POST", "/conduits")) == 6  # one request for the refused one
+    assert clock.sleeps == []
+
+
+async def test_update_of_an_unknown_conduit_is_a_404_not_retried(
+    fake: FakeTwitch, client: TwitchClient, clock: FakeTime
+) -> None:
+    with pytest.raises(TwitchAPIError) as info:
+        await client.update_conduit("no-such-conduit", 2)
+    assert info.value.status == 404
+    assert not isinstance(info.value, TwitchConflict | TwitchLimitExceeded)
+    assert len(requests_of(fake, "PATCH", "/conduits")) == 1
+    assert clock.sleeps == []
+
+
+async def test_shard_update_202_with_data_and_errors_is_parsed(fake: FakeTwitch, client: TwitchClient) -> None:
+    conduit = await client.create_conduit(3)
+    fake.eventsub.auto_verify_webhooks = False  # no challenge POST to a callback nobody serves
+    async with aiohttp.ClientSession() as http:
+        ws, session_id = await welcomed_session(fake, http)
+        try:
+            result = await client.update_conduit_shards(
+                conduit.id,
+                [
+                    {"id": "0", "transport": {"method": "websocket", "session_id": session_id}},
+                    {"id": "7", "transport": {"method": "websocket", "session_id": session_id}},
+                    {"id": "1", "transport": {"method": "websocket", "session_id": "AQoQnot-connected"}},
+                    {
+                        "id": "2",
+                        "transport": {
+                            "method": "webhook",
+                            "callback": "https://bot.example.com/eventsub",
+                            "secret": WEBHOOK_SECRET,
+                        },
+                    },
+                ],
+            )
+        finally:
+            await ws.close()
+
+    assert result.updated == (
+        ConduitShard("0", "enabled", "websocket", session_id=session_id),
+        ConduitShard(
+            "2", "webhook_callback_verification_pending", "webhook", callback="https://bot.example.com/eventsub"
+        ),
+    )
+    assert result.failed == (
+        ShardFailure("7", "The shard id is outside the conduit's range", "invalid_parameter"),
+        ShardFailure("1", "The websocket session is not connected.", "invalid_parameter"),
+    )
+    [call] = eventsub_calls(fake, "PATCH", "/conduits/shards")
+    assert call.status == 202
+    assert call.query == []  # conduit_id goes in the body, not the URL (unlike TwitchIO, §2)
+    assert call.body["conduit_id"] == conduit.id
+    assert [s["id"] for s in call.body["shards"]] == ["0", "7", "1", "2"]
+    assert call.body["shards"][3]["transport"]["secret"] == WEBHOOK_SECRET
+
+
+async def test_shard_update_of_a_deleted_conduit_is_a_404(fake: FakeTwitch, client: TwitchClient) -> None:
+    with pytest.raises(TwitchAPIError) as info:
+        await client.update_conduit_shards("gone", [{"id": "0", "transport": {"method": "websocket"}}])
+    assert info.value.status == 404
+    assert len(requests_of(fake, "PATCH", "/conduits/shards")) == 1
+
+
+async def test_get_conduit_shards_reads_every_page(fake: FakeTwitch, client: TwitchClient) -> None:
+    conduit = await client.create_conduit(5)
+    fake.eventsub.shards_page_size = 2
+    shards = await client.get_conduit_shards(conduit.id)
+    assert [s.id for s in shards] == ["0", "1", "2", "3", "4"]
+    assert all(s.status == "websocket_disconnected" for s in shards)  # never bound
+    calls = eventsub_calls(fake, "GET", "/conduits/shards")
+    assert len(calls) == 3
+    assert all(("conduit_id", conduit.id) in c.query for c in calls)
+    assert [len([v for k, v in c.query if k == "after"]) for c in calls] == [0, 1, 1]
+
+
+# ------------------------------------------------------------------------------ EventSub: subscriptions
+
+
+async def test_create_subscription_sends_the_documented_body_and_reads_the_202(
+    fake: FakeTwitch, client: TwitchClient
+) -> None:
+    user = fake.add_user("cool_user")
+    conduit = await client.create_conduit(1)
+    answer = await client.create_eventsub_subscription(
+        "channel.update", "2", {"broadcaster_user_id": user.id}, on_conduit(conduit.id)
+    )
+    [sub] = answer.subscriptions
+    assert (sub.type, sub.version, sub.status, sub.broadcaster_user_id) == ("channel.update", "2", "enabled", user.id)
+    assert (sub.method, sub.conduit_id, sub.cost, sub.kind) == ("conduit", conduit.id, 1, ("channel.update", "2"))
+    assert sub.id in fake.eventsub.subscriptions
+    assert (answer.total_cost, answer.max_total_cost) == (1, 10_000)
+    [call] = eventsub_calls(fake, "POST", "/subscriptions")
+    assert call.status == 202
+    assert call.query == []
+    assert call.body == {
+        "type": "channel.update",
+        "version": "2",
+        "condition": {"broadcaster_user_id": user.id},
+        "transport": {"method": "conduit", "conduit_id": conduit.id},
+    }
+
+
+async def test_409_is_a_conflict_raised_once(fake: FakeTwitch, client: TwitchClient, clock: FakeTime) -> None:
+    user = fake.add_user("cool_user")
+    conduit = await client.create_conduit(1)
+    await client.create_eventsub_subscription(
+        "stream.online", "1", {"broadcaster_user_id": user.id}, on_conduit(conduit.id)
+    )
+    with pytest.raises(TwitchConflict) as info:
+        await client.create_eventsub_subscription(
+            "stream.online", "1", {"broadcaster_user_id": user.id}, on_conduit(conduit.id)
+        )
+    assert info.value.status == 409
+    assert [r.status for r in requests_of(fake, "POST", "/subscriptions")] == [202, 409]
+    assert clock.sleeps == []
+    assert len(fake.eventsub.subscriptions) == 1
+
+
+async def test_the_cost_cap_429_is_raised_at_once_and_never_retried(
+    fake: FakeTwitch, client: TwitchClient, clock: FakeTime
+) -> None:
+    first, second = fake.add_user("first_user"), fake.add_user("second_user")
+    conduit = await client.create_conduit(1)
+    fake.eventsub.max_total_cost = 1
+    await client.create_eventsub_subscription(
+        "stream.online", "1", {"broadcaster_user_id": first.id}, on_conduit(conduit.id)
+    )
+    with pytest.raises(TwitchLimitExceeded) as info:
+        await client.create_eventsub_subscription(
+            "stream.online", "1", {"broadcaster_user_id": second.id}, on_conduit(conduit.id)
+        )
+    assert info.value.status == 429
+    assert "exceeded" in info.value.message
+    assert [r.status for r in requests_of(fake, "POST", "/subscriptions")] == [202, 429]
+    assert clock.sleeps == []
+
+
+async def test_a_quota_429_naming_its_limit_is_not_retried_even_with_an_empty_bucket(
+    fake: FakeTwitch, client: TwitchClient, clock: FakeTime
+) -> None:
+    # The fake answers an injected 429 with Ratelimit-Remaining 0, like the bucket's; the message decides.
+    user = fake.add_user("cool_user")
+    conduit = await client.create_conduit(1)
+    fake.fail_next(
+        "/helix/eventsub/subscriptions",
+        429,
+        body={
+            "error": "Too Many Requests",
+            "status": 429,
+            "message": "maximum subscriptions with type and condition exceeded",
+        },
+    )
+    with pytest.raises(TwitchLimitExceeded):
+        await client.create_eventsub_subscription(
+            "stream.online", "1", {"broadcaster_user_id": user.id}, on_conduit(conduit.id)
+        )
+    assert len(requests_of(fake, "POST", "/subscriptions")) == 1
+    assert clock.sleeps == []
+
+
+async def test_the_points_bucket_429_is_waited_for_and_the_same_body_sent_again(
+    fake: FakeTwitch, client: TwitchClient, clock: FakeTime
+) -> None:
+    user = fake.add_user("cool_user")
+    conduit = await client.create_conduit(1)
+    fake.fail_next("/helix/eventsub/subscriptions", 429)  # Ratelimit-Remaining 0, "Too Many Requests"
+    answer = await client.create_eventsub_subscription(
+        "stream.online", "1", {"broadcaster_user_id": user.id}, on_conduit(conduit.id)
+    )
+    assert [s.broadcaster_user_id for s in answer.subscriptions] == [user.id]
+    assert [r.status for r in requests_of(fake, "POST", "/subscriptions")] == [429, 202]
+    assert len(clock.sleeps) == 1
+    assert 0 < clock.sleeps[0] <= 2.0
+    [call] = eventsub_calls(fake, "POST", "/subscriptions")  # the retry carried the whole body
+    assert call.body["condition"] == {"broadcaster_user_id": user.id}
+    assert len(fake.eventsub.subscriptions) == 1
+
+
+async def test_the_points_bucket_429_forever_is_rate_limited_not_a_quota(
+    fake: FakeTwitch, client: TwitchClient
+) -> None:
+    user = fake.add_user("cool_user")
+    conduit = await client.create_conduit(1)
+    fake.fail_next("/helix/eventsub/subscriptions", 429, times=None)
+    with pytest.raises(TwitchRateLimited):
+        await client.create_eventsub_subscription(
+            "stream.online", "1", {"broadcaster_user_id": user.id}, on_conduit(conduit.id)
+        )
+    assert len(requests_of(fake, "POST", "/subscriptions")) == 1 + 3  # max_retries waits
+
+
+async def test_a_400_from_create_is_not_retried(fake: FakeTwitch, client: TwitchClient, clock: FakeTime) -> None:
+    conduit = await client.create_conduit(1)
+    with pytest.raises(TwitchAPIError) as info:
+        await client.create_eventsub_subscription(
+            "stream.online", "1", {"broadcaster_user_id": "12345"}, on_conduit(conduit.id)
+        )
+    assert (info.value.status, info.value.message) == (400, "The user in the condition does not exist")
+    assert len(requests_of(fake, "POST", "/subscriptions")) == 1
+    assert clock.sleeps == []
+
+
+async def test_the_listing_reads_every_page_with_the_cost_figures(fake: FakeTwitch, client: TwitchClient) -> None:
+    users = fake.add_users(5, "listed")
+    conduit = await client.create_conduit(1)
+    for user in users:
+        await client.create_eventsub_subscription(
+            "stream.online", "1", {"broadcaster_user_id": user.id}, on_conduit(conduit.id)
+        )
+    await client.create_eventsub_subscription(
+        "stream.offline", "1", {"broadcaster_user_id": users[0].id}, on_conduit(conduit.id)
+    )
+    fake.eventsub.subscriptions_page_size = 2
+    fake.eventsub.max_total_cost = 500
+
+    listing = await client.get_eventsub_subscriptions()
+    assert [s.broadcaster_user_id for s in listing.subscriptions] == [*(u.id for u in users), users[0].id]
+    assert len({s.id for s in listing.subscriptions}) == 6
+    assert (listing.total_cost, listing.max_total_cost) == (6, 500)
+    pages = eventsub_calls(fake, "GET", "/subscriptions")
+    assert len(pages) == 3
+    assert [len([v for k, v in c.query if k == "after"]) for c in pages] == [0, 1, 1]
+
+    online = await client.get_eventsub_subscriptions(sub_type="stream.online")
+    assert [s.type for s in online.subscriptions] == ["stream.online"] * 5
+    assert (online.total_cost, online.max_total_cost) == (6, 500)  # the app's whole cost, whatever the filter
+    typed = eventsub_calls(fake, "GET", "/subscriptions")[3:]
+    assert len(typed) == 3
+    assert all(("type", "stream.online") in c.query for c in typed)
+
+
+async def test_an_empty_listing(fake: FakeTwitch, client: TwitchClient) -> None:
+    listing = await client.get_eventsub_subscriptions()
+    assert listing == EventSubListing((), 0, 10_000)
+    assert len(eventsub_calls(fake, "GET", "/subscriptions")) == 1
+
+
+async def test_delete_subscription_true_then_false_on_404(
+    fake: FakeTwitch, client: TwitchClient, clock: FakeTime
+) -> None:
+    user = fake.add_user("cool_user")
+    conduit = await client.create_conduit(1)
+    answer = await client.create_eventsub_subscription(
+        "stream.online", "1", {"broadcaster_user_id": user.id}, on_conduit(conduit.id)
+    )
+    sub_id = answer.subscriptions[0].id
+    assert await client.delete_eventsub_subscription(sub_id) is True
+    assert fake.eventsub.subscriptions == {}
+    assert await client.delete_eventsub_subscription(sub_id) is False
+    calls = eventsub_calls(fake, "DELETE", "/subscriptions")
+    assert [(c.query, c.status) for c in calls] == [([("id", sub_id)], 204), ([("id", sub_id)], 404)]
+    assert clock.sleeps == []
+
+
+async def test_delete_subscription_retries_a_5xx(fake: FakeTwitch, client: TwitchClient, clock: FakeTime) -> None:
+    user = fake.add_user("cool_user")
+    conduit = await client.create_conduit(1)
+    answer = await client.create_eventsub_subscription(
+        "stream.online", "1", {"broadcaster_user_id": user.id}, on_conduit(conduit.id)
+    )
+    fake.fail_next("/helix/eventsub/subscriptions", 503)
+    assert await client.delete_eventsub_subscription(answer.subscriptions[0].id) is True
+    assert [r.status for r in requests_of(fake, "DELETE", "/subscriptions")] == [503, 204]
+    assert len(clock.sleeps) == 1

@@ -141,6 +141,9 @@ class LiveStream:
     thumbnail_url: str
     missed_polls: int = 0
     game_id: str = ""
+    pushed_at: datetime | None = None
+    """When EventSub reported this stream live, while the poll's listing has not shown it yet (None once
+    it has, or when the poll found it first)."""
 
 
 @dataclass(frozen=True, slots=True)

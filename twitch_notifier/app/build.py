@@ -124,7 +124,7 @@ def _build_push(
     """EventSub push for EVENTSUB_TRANSPORT (None when it is off: the bot polls, as it always does)."""
     if settings.eventsub_transport == "off":
         return None
-    handler = PushHandler(notifier, twitch.get_channels, on_latency=metrics.observe_push_announcement, clock=clock)
+    handler = PushHandler(notifier, twitch.get_channels, on_announced=metrics.observe_push, clock=clock)
     return EventSubService(
         transport=Transport(settings.eventsub_transport),
         twitch=twitch,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
 import logging
 import time
@@ -25,7 +26,7 @@ from twitch_notifier.core.ports import (
     NotifierStore,
     StillRunning,
 )
-from twitch_notifier.core.tracker import PushedStream, reconcile, screen_poll
+from twitch_notifier.core.tracker import reconcile, screen_poll
 from twitch_notifier.models import (
     CardToClose,
     CardUpdate,
@@ -145,8 +146,7 @@ class Notifier:
         self._late: set[asyncio.Task[None]] = set()
         # Observations and announcement rounds never interleave: two sources must not both post a stream.
         self._lock = asyncio.Lock()
-        # What push said that the poll's listing may not show yet (see tracker.screen_poll), with when.
-        self._pushed: dict[str, tuple[PushedStream, datetime]] = {}
+        # Streams push ended: the listing's stale copy of one (or a late go-live) must not bring it back.
         self._ended_by_push: dict[str, datetime] = {}
 
     async def apply(self, snapshot: StreamsSnapshot, report: CycleReport | None = None) -> CycleReport:
@@ -154,13 +154,14 @@ class Notifier:
         report = report or CycleReport()
         async with self._lock:
             self._forget_old_push_marks()
-            pushed = {user_id: mark for user_id, (mark, _) in self._pushed.items()}
             previous = await self._db.live_streams()
-            snapshot = screen_poll(snapshot, previous, pushed, self._ended_by_push.keys())
-            for user_id, mark in pushed.items():
-                listed = snapshot.streams.get(user_id)
-                if listed is not None and (listed.id == mark.stream_id or listed.started_at > mark.started_at):
-                    del self._pushed[user_id]  # the listing has caught up
+            snapshot = screen_poll(
+                snapshot,
+                previous,
+                self._ended_by_push.keys(),
+                now=self.clock(),
+                listing_grace=PUSH_LISTING_GRACE,
+            )
             await self._observe(snapshot, report, previous=previous)
         return report
 
@@ -177,12 +178,14 @@ class Notifier:
             if stream.id in self._ended_by_push:
                 _log.info("Ignoring a go-live of stream %s of user %s, which has ended", stream.id, user_id)
                 return report
-            current = (await self._db.live_streams()).get(user_id)
+            previous = await self._db.live_streams()
+            current = previous.get(user_id)
             if current is not None and (current.stream_id == stream.id or current.started_at > stream.started_at):
                 return report
-            self._pushed[user_id] = (PushedStream(stream.id, stream.started_at), self.clock())
             snapshot = StreamsSnapshot({user_id: stream}, frozenset({user_id}), frozenset(), 0)
-            await self._observe(snapshot, report, received_at=received_at)
+            await self._observe(
+                snapshot, report, received_at=received_at, previous=previous, pushed_at={user_id: self.clock()}
+            )
         return report
 
     async def push_offline(self, user_id: str, *, sent_at: datetime | None = None) -> CycleReport:
@@ -190,16 +193,16 @@ class Notifier:
         message predates the stream live now (a late offline of the previous one)."""
         report = CycleReport()
         async with self._lock:
-            current = (await self._db.live_streams()).get(user_id)
+            previous = await self._db.live_streams()
+            current = previous.get(user_id)
             if current is None:
                 return report
             if sent_at is not None and sent_at < current.started_at:
                 _log.info("Ignoring an offline of user %s sent before its stream %s began", user_id, current.stream_id)
                 return report
             self._ended_by_push[current.stream_id] = self.clock()
-            self._pushed.pop(user_id, None)
             snapshot = StreamsSnapshot({}, frozenset({user_id}), frozenset(), 0)
-            await self._observe(snapshot, report, offline_after=1)
+            await self._observe(snapshot, report, offline_after=1, previous=previous)
         return report
 
     async def push_channel_update(self, user_id: str, *, title: str, game_id: str, game_name: str) -> CycleReport:
@@ -207,7 +210,8 @@ class Notifier:
         card follows on its next update; a game filter it now passes announces it). Offline: nothing."""
         report = CycleReport()
         async with self._lock:
-            current = (await self._db.live_streams()).get(user_id)
+            previous = await self._db.live_streams()
+            current = previous.get(user_id)
             if current is None:
                 return report
             stream = TwitchStream(
@@ -222,14 +226,12 @@ class Notifier:
                 started_at=current.started_at,
                 thumbnail_url=current.thumbnail_url,
             )
-            await self._observe(StreamsSnapshot({user_id: stream}, frozenset({user_id}), frozenset(), 0), report)
+            snapshot = StreamsSnapshot({user_id: stream}, frozenset({user_id}), frozenset(), 0)
+            await self._observe(snapshot, report, previous=previous, pushed_at={user_id: current.pushed_at})
         return report
 
     def _forget_old_push_marks(self) -> None:
         now = self.clock()
-        for user_id, (_, at) in list(self._pushed.items()):
-            if now - at > PUSH_LISTING_GRACE:
-                del self._pushed[user_id]
         for stream_id, at in list(self._ended_by_push.items()):
             if now - at > PUSH_ENDED_MEMORY:
                 del self._ended_by_push[stream_id]
@@ -242,8 +244,10 @@ class Notifier:
         offline_after: int | None = None,
         received_at: float | None = None,
         previous: dict[str, LiveStream] | None = None,
+        pushed_at: dict[str, datetime | None] | None = None,
     ) -> None:
-        """Under the lock: store what `snapshot` says, then announce, update and close cards."""
+        """Under the lock: store what `snapshot` says, then announce, update and close cards. `pushed_at`
+        marks streams push reported that the listing has not shown yet (a poll's streams clear it)."""
         self._retired -= self._removed
         self._removed.clear()
         if previous is None:
@@ -251,8 +255,14 @@ class Notifier:
         outcome = reconcile(previous, snapshot, offline_after or self._offline_after_polls)
         # Twitch ids never change but logins and display names do: follow renames as they are seen.
         await self._db.update_streamer_names(streamer_from_stream(s) for s in snapshot.streams.values() if s.user_login)
+        live = outcome.live
+        if pushed_at:
+            live = [
+                dataclasses.replace(s, pushed_at=pushed_at[s.twitch_user_id]) if s.twitch_user_id in pushed_at else s
+                for s in live
+            ]
         await self._db.apply_live_changes(
-            outcome.live, outcome.missed, outcome.offline, ended_streams=[s.stream_id for s in outcome.ended]
+            live, outcome.missed, outcome.offline, ended_streams=[s.stream_id for s in outcome.ended]
         )
         report.checked += len(snapshot.checked)
         report.failed += len(snapshot.failed)

@@ -10,6 +10,7 @@ with a *new* message id (facts §7).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import OrderedDict
@@ -42,6 +43,9 @@ SEEN_CAPACITY = 20_000
 CHANNEL_LOOKUP_TIMEOUT = 2.0
 """A go-live waits at most this long for the channel's title and category before it is announced
 without them (the card is completed by the next live update)."""
+
+RECHECK_DELAY = 5.0
+"""After a go-live announced without a current channel look-up, how long before Twitch is asked again."""
 
 ChannelLookup = Callable[[list[str]], Awaitable[list[ChannelInfo]]]
 RevocationSink = Callable[[EventSubSubscription], Awaitable[None]]
@@ -83,22 +87,46 @@ class PushHandler:
         channels: ChannelLookup,
         *,
         on_revocation: RevocationSink | None = None,
-        on_latency: Callable[[float], None] | None = None,
+        on_announced: Callable[[int, float | None], None] | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         monotonic: Callable[[], float] = time.monotonic,
         channel_lookup_timeout: float = CHANNEL_LOOKUP_TIMEOUT,
+        recheck_delay: float = RECHECK_DELAY,
     ) -> None:
         self._notifier = notifier
         self._channels = channels
         self.on_revocation = on_revocation
-        self._on_latency = on_latency
+        self._on_announced = on_announced
         self._clock = clock
         self._monotonic = monotonic
         self._lookup_timeout = channel_lookup_timeout
+        self._recheck_delay = recheck_delay
         self._seen: OrderedDict[str, datetime] = OrderedDict()
-        # The last channel.update of each streamer: title and category when /helix/channels cannot answer.
+        # Each streamer's title and category as last learnt (seeded from /helix/channels, kept current by
+        # channel.update): what a go-live shows when Twitch's channel look-up fails or is slow.
         self._channel_state: dict[str, _ChannelState] = {}
+        self._checks: set[asyncio.Task[None]] = set()
         self.stats = PushStats()
+
+    def unknown(self, user_ids: Iterable[str]) -> list[str]:
+        """The streamers whose channel nothing has been learnt about yet (see `seed`)."""
+        return [user_id for user_id in user_ids if user_id not in self._channel_state]
+
+    async def seed(self, user_ids: Iterable[str]) -> int:
+        """Learn the channels of these streamers now (batched, 100 per request), so that a go-live has a
+        title to show even when Twitch's look-up at that moment fails. Raises TwitchError."""
+        found = await self._channels(list(user_ids))
+        for info in found:
+            self._channel_state.setdefault(info.broadcaster_id, _ChannelState(info.title, info.game_id, info.game_name))
+        return len(found)
+
+    async def close(self) -> None:
+        """Stop the background checks of announced channels."""
+        for task in list(self._checks):
+            task.cancel()
+        for task in list(self._checks):
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     async def handle(self, message: EventSubMessage, received_at: float | None = None) -> None:
         """Act on one message (session messages are the transport's business and ignored here)."""
@@ -170,7 +198,7 @@ class PushHandler:
 
     async def _online(self, event: StreamOnline, received_at: float) -> None:
         user_id = event.broadcaster_user_id
-        channel = await self._channel(user_id)
+        channel, current = await self._channel(user_id)
         stream = TwitchStream(
             id=event.stream_id,
             user_id=user_id,
@@ -186,22 +214,37 @@ class PushHandler:
         _log.info("EventSub: user %s went live (stream %s, %s)", user_id, event.stream_id, event.type)
         report = await self._notifier.push_online(stream, received_at=received_at)
         self.stats.announced += report.announced
-        if self._on_latency is not None:
-            for latency in report.push_latencies:
-                self._on_latency(latency)
+        if self._on_announced is not None and report.announced:
+            self._on_announced(report.announced, min(report.push_latencies, default=None))
+        if not current and report.announced:
+            # Announced with what was last known: ask Twitch again a little later, and correct the stream.
+            task = asyncio.create_task(self._recheck(user_id, channel), name="channel re-check")
+            self._checks.add(task)
+            task.add_done_callback(self._checks.discard)
 
-    async def _channel(self, user_id: str) -> _ChannelState | None:
-        """The channel's title and category now: /helix/channels (current, unlike the lagging listing),
-        else the last channel.update seen, else nothing (announced without them)."""
+    async def _recheck(self, user_id: str, used: _ChannelState | None) -> None:
+        await asyncio.sleep(self._recheck_delay)
+        fresh, current = await self._channel(user_id)
+        if not current or fresh is None:
+            return
+        if used is None or (fresh.title, fresh.game_id, fresh.game_name) != (used.title, used.game_id, used.game_name):
+            _log.info("The channel of user %s is now known; its live card follows", user_id)
+            await self._notifier.push_channel_update(
+                user_id, title=fresh.title, game_id=fresh.game_id, game_name=fresh.game_name
+            )
+
+    async def _channel(self, user_id: str) -> tuple[_ChannelState | None, bool]:
+        """The channel's title and category: from /helix/channels (current, unlike the lagging listing;
+        True), else what was last learnt (False: a seed or the last channel.update), else nothing."""
         try:
             async with asyncio.timeout(self._lookup_timeout):
                 found = await self._channels([user_id])
         except (TwitchError, TimeoutError) as exc:
             _log.warning("Could not read the channel of user %s for its go-live (%s)", user_id, exc)
-            return self._channel_state.get(user_id)
+            return self._channel_state.get(user_id), False
         for info in found:
             if info.broadcaster_id == user_id:
                 state = _ChannelState(info.title, info.game_id, info.game_name)
                 self._channel_state[user_id] = state
-                return state
-        return self._channel_state.get(user_id)
+                return state, True
+        return self._channel_state.get(user_id), False

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from twitch_notifier.models import LiveStream
 from twitch_notifier.twitch.mapping import live_stream_from
@@ -62,40 +62,33 @@ def reconcile(
     return outcome
 
 
-@dataclass(frozen=True, slots=True)
-class PushedStream:
-    """A stream EventSub reported live that the poll's listing has not shown yet (it lags 30-60 s)."""
-
-    stream_id: str
-    started_at: datetime
-
-
 def screen_poll(
     snapshot: StreamsSnapshot,
     previous: Mapping[str, LiveStream],
-    pushed: Mapping[str, PushedStream],
     ended_by_push: AbstractSet[str],
+    *,
+    now: datetime,
+    listing_grace: timedelta,
 ) -> StreamsSnapshot:
     """What a poll may say, once push has spoken: Twitch's listing lags a go-live and keeps showing a stream
     a while after it ended, so where push is ahead the poll's word is taken as "unknown", never as news.
 
     - a stream id that push already ended is stale listing: unknown, not a stream that started again;
-    - a streamer push reported live whose stream the listing does not show yet: unknown, not a miss;
-    - a stream that began before the one known live (`previous`, or what push reported) is stale listing
-      too: unknown (this holds across restarts, when what push said is no longer in memory).
+    - a streamer push reported live (`pushed_at`, within `listing_grace`) whose stream the listing does not
+      show yet: unknown, not a miss;
+    - a stream that began before the one known live is stale listing too: unknown.
     Everything else passes through as it is."""
     streams = dict(snapshot.streams)
     unknown = set(snapshot.failed)
     for user_id, stream in snapshot.streams.items():
-        known = [mark.started_at for mark in (pushed.get(user_id),) if mark is not None and mark.stream_id != stream.id]
         current = previous.get(user_id)
-        if current is not None and current.stream_id != stream.id:
-            known.append(current.started_at)
-        if stream.id in ended_by_push or any(stream.started_at < started for started in known):
+        older = current is not None and current.stream_id != stream.id and stream.started_at < current.started_at
+        if stream.id in ended_by_push or older:
             del streams[user_id]
             unknown.add(user_id)
-    for user_id in pushed:
-        if user_id in snapshot.checked and user_id not in streams:
+    for user_id, current in previous.items():
+        awaited = current.pushed_at is not None and now - current.pushed_at < listing_grace
+        if awaited and user_id in snapshot.checked and user_id not in streams:
             unknown.add(user_id)
     if unknown == set(snapshot.failed) and len(streams) == len(snapshot.streams):
         return snapshot

@@ -187,9 +187,10 @@ MIGRATIONS: tuple[Migration, ...] = (
     ),
     Migration(
         6,
-        "EventSub: a small key-value table for what the bot keeps about itself (its conduit's id), and each "
+        "EventSub: a small key-value table for what the bot keeps about itself (its conduit's id); each "
         "streamer's push state (NULL: pushed or being set up; 'poll_only': over Twitch's cost budget; or the "
-        "status Twitch revoked its subscription with, e.g. 'user_removed')",
+        "status Twitch revoked its subscription with, e.g. 'user_removed'); and when push reported a live "
+        "stream the poll's listing has not shown yet (it lags a go-live), so a restart does not end it",
         """
         CREATE TABLE bot_state (
             key        TEXT PRIMARY KEY,
@@ -197,6 +198,7 @@ MIGRATIONS: tuple[Migration, ...] = (
             updated_at TEXT NOT NULL
         );
         ALTER TABLE streamers ADD COLUMN push_state TEXT;
+        ALTER TABLE live_streams ADD COLUMN pushed_at TEXT;
         """,
     ),
 )

@@ -78,7 +78,7 @@ class ConduitKeeper:
             result = await self._twitch.update_conduit_shards(conduit_id, [{"id": shard_id, "transport": transport}])
         except TwitchAPIError as exc:
             if exc.status == HTTPStatus.NOT_FOUND:
-                await self._lost(conduit_id)
+                await self.lost(conduit_id)
                 raise ConduitLost(conduit_id) from exc
             raise
         for failure in result.failed:
@@ -87,7 +87,8 @@ class ConduitKeeper:
                 return False
         return any(shard.id == shard_id for shard in result.updated)
 
-    async def _lost(self, conduit_id: str) -> None:
+    async def lost(self, conduit_id: str) -> None:
+        """Twitch says `conduit_id` no longer exists: forget it; the next `ensure()` finds or makes one."""
         async with self._lock:
             if self.conduit_id == conduit_id:
                 _log.warning("EventSub conduit %s no longer exists; a new one is set up", conduit_id)

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from enum import StrEnum
+from http import HTTPStatus
 from typing import Any
 
 import aiohttp
@@ -27,7 +28,7 @@ from twitch_notifier.eventsub.conduit import ConduitKeeper, ConduitLost
 from twitch_notifier.eventsub.socket import KEEPALIVE_SECONDS, ShardSocket
 from twitch_notifier.eventsub.sync import SubscriptionSync, SyncSummary
 from twitch_notifier.eventsub.webhook import WebhookReceiver, WebhookStats
-from twitch_notifier.twitch.errors import TwitchError
+from twitch_notifier.twitch.errors import TwitchAPIError, TwitchError
 from twitch_notifier.twitch.eventsub import EventSubMessage
 
 __all__ = ["SHARD_CHECK_INTERVAL", "WEBSOCKET_SHARDS", "EventSubService", "EventSubStatus", "Transport"]
@@ -90,6 +91,7 @@ class EventSubService:
         self.handler = handler
         self.on_resumed = on_resumed
         count = shard_count or (WEBSOCKET_SHARDS if transport is Transport.WEBSOCKET else 1)
+        self._store = store
         self.keeper = ConduitKeeper(twitch, store, shard_count=count)
         self.sync = SubscriptionSync(twitch, store, self.keeper, monotonic=monotonic)
         handler.on_revocation = self.sync.revoked
@@ -136,12 +138,15 @@ class EventSubService:
             await socket.stop()
         if self.receiver is not None:
             await self.receiver.close()
+        await self.handler.close()
         if self._http is not None:
             await self._http.close()
 
     def followed_changed(self) -> None:
         """Someone followed or unfollowed a streamer: subscriptions follow within a second or two."""
         self.sync.request()
+        if self.status().connected:
+            self._spawn(self._seed_channels(), "EventSub channel seed")
 
     def status(self) -> EventSubStatus:
         summary = self.sync.summary()
@@ -177,12 +182,13 @@ class EventSubService:
                 delay = self._rng.uniform(1, min(START_BACKOFF_MAX, 2.0**failures))
                 _log.warning("EventSub push is not set up yet (%s); polling meanwhile, retrying in %.0f s", exc, delay)
                 await asyncio.sleep(delay)
+        self._spawn(self.sync.run(), "EventSub subscriptions")
         if self.transport is Transport.WEBSOCKET:
             for socket in self.sockets:
                 socket.start()
         else:
-            self._spawn(self._keep_webhook_bound(), "EventSub webhook shard")
-        self._spawn(self.sync.run(), "EventSub subscriptions")
+            await self._keep_webhook_bound()
+            await self._await_verification()
         self._spawn(self._watch_shards(), "EventSub shard check")
 
     async def _bind_socket(self, shard_id: str, session_id: str) -> bool:
@@ -193,13 +199,31 @@ class EventSubService:
             return await self.keeper.bind_websocket(shard_id, session_id)
 
     def _bound(self, first: bool) -> None:
+        self._connected_again()
         if not first and self.on_resumed is not None:
             self.on_resumed()  # what was pushed while the shard was down is lost: poll now
+
+    def _connected_again(self) -> None:
+        """A shard is served (again): learn the channels not known yet."""
+        self._spawn(self._seed_channels(), "EventSub channel seed")
+
+    async def _seed_channels(self) -> None:
+        """Title and category of every followed streamer not known yet, in batched look-ups (100 per
+        request), so a go-live has them even if Twitch's look-up at that moment fails (channel.update
+        keeps them current)."""
+        try:
+            missing = self.handler.unknown(await self._store.monitored_user_ids())
+            if missing:
+                await self.handler.seed(missing)
+        except TwitchError as exc:
+            _log.info("Could not read the followed channels ahead of their go-lives (%s); looked up then", exc)
 
     def _handed_over(self, session_id: str) -> None:
         """After a session_reconnect, make sure Twitch moved the shard to the new session (undocumented
         for conduits, facts §3): read the shards back and re-bind if it did not."""
         self._spawn(self._check_after_handover(), "EventSub handover check")
+        if self.on_resumed is not None:
+            self.on_resumed()  # a handover should lose nothing; a poll makes sure of it
 
     async def _check_after_handover(self) -> None:
         try:
@@ -219,6 +243,19 @@ class EventSubService:
             failures += 1
             await asyncio.sleep(self._rng.uniform(1, min(START_BACKOFF_MAX, 2.0**failures)))
 
+    async def _await_verification(self, attempts: int = 30) -> None:
+        """Twitch verifies a webhook shard with a challenge just after the bind: read its status back
+        (every second, for a while) so push counts as up as soon as it is."""
+        for _ in range(attempts):
+            try:
+                # A failed verification is final (Twitch sends one challenge): the check binds again at once.
+                await self._check_shards()
+            except TwitchError as exc:
+                _log.debug("Could not read the EventSub shards (%s)", exc)
+            if self._webhook_enabled:
+                return
+            await asyncio.sleep(1.0)
+
     async def _bind_webhook(self) -> bool:
         try:
             return await self.keeper.bind_webhook("0", self._callback_url, self._secret)
@@ -237,13 +274,24 @@ class EventSubService:
 
     async def _check_shards(self) -> None:
         conduit_id = await self.keeper.ensure()
-        shards = {shard.id: shard for shard in await self._twitch.get_conduit_shards(conduit_id)}
+        try:
+            listed = await self._twitch.get_conduit_shards(conduit_id)
+        except TwitchAPIError as exc:
+            if exc.status != HTTPStatus.NOT_FOUND:
+                raise
+            await self.keeper.lost(conduit_id)  # deleted by Twitch: a new one, every subscription again
+            self.sync.request(full=True)
+            conduit_id = await self.keeper.ensure()
+            listed = await self._twitch.get_conduit_shards(conduit_id)
+        shards = {shard.id: shard for shard in listed}
         if self.transport is Transport.WEBHOOK:
             shard = shards.get("0")
             was = self._webhook_enabled
             self._webhook_enabled = shard is not None and shard.status == "enabled" and shard.method == "webhook"
-            if self._webhook_enabled and not was and self.on_resumed is not None:
-                self.on_resumed()
+            if self._webhook_enabled and not was:
+                self._connected_again()
+                if self.on_resumed is not None:
+                    self.on_resumed()
             pending = shard is not None and shard.status == "webhook_callback_verification_pending"
             if not self._webhook_enabled and not pending:
                 _log.warning("The EventSub webhook shard is %s; binding it again", shard.status if shard else "missing")
@@ -268,6 +316,7 @@ class EventSubService:
     async def _on_webhook(self, message: EventSubMessage) -> None:
         if not self._webhook_enabled:
             self._webhook_enabled = True  # a delivery proves the shard is enabled
+            self._connected_again()
         await self.handler.handle(message)
 
     def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:

@@ -33,6 +33,7 @@ _log = logging.getLogger(__name__)
 POLL_ONLY = "poll_only"
 """A streamer's push state when Twitch's cost budget left no room for its stream.online."""
 USER_GONE = "user_removed"
+CONDUIT_DELETED = "conduit_deleted"
 FULL_SYNC_INTERVAL = 3600.0
 RETRY_AFTER_FAILURE = 30.0
 CREATE_CONCURRENCY = 4
@@ -154,8 +155,8 @@ class SubscriptionSync:
             if self._keeper.generation != self._synced_generation:
                 self._needs_full = True
                 self._mine.clear()
-            if self._states is None:
-                self._states = await self._store.push_states()
+            # Read every pass: a streamer unfollowed and followed again has a fresh row since the last one.
+            self._states = await self._store.push_states()
             wanted = set(await self._store.monitored_user_ids())
             doomed: list[EventSubSubscription] = []
             full = self._needs_full
@@ -182,6 +183,9 @@ class SubscriptionSync:
         others = 0
         self._by_status = Counter()
         for sub in listing.subscriptions:
+            if sub.method == "conduit" and sub.status == CONDUIT_DELETED and sub.kind in WANTED_TYPES:
+                doomed.append(sub)  # dead for good (its conduit is gone), and still counted per condition
+                continue
             if sub.method != "conduit" or sub.conduit_id != conduit_id or sub.kind not in WANTED_TYPES:
                 others += 1  # not ours to touch: another conduit or transport of the same app, or another type
                 continue
@@ -204,6 +208,10 @@ class SubscriptionSync:
     async def _delete(self, doomed: Iterable[EventSubSubscription], wanted: set[str]) -> None:
         for sub in doomed:
             key = (sub.kind, sub.broadcaster_user_id)
+            if not sub.id:  # a 409's placeholder: its id comes with the next listing
+                self._mine.pop(key, None)
+                self._needs_full = True
+                continue
             try:
                 await self._twitch.delete_eventsub_subscription(sub.id)
             except TwitchError as exc:
@@ -212,6 +220,11 @@ class SubscriptionSync:
                 continue
             if self._mine.get(key) is sub:
                 del self._mine[key]
+            if sub.status == "enabled":
+                # What it cost is free again: without this the headroom stayed at the last answer's figure
+                # until the next full pass (hourly), so removing a pushed streamer left a poll-only one
+                # poll-only for up to an hour. If Twitch counts differently, its refusal says so.
+                self._total_cost = max(0, self._total_cost - sub.cost)
             if sub.status == "enabled" and sub.broadcaster_user_id not in wanted:
                 _log.info("Stopped %s pushes of user %s (nobody follows them)", sub.type, sub.broadcaster_user_id)
 
@@ -229,12 +242,20 @@ class SubscriptionSync:
                 if (kind, u) not in self._mine
                 and (retry_gone or USER_GONE not in (states.get(u), self._revoked.get(u)))
             )
-            for start in range(0, len(users), CREATE_CONCURRENCY * 4):
-                if budget_spent or self._headroom() < 1:
+            start = 0
+            while start < len(users) and not budget_spent:
+                if self._headroom() < 1:
                     budget_spent = True
                     break
-                chunk = users[start : start + CREATE_CONCURRENCY * 4][: max(1, self._headroom())]
-                results = await asyncio.gather(*(self._create(limit, conduit_id, kind, u) for u in chunk))
+                # No more at once than the headroom: a create that costs nothing leaves room for the next.
+                chunk = users[start : start + min(CREATE_CONCURRENCY * 4, self._headroom())]
+                start += len(chunk)
+                results = await asyncio.gather(
+                    *(self._create(limit, conduit_id, kind, u) for u in chunk), return_exceptions=True
+                )
+                failure = next((r for r in results if isinstance(r, BaseException)), None)
+                if failure is not None:
+                    raise failure
                 conflicts += results.count("conflict")
                 budget_spent = "budget" in results
             if budget_spent:
@@ -259,17 +280,28 @@ class SubscriptionSync:
                     {"method": "conduit", "conduit_id": conduit_id},
                 )
             except TwitchConflict:
+                # It exists (an earlier create went through): count it as ours; the next listing has its id.
+                self._mine[(kind, user_id)] = EventSubSubscription("", kind[0], kind[1], "enabled", user_id, "conduit")
                 return "conflict"
             except TwitchLimitExceeded as exc:
                 _log.info("Twitch refused a %s subscription of user %s: %s", kind[0], user_id, exc.message)
+                if "cost" not in exc.message.lower():
+                    # "maximum subscriptions with type and condition exceeded": this streamer's, not the budget.
+                    self._refused(kind, user_id, "refused")
+                    return "refused"
                 self._total_cost = max(self._total_cost, self._max_total_cost)
                 return "budget"
             except TwitchAPIError as exc:
-                if exc.status == HTTPStatus.BAD_REQUEST:
-                    _log.warning("Twitch refused a %s subscription of user %s: %s", kind[0], user_id, exc.message)
-                    self._revoked[user_id] = USER_GONE if "exist" in exc.message.lower() else "refused"
-                    return "refused"
-                raise
+                if exc.status != HTTPStatus.BAD_REQUEST:
+                    raise
+                message = exc.message.lower()
+                if "conduit" in message:
+                    await self._keeper.lost(conduit_id)  # Twitch no longer has it: a new one, a full pass
+                    self._needs_full = True
+                    raise
+                _log.warning("Twitch refused a %s subscription of user %s: %s", kind[0], user_id, exc.message)
+                self._refused(kind, user_id, USER_GONE if "user" in message and "exist" in message else "refused")
+                return "refused"
         self._note_cost(answer)
         for sub in answer.subscriptions:
             self._mine[(sub.kind, sub.broadcaster_user_id or user_id)] = sub
@@ -277,6 +309,10 @@ class SubscriptionSync:
         if kind == STREAM_ONLINE:
             self._revoked.pop(user_id, None)
         return "created"
+
+    def _refused(self, kind: tuple[str, str], user_id: str, reason: str) -> None:
+        if kind == STREAM_ONLINE:
+            self._revoked[user_id] = reason
 
     def _note_cost(self, listing: EventSubListing) -> None:
         if listing.max_total_cost:

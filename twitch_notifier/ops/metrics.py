@@ -69,7 +69,7 @@ class Metrics:
         )
         self.push_latency_seconds = Histogram(
             f"{PREFIX}push_latency_seconds",
-            "From an EventSub go-live notification's arrival to its announcement's POST being answered.",
+            "From an EventSub go-live notification's arrival to its first announcement's POST being answered.",
             buckets=PUSH_LATENCY_BUCKETS,
             registry=self.registry,
         )
@@ -134,11 +134,14 @@ class Metrics:
         """`timestamp` is Unix time (time.time()), as Prometheus expects for *_timestamp_seconds."""
         self.last_successful_poll_timestamp_seconds.set(timestamp)
 
-    def observe_push_announcement(self, latency: float) -> None:
-        """One announcement caused by a push notification, `latency` seconds after it arrived."""
-        self.notifications_total.labels(result="sent").inc()
-        self.announcements_total.labels(source="push").inc()
-        self.push_latency_seconds.observe(max(0.0, latency))
+    def observe_push(self, announced: int, first_latency: float | None) -> None:
+        """A push notification's announcements: how many, and how long after its arrival the first one
+        was posted (the alert's latency; a fan-out's later posts wait for Discord's rate limit)."""
+        if announced > 0:
+            self.notifications_total.labels(result="sent").inc(announced)
+            self.announcements_total.labels(source="push").inc(announced)
+        if first_latency is not None:
+            self.push_latency_seconds.observe(max(0.0, first_latency))
 
     def set_eventsub(
         self,

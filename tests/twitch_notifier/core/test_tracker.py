@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from twitch_notifier.core.tracker import PushedStream, reconcile, screen_poll
+from twitch_notifier.core.tracker import reconcile, screen_poll
 from twitch_notifier.models import LiveStream
 from twitch_notifier.twitch.mapping import live_stream_from
 from twitch_notifier.twitch.models import StreamsSnapshot, TwitchStream
@@ -93,53 +93,69 @@ def test_invalid_threshold():
 
 # ---------------------------------------------------------------------------------- screen_poll (push ahead)
 
+GRACE = timedelta(minutes=5)
+
+
+def screen(poll, previous, ended=frozenset(), now=T0 + timedelta(minutes=1)):
+    return screen_poll(poll, previous, ended, now=now, listing_grace=GRACE)
+
 
 def later(user_id: str, stream_id: str, minutes: int) -> TwitchStream:
     return dataclasses.replace(stream(user_id, stream_id), started_at=T0 + timedelta(minutes=minutes))
 
 
+def pushed(user_id: str, stream_id: str, minutes: int = 0) -> LiveStream:
+    """A live row push wrote (at T0), started `minutes` after T0."""
+    row = dataclasses.replace(state(user_id, stream_id), pushed_at=T0)
+    return dataclasses.replace(row, started_at=T0 + timedelta(minutes=minutes))
+
+
 def test_screen_poll_passes_a_poll_through_when_push_said_nothing():
     poll = snapshot([stream("1", "a")], {"1", "2"})
-    assert screen_poll(poll, {}, {}, set()) is poll
+    assert screen(poll, {"1": state("1", "a")}) is poll
 
 
 def test_a_pushed_stream_the_listing_does_not_show_yet_is_unknown_not_missed():
-    screened = screen_poll(snapshot([], {"1", "2"}), {}, {"1": PushedStream("b", T0)}, set())
+    screened = screen(snapshot([], {"1", "2"}), {"1": pushed("1", "b")})
     assert "1" in screened.failed
     assert "2" not in screened.failed
-    outcome = reconcile({"1": state("1", "b")}, screened, offline_after_polls=1)
+    outcome = reconcile({"1": pushed("1", "b")}, screened, offline_after_polls=1)
     assert outcome.offline == []
     assert outcome.ended == []
     assert outcome.missed == {}
 
 
+def test_past_the_grace_a_pushed_stream_the_listing_never_showed_counts_as_missed():
+    screened = screen(snapshot([], {"1"}), {"1": pushed("1", "b")}, now=T0 + GRACE + timedelta(seconds=1))
+    assert not screened.failed
+
+
 def test_the_listing_still_showing_the_previous_stream_does_not_replace_the_pushed_one():
     # Push said stream "b" began at T0+10 min; the lagging listing still shows the old stream "a" (T0).
-    pushed = {"1": PushedStream("b", T0 + timedelta(minutes=10))}
-    screened = screen_poll(snapshot([stream("1", "a")], {"1"}), {}, pushed, set())
+    current = pushed("1", "b", minutes=10)
+    screened = screen(snapshot([stream("1", "a")], {"1"}), {"1": current})
     assert screened.streams == {}
     assert screened.failed == {"1"}
-    outcome = reconcile({"1": state("1", "b")}, screened)
+    outcome = reconcile({"1": current}, screened)
     assert outcome.started == []
     assert outcome.ended == []
 
 
+def test_an_older_stream_than_the_one_live_is_stale_even_when_the_poll_found_it():
+    current = dataclasses.replace(state("1", "b"), started_at=T0 + timedelta(minutes=10))
+    screened = screen(snapshot([stream("1", "a")], {"1"}), {"1": current})
+    assert screened.failed == {"1"}
+    assert reconcile({"1": current}, screened).ended == []
+
+
 def test_a_newer_stream_than_the_pushed_one_is_news():
-    screened = screen_poll(snapshot([later("1", "c", 20)], {"1"}), {}, {"1": PushedStream("b", T0)}, set())
+    screened = screen(snapshot([later("1", "c", 20)], {"1"}), {"1": pushed("1", "b")})
     assert set(screened.streams) == {"1"}
     assert not screened.failed
 
 
 def test_a_stream_push_ended_is_stale_in_the_listing():
-    screened = screen_poll(snapshot([stream("1", "a"), stream("2", "z")], {"1", "2"}), {}, {}, {"a"})
+    screened = screen(snapshot([stream("1", "a"), stream("2", "z")], {"1", "2"}), {}, {"a"})
     assert set(screened.streams) == {"2"}
     assert screened.failed == {"1"}
     assert [s.stream_id for s in reconcile({}, screened).started] == ["z"]
-
-
-def test_an_older_stream_than_the_one_live_is_stale_even_without_push_in_memory():
-    # After a restart: the database says stream "b" (T0+10 min) is live; the listing shows the old "a" (T0).
-    current = dataclasses.replace(state("1", "b"), started_at=T0 + timedelta(minutes=10))
-    screened = screen_poll(snapshot([stream("1", "a")], {"1"}), {"1": current}, {}, set())
-    assert screened.failed == {"1"}
-    assert reconcile({"1": current}, screened).ended == []
