@@ -1,7 +1,8 @@
-"""Runs the four benchmarks at full size and writes bench/RESULTS.md (about 15 minutes on 2 cores).
+"""Runs the six benchmarks at full size and writes bench/RESULTS.md (about 16 minutes on 2 cores).
 
 .venv/bin/python -m bench.run_all                  # prints the tables and rewrites bench/RESULTS.md
 .venv/bin/python -m bench.run_all --no-write --poll-sizes 1000 10000 --fanout-guilds 100 1000
+.venv/bin/python -m bench.run_all --no-write --push-go-lives 200 --push-servers 100 1000
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import fanout, growth, poll_cycle, startup
+from bench import fanout, growth, poll_cycle, push_fanout, push_latency, startup
 from bench.common import REPO, machine, save_json
 
 
@@ -39,6 +40,8 @@ async def run_all(args: argparse.Namespace) -> str:
     started = time.monotonic()
     if args.from_results:
         polls, fans, starts = (_load(name) for name in ("poll_cycle", "fanout", "startup"))
+        pushes = _load_optional("push_latency")
+        push_fans = _load_optional("push_fanout")
     else:
         print("== poll cycle / growth", flush=True)
         polls = await poll_cycle.run(args.poll_sizes, args)
@@ -49,11 +52,27 @@ async def run_all(args: argparse.Namespace) -> str:
         print("== start-up", flush=True)
         starts = await startup.measure_startup(args.startup_streamers)
         save_json("startup", starts)
-    return _report(args, polls, fans, starts, time.monotonic() - started)
+        print("== push latency", flush=True)
+        latency = await push_latency.run(args.push_go_lives, 1, push_latency.GAP, 0.0, None)
+        save_json("push_latency", latency)
+        pushes = [latency]
+        print("== push fan-out", flush=True)
+        push_fans = await push_fanout.run(args.push_servers)
+        save_json("push_fanout", push_fans)
+    return _report(args, polls, fans, starts, pushes, push_fans, time.monotonic() - started)
 
 
 def _load(name: str) -> list[dict[str, Any]]:
     return json.loads((REPO / "bench" / "results" / f"{name}.json").read_text())["data"]
+
+
+def _load_optional(name: str) -> list[dict[str, Any]]:
+    """Saved results of a benchmark newer than some saved runs: none yet is an empty section, not an error."""
+    path = REPO / "bench" / "results" / f"{name}.json"
+    if not path.exists():
+        return []
+    data = json.loads(path.read_text())["data"]
+    return data if isinstance(data, list) else [data]
 
 
 def _report(
@@ -61,10 +80,13 @@ def _report(
     polls: list[dict[str, Any]],
     fans: list[dict[str, Any]],
     starts: list[dict[str, Any]],
+    pushes: list[dict[str, Any]],
+    push_fans: list[dict[str, Any]],
     elapsed: float,
 ) -> str:
     m = machine()
     misses = poll_cycle.check(polls) + growth.check(polls) + fanout.check(fans)
+    misses += push_latency.check(pushes) + push_fanout.check(push_fans)
     sections = [
         "# Benchmark results",
         "",
@@ -91,12 +113,38 @@ def _report(
         "",
         growth.growth_table(polls),
         "",
+        *_push_sections(pushes, push_fans),
         "## Targets",
         "",
         "All met." if not misses else "Missed:\n\n" + "\n".join(f"- {miss}" for miss in misses),
         "",
     ]
     return "\n".join(sections)
+
+
+def _push_sections(pushes: list[dict[str, Any]], push_fans: list[dict[str, Any]]) -> list[str]:
+    """Sections 5 and 6: push runs the bot and the fakes in one process (the end-to-end tests' set-up)."""
+    sections = ["## 5. Push latency (EventSub WebSocket shard, go-lives one at a time, in one process)", ""]
+    if not pushes:
+        sections += ["Not run.", ""]
+    for result in pushes:
+        sections += [
+            f"{result['go_lives']} streamers each followed by one server; fake Twitch +"
+            f"{result['twitch_latency_s'] * 1000:.0f} ms per Helix request; code: {result['code']}.",
+            "",
+            push_latency.latency_table([result]),
+            "",
+            push_latency.histogram_line(result),
+            "",
+            push_latency.stage_table(result),
+            "",
+        ]
+    sections += ["## 6. Push fan-out (one push go-live to G servers, Discord's limits enforced, in one process)", ""]
+    if push_fans:
+        sections += [f"Code: {push_fans[0]['code']}.", "", push_fanout.fanout_table(push_fans), ""]
+    else:
+        sections += ["Not run.", ""]
+    return sections
 
 
 def main() -> int:
@@ -106,6 +154,8 @@ def main() -> int:
     parser.add_argument("--poll-sizes", type=int, nargs="+", default=list(poll_cycle.SIZES))
     parser.add_argument("--fanout-guilds", type=int, nargs="+", default=list(fanout.SIZES))
     parser.add_argument("--startup-streamers", type=int, default=10_000)
+    parser.add_argument("--push-go-lives", type=int, default=push_latency.GO_LIVES)
+    parser.add_argument("--push-servers", type=int, nargs="+", default=list(push_fanout.SIZES))
     parser.add_argument("--code-note", help="what code was measured, if not this git checkout")
     parser.add_argument(
         "--from-results", action="store_true", help="write the report from bench/results/*.json, run nothing"

@@ -4,7 +4,7 @@ their correctness claims (requests per cycle, constant queries, nothing lost), n
 import asyncio
 import math
 
-from bench import fanout, growth, poll_cycle, startup
+from bench import fanout, growth, poll_cycle, push_fanout, push_latency, startup
 from bench.common import FakeOptions, live_indices
 
 FAST = FakeOptions(twitch_rate_limit=800, twitch_latency=0.005, discord_limits=True)
@@ -62,3 +62,36 @@ async def test_startup_reaches_a_first_cycle_and_a_restart_announces_nothing_aga
     assert fresh["announced"] == len(live_indices(250)) * 5
     assert restart["announced"] == 0
     assert "first cycle done" in startup.startup_table([fresh, restart])
+
+
+async def test_push_latency_announces_each_go_live_once_and_prints_both_latencies():
+    result = await push_latency.measure_push_latency(5, gap=0.02, fakes=FAST)
+    assert result["announced"] == result["exactly_once"] == result["pushed_online"] == 5
+    assert result["lost"] == result["duplicates"] == 0
+    assert result["global_429"] == result["route_429"] == result["twitch_429"] == 0
+    assert result["end_to_end"]["count"] == result["bot_histogram"]["count"] == result["histogram"]["count"] == 5
+    assert result["stages"]["total"]["count"] == 5
+    assert result["poll_cycles"] == 1  # the start-up cycle only: every announcement was push's
+    assert result["errors"] == []
+    assert push_latency.correctness(result) == []
+    text = push_latency.report(result)
+    for line in ("Commit: ", "end to end: stream_online called -> POST at Discord", "Targets: end to end: p50"):
+        assert line in text
+    assert f"bot: {push_latency.HISTOGRAM} (received -> POST answered) |     5 |" in text
+    assert "p50 ms | p90 ms | p99 ms | max ms" in text
+
+
+async def test_push_fanout_posts_every_announcement_once_without_a_429():
+    [result] = await push_fanout.run([20])
+    assert result["complete"]
+    assert result["announced"] == result["exactly_once"] == 20
+    assert result["lost"] == result["duplicates"] == 0
+    assert result["global_429"] == result["route_429"] == 0
+    # One go-live, one alert: the histogram times its first post (the others wait for Discord's limit).
+    assert result["bot_histogram"]["count"] == result["histogram"]["count"] == 1
+    assert result["errors"] == []
+    assert push_fanout.check([result]) == []
+    text = push_fanout.report([result])
+    assert "Commit: " in text
+    assert "| Servers | First POST ms | All posted after s | Msgs/s sustained |" in text
+    assert "Targets (every server exactly once, 0 × 429, >= 45 msgs/s): all met" in text
