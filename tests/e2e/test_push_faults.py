@@ -293,3 +293,37 @@ async def test_a_revoked_stream_online_falls_back_to_polling(pushed, harness, fa
     await harness.poll()
     assert len(announcements(fake_discord)) == 1
     assert len(eventsub_calls(fake_twitch, "POST")) == posts
+
+
+# ----------------------------------------------------------------------------------- production's 2 shards
+
+
+async def test_two_shards_as_in_production_and_one_socket_lost_loses_no_go_live(harness, fake_discord, fake_twitch):
+    """Production binds two sessions to two shards; when one session drops, Twitch retries the other shard
+    (facts §2), so a go-live routed to the lost shard is still pushed, once, while its socket reconnects."""
+    harness.eventsub_options["shard_count"] = 2
+    harness.eventsub_options["socket_backoff"] = 5.0  # the dropped socket stays down during the test
+    logins = [f"streamer{index}" for index in range(6)]
+    _guild, alerts = await start_pushed(harness, fake_discord, fake_twitch, *logins, bound=False)
+    push = harness.bot.push
+    await harness.wait_for(lambda: push.status().shards_connected == 2, "both shards to be bound")
+    await wait_pushed(harness, fake_twitch, *logins)
+    [conduit] = fake_twitch.eventsub.conduits.values()
+    assert conduit.shard_count == 2
+    assert {shard.status for shard in conduit.shards.values()} == {"enabled"}
+    assert len({shard.session_id for shard in conduit.shards.values()}) == 2  # one session each
+
+    lost = conduit.shards["0"].session_id
+    await fake_twitch.eventsub.close_session(lost, 4006)  # a network error on shard 0's session
+    await harness.wait_for(lambda: push.status().shards_connected == 1, "shard 0 to be seen down")
+    for login in logins:  # some hash to shard 0, whose session is gone: Twitch retries them on shard 1
+        fake_twitch.go_live(login, title=f"{login} live")
+    posted = await fake_discord.wait_for_messages(len(logins), timeout=5)
+    assert sorted(m.embeds[0]["title"] for m in posted) == sorted(f"{login} live" for login in logins)
+    assert {m.channel_id for m in posted} == {alerts.id}
+    routed_to_lost = [
+        login for login in logins if fake_twitch.eventsub.shard_for(conduit.id, fake_twitch.user(login).id) == "0"
+    ]
+    assert routed_to_lost, "the test needs a streamer whose go-lives hash to shard 0"
+    assert fake_twitch.eventsub.dropped == []
+    assert len(announcements(fake_discord)) == len(logins)

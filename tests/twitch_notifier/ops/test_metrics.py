@@ -119,3 +119,44 @@ def test_two_instances_are_independent() -> None:
     assert value(second, "twitch_notifier_twitch_requests_total", status="500") is None
     assert value(second, "twitch_notifier_monitored_streamers") == 0
     assert first.registry is not second.registry
+
+
+def test_push_and_poll_announcements_are_told_apart_and_an_alert_is_timed_by_its_first_post() -> None:
+    metrics = Metrics()
+    assert value(metrics, "twitch_notifier_announcements_total", source="push") == 0
+    metrics.observe_cycle(1.0, ok=True, announced=2, announce_failed=0)
+    metrics.observe_push(1000, 0.012)  # one go-live fanned out to 1,000 servers: one alert, one latency
+    metrics.observe_push(0, None)  # a redelivery: nothing posted, nothing timed
+    assert value(metrics, "twitch_notifier_announcements_total", source="poll") == 2
+    assert value(metrics, "twitch_notifier_announcements_total", source="push") == 1000
+    assert value(metrics, "twitch_notifier_notifications_total", result="sent") == 1002
+    assert value(metrics, "twitch_notifier_push_latency_seconds_count") == 1
+    assert value(metrics, "twitch_notifier_push_latency_seconds_bucket", le="0.025") == 1
+
+
+def test_eventsub_state_is_copied_into_gauges_when_rendered() -> None:
+    metrics = Metrics()
+    state = {"connected": True, "poll_only": 3}
+
+    def refresh() -> None:
+        metrics.set_eventsub(
+            connected=state["connected"],
+            shards_enabled=2 if state["connected"] else 0,
+            shards_total=2,
+            subscriptions={"enabled": 30, "user_removed": 1},
+            streamers={"push": 10, "poll_only": state["poll_only"], "revoked": 1},
+            cost=30,
+            max_cost=10_000,
+        )
+
+    metrics.before_render(refresh)
+    families = parsed(metrics)
+    assert families["twitch_notifier_eventsub_connected:gauge"] == {("twitch_notifier_eventsub_connected", ()): 1.0}
+    streamers = families["twitch_notifier_eventsub_streamers:gauge"]
+    assert streamers[("twitch_notifier_eventsub_streamers", (("mode", "poll_only"),))] == 3
+    state.update(connected=False, poll_only=0)
+    families = parsed(metrics)
+    assert families["twitch_notifier_eventsub_connected:gauge"] == {("twitch_notifier_eventsub_connected", ()): 0.0}
+    assert value(metrics, "twitch_notifier_eventsub_shards", state="enabled") == 0
+    assert value(metrics, "twitch_notifier_eventsub_subscriptions", status="user_removed") == 1
+    assert value(metrics, "twitch_notifier_eventsub_cost", kind="limit") == 10_000
