@@ -89,6 +89,7 @@ class SubscriptionSync:
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
         self.passes = 0
+        self._last_split: tuple[int, int, int] | None = None
         self.synced = asyncio.Event()
         """Set after every successful pass (tests and the service wait on it)."""
 
@@ -172,7 +173,17 @@ class SubscriptionSync:
             self._synced_generation = self._keeper.generation
             self.passes += 1
             self.synced.set()
-            return self.summary()
+            summary = self.summary()
+            split = (summary.pushed, summary.poll_only, sum(summary.revoked.values()))
+            if split != self._last_split:
+                self._last_split = split
+                _log.info(
+                    "EventSub: %d streamers pushed, %d poll-only (budget), %d polled after a revocation; cost %d of %d",
+                    *split,
+                    summary.total_cost,
+                    summary.max_total_cost,
+                )
+            return summary
 
     async def _read_listing(self, conduit_id: str) -> list[EventSubSubscription]:
         """Rebuild what is ours from the full listing; returns what should go (dead ones, duplicates)."""
