@@ -47,6 +47,7 @@ from twitch_notifier.twitch.eventsub import (
 )
 from twitch_notifier.twitch.logins import LOGIN_RE, parse_login
 from twitch_notifier.twitch.models import StreamsSnapshot, TwitchCategory, TwitchStream, TwitchUser, TwitchVideo
+from twitch_notifier.twitch.times import parse_time
 
 __all__ = [
     "DEFAULT_API_BASE",
@@ -773,7 +774,7 @@ def _parse_stream(item: Mapping[str, Any], clock: Callable[[], float]) -> Twitch
         game_name=_text(item.get("game_name"), _NAME_LIMIT),
         title=_text(item.get("title"), _TITLE_LIMIT),
         viewer_count=_viewer_count(item.get("viewer_count"), user_id),
-        started_at=_parse_time(item.get("started_at")) or datetime.fromtimestamp(clock(), UTC),
+        started_at=parse_time(item.get("started_at")) or datetime.fromtimestamp(clock(), UTC),
         thumbnail_url=_text(item.get("thumbnail_url"), _URL_LIMIT),
         language=_text(item.get("language"), _ID_LIMIT),
         is_mature=item.get("is_mature") is True,
@@ -811,22 +812,10 @@ def _parse_video(item: Mapping[str, Any]) -> TwitchVideo | None:
         stream_id=_text(item.get("stream_id"), _ID_LIMIT),
         title=_text(item.get("title"), _TITLE_LIMIT),
         url=_text(item.get("url"), _URL_LIMIT),
-        created_at=_parse_time(item.get("created_at")),
+        created_at=parse_time(item.get("created_at")),
         duration=_text(item.get("duration"), _ID_LIMIT),
         type=_text(item.get("type"), _ID_LIMIT) or "archive",
     )
-
-
-def _parse_time(value: object) -> datetime | None:
-    if not isinstance(value, str) or not value or len(value) > _NUMBER_TEXT_LIMIT:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
 
 
 def _refusal(reply: _Reply) -> TwitchAPIError:

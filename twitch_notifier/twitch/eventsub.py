@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Final
+
+from twitch_notifier.twitch.times import parse_time
 
 __all__ = [
     "CHANNEL_UPDATE",
@@ -239,27 +241,6 @@ class _Fields:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
         return None
-
-
-def parse_time(value: object) -> datetime | None:
-    """RFC 3339 as Twitch writes it (nanoseconds in metadata, milliseconds in events), in UTC."""
-    if not isinstance(value, str) or not value or len(value) > 64:
-        return None
-    text = value.strip()
-    if text.endswith(("Z", "z")):
-        text = text[:-1] + "+00:00"
-    if "." in text:
-        # Python reads at most 6 fraction digits: cut nanoseconds to microseconds.
-        head, _, rest = text.partition(".")
-        digits = len(rest) - len(rest.lstrip("0123456789"))
-        text = f"{head}.{rest[:digits][:6].ljust(6, '0')}{rest[digits:]}"
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
 
 
 def parse_subscription(raw: object) -> EventSubSubscription | None:
