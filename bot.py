@@ -1,22 +1,30 @@
 """The Discord bot: TwitchNotifierBot, built from injected services (see twitch_notifier.app.build).
 
 `setup_hook` loads the cogs as extensions, syncs the slash commands and starts the poll loop; the gateway
-events keep the database in step with the guilds. Run with `python bot.py` (configuration from the
-environment or `.env`, see config.py): that is twitch_notifier.app.run.main().
+events keep the database in step with the guilds. The bot is sharded (AutoShardedBot): one process runs every
+shard (or those of SHARD_IDS), as many as Discord recommends unless SHARD_COUNT says. Run with `python bot.py`
+(configuration from the environment or `.env`, see config.py): that is twitch_notifier.app.run.main().
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import math
 import sys
 import time
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any, cast
 
 import discord
+import yarl
 from discord.ext import commands
+from discord.gateway import DiscordWebSocket, ReconnectWebSocket
+from discord.shard import SessionStartLimits, Shard
 
 from database import Database
 from twitch_api import TwitchClient
@@ -26,9 +34,10 @@ from twitch_notifier.core.poller import Housekeeping, Poller, describe_cycle
 from twitch_notifier.core.schedule import CycleLoop
 from twitch_notifier.discord_io.channels import CHANNEL_DELETED
 from twitch_notifier.discord_io.replies import NO_MENTIONS
+from twitch_notifier.discord_io.sharding import IDENTIFY_INTERVAL, IdentifyPacer, ShardLaunchError, shard_of
 from twitch_notifier.discord_io.tree import NotifierCommandTree
 from twitch_notifier.eventsub.service import EventSubService
-from twitch_notifier.ops.health import HealthStatus, evaluate_health
+from twitch_notifier.ops.health import HealthStatus, ShardStatus, evaluate_health
 from twitch_notifier.ops.metrics import Metrics
 
 __all__ = [
@@ -49,10 +58,16 @@ MAX_FORGOTTEN_SHARE = 0.1
 """More than this share of the held guilds missing at once looks like the wrong bot, not removals."""
 PRESENCE_REFRESH_INTERVAL = 6 * 3600.0
 """How often the guilds the bot is in are recorded as seen while it runs."""
+_NOT_RECONNECTABLE = frozenset({4004, 4010, 4011, 4012, 4013, 4014})
+"""Gateway close codes after which discord.py does not reconnect (DiscordWebSocket._can_handle_close)."""
+SESSION_STARTS_LOW = 300
+"""Fewer session starts (IDENTIFYs) left than this is worth a warning: Discord allows 1,000 a day, and running out
+terminates every session and resets the bot's token."""
 COG_EXTENSIONS = (
     "twitch_notifier.cogs.server_settings",
     "twitch_notifier.cogs.streamers",
     "twitch_notifier.cogs.listing",
+    "twitch_notifier.cogs.stats",
 )
 
 
@@ -71,7 +86,7 @@ class BotServices:
     """EventSub push (None when EVENTSUB_TRANSPORT=off): announces at once what polling would find later."""
 
 
-class TwitchNotifierBot(commands.Bot):
+class TwitchNotifierBot(commands.AutoShardedBot):
     """Announces Twitch streams going live in the Discord servers that follow them."""
 
     def __init__(
@@ -80,11 +95,21 @@ class TwitchNotifierBot(commands.Bot):
         *,
         check_interval: float,
         guild_ready_timeout: float = 2.0,
+        shard_count: int | None = None,
+        shard_ids: Sequence[int] | None = None,
+        identify_interval: float = IDENTIFY_INTERVAL,
         monotonic: Callable[[], float] = time.monotonic,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
+        """`shard_count` None asks Discord (GET /gateway/bot); `shard_ids` None runs every shard. IDENTIFYs of one
+        max_concurrency bucket are `identify_interval` seconds apart (Discord: one per 5 s; tests shorten it)."""
         intents = discord.Intents.none()
         intents.guilds = True  # channel and permission cache; nothing privileged is needed
+        sharding: dict[str, Any] = {}
+        if shard_count is not None:
+            sharding["shard_count"] = shard_count
+        if shard_ids is not None:
+            sharding["shard_ids"] = list(shard_ids)
         super().__init__(
             command_prefix=commands.when_mentioned,
             intents=intents,
@@ -92,7 +117,22 @@ class TwitchNotifierBot(commands.Bot):
             help_command=None,
             tree_cls=NotifierCommandTree,
             guild_ready_timeout=guild_ready_timeout,
+            # Memory per guild is what limits one process: cache channels, roles and the bot's own member only
+            # (slash commands bring the invoking member with them), never ask for member lists, keep no messages.
+            member_cache_flags=discord.MemberCacheFlags.none(),
+            chunk_guilds_at_startup=False,
+            max_messages=None,
+            **sharding,
         )
+        self._identify_pacer = IdentifyPacer(identify_interval)
+        self.session_start_limits: SessionStartLimits | None = None
+        """Discord's session_start_limit as read at the last connect (None before, or if it could not be read)."""
+        self.gateway_problem: str | None = None
+        """Why the gateway is not connected when that is known (waiting for session starts, refused by Discord)."""
+        self._ready_shards: set[int] = set()  # shards that have had their guilds since start-up
+        self._online_shards: set[int] = set()  # shards whose session is up now (READY or RESUMED)
+        self._absent_check_pending = False
+        self._close_requested = asyncio.Event()
         self.db = services.db
         self.twitch = services.twitch
         self.notifier = services.notifier
@@ -103,6 +143,7 @@ class TwitchNotifierBot(commands.Bot):
         self.push = services.push
         self._push_started = False
         self.metrics.before_render(self._refresh_push_metrics)
+        self.metrics.before_render(self._refresh_shard_metrics)
         self.check_interval = check_interval
         self._monotonic = monotonic
         self.clock = clock
@@ -127,6 +168,7 @@ class TwitchNotifierBot(commands.Bot):
     async def close(self) -> None:
         """Shut down: let a poll cycle in flight finish (bounded), then close the gateway and HTTP."""
         self._shutting_down = True
+        self._close_requested.set()
         if self._cycle_lock.locked():
             _log.info("Waiting up to %s s for the poll cycle in flight to finish", SHUTDOWN_CYCLE_GRACE)
             try:
@@ -141,16 +183,176 @@ class TwitchNotifierBot(commands.Bot):
             await self.push.stop()
         await super().close()
 
+    # -- shards ------------------------------------------------------------------------------------
+
+    def own_shard_ids(self) -> list[int]:
+        """The shards this process runs (empty until the count is known: SHARD_COUNT, or Discord's at connect)."""
+        if self.shard_ids is not None:
+            return sorted(self.shard_ids)
+        return list(range(self.shard_count)) if self.shard_count else []
+
+    @property
+    def ready_shards(self) -> frozenset[int]:
+        """The shards that have had every guild of their READY since start-up."""
+        return frozenset(self._ready_shards)
+
+    def owns_guild(self, guild_id: int, own: Collection[int] | None = None) -> bool:
+        """Whether the guild is on one of this process's shards (`own`, if already at hand), so that its events
+        reach this process."""
+        if not self.shard_count:
+            return True
+        return shard_of(guild_id, self.shard_count) in (own if own is not None else self.own_shard_ids())
+
+    def shard_statuses(self) -> list[ShardStatus]:
+        """Every shard this process runs: connected (session up, socket open), heartbeat latency, guilds."""
+        guilds = Counter(guild.shard_id for guild in self.guilds)
+        statuses = []
+        for shard_id in self.own_shard_ids():
+            info = self.get_shard(shard_id)
+            latency = info.latency if info is not None else None
+            statuses.append(
+                ShardStatus(
+                    shard_id,
+                    connected=info is not None and not info.is_closed() and shard_id in self._online_shards,
+                    latency=latency if latency is not None and math.isfinite(latency) else None,
+                    guilds=guilds.get(shard_id, 0),
+                )
+            )
+        return statuses
+
+    async def before_identify_hook(self, shard_id: int | None, *, initial: bool = False) -> None:
+        """One IDENTIFY per max_concurrency bucket per 5 s, as Discord counts them (discord.py's default waits 5 s
+        before every IDENTIFY but the first, whatever the bucket)."""
+        waited = await self._identify_pacer.wait(shard_id or 0)
+        if waited:
+            _log.debug("Shard %s waited %.1f s for its IDENTIFY turn", shard_id, waited)
+
+    async def launch_shards(self) -> None:
+        """discord.py's (discord/shard.py), after reading Discord's session start limit: the shard count when
+        SHARD_COUNT is not set, how many shards may IDENTIFY at once, whether enough session starts are left.
+        Once Discord has refused a shard for good (4011, say), the others are not launched: they would spend
+        session starts on the same refusal, which connect() then raises."""
+        if self.is_closed():
+            return
+        await self._read_session_start_limit()
+        if self._close_requested.is_set():
+            return
+        self._connection.shard_count = self.shard_count
+        shard_ids = self.shard_ids or range(self.shard_count)
+        self._connection.shard_ids = shard_ids
+        for shard_id in shard_ids:
+            if self._refused_shard() is not None:
+                break
+            await self.launch_shard(DiscordWebSocket.DEFAULT_GATEWAY, shard_id, initial=shard_id == shard_ids[0])
+
+    def _refused_shard(self) -> int | None:
+        """A launched shard whose connection Discord closed with a code no reconnect can fix, if any."""
+        shards: dict[int, Shard] = self._discord_internal("_AutoShardedClient__shards")
+        for shard_id, shard in shards.items():
+            if shard.ws.socket.close_code in _NOT_RECONNECTABLE:
+                return shard_id
+        return None
+
+    async def _read_session_start_limit(self) -> None:
+        while True:
+            try:
+                recommended, _, data = await self.http.get_bot_gateway()
+            except discord.GatewayNotFound:
+                if cast("int | None", self.shard_count) is None:
+                    raise  # no count to start with: an outage, which run_session retries
+                _log.warning(
+                    "Could not read Discord's session start limit (GET /gateway/bot); starting %d shard(s) with "
+                    "one IDENTIFY per %.1f s",
+                    len(self.own_shard_ids()),
+                    self._identify_pacer.interval,
+                )
+                return
+            limits = SessionStartLimits(**data)
+            self.session_start_limits = limits
+            self._identify_pacer.max_concurrency = limits.max_concurrency
+            if cast("int | None", self.shard_count) is None:  # discord.py annotates it int, but it starts as None
+                self.shard_count = recommended
+            starting = len(self.own_shard_ids())
+            self.metrics.set_session_starts(
+                remaining=limits.remaining, total=limits.total, max_concurrency=limits.max_concurrency
+            )
+            _log.info(
+                "Discord recommends %d shard(s); this process runs %d of %d. Session starts left: %d of %d; "
+                "%d IDENTIFY(s) per 5 s",
+                recommended,
+                starting,
+                self.shard_count,
+                limits.remaining,
+                limits.total,
+                limits.max_concurrency,
+            )
+            if limits.remaining >= starting:
+                if limits.remaining - starting < SESSION_STARTS_LOW:
+                    _log.warning(
+                        "Only %d Discord session starts are left until they reset in %.0f min: is the bot "
+                        "restarting in a loop? Running out makes Discord end every session and reset the token",
+                        limits.remaining,
+                        limits.reset_after / 60_000,
+                    )
+                self.gateway_problem = None
+                return
+            self.gateway_problem = (
+                f"waiting {limits.reset_after / 60_000:.0f} min for Discord's session starts to reset "
+                f"({limits.remaining} left, {starting} needed)"
+            )
+            _log.error(
+                "Discord allows %d more session starts and this process needs %d: waiting %.0f min for them to "
+                "reset rather than spend the last ones (running out makes Discord reset the bot's token)",
+                limits.remaining,
+                starting,
+                limits.reset_after / 60_000,
+            )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._close_requested.wait(), limits.reset_after / 1000)
+            if self._close_requested.is_set():
+                return
+
+    async def launch_shard(self, gateway: yarl.URL, shard_id: int, *, initial: bool = False) -> None:
+        """Open one shard's connection. discord.py's own logs a traceback and retries every 5 s, forever and out of
+        run_session's sight; here a failure propagates, so run_session backs off and logs one line per attempt.
+        A shard still connected from an attempt that failed at a later shard is kept (no second session)."""
+        shards = self._discord_internal("_AutoShardedClient__shards")
+        kept = shards.get(shard_id)
+        if kept is not None and kept.ws.open:
+            return
+        connecting = DiscordWebSocket.from_client(self, initial=initial, gateway=gateway, shard_id=shard_id)
+        try:
+            ws = await asyncio.wait_for(connecting, timeout=self.shard_connect_timeout)
+        except ReconnectWebSocket as exc:  # closed before HELLO: discord.py would reconnect; so will run_session
+            raise ShardLaunchError(shard_id, "the gateway closed the connection before it was ready") from exc
+        queue = self._discord_internal("_AutoShardedClient__queue")
+        shards[shard_id] = shard = Shard(ws, self, queue.put_nowait)
+        shard.launch()
+
+    def _discord_internal(self, name: str) -> Any:
+        """An attribute of discord.py's AutoShardedClient that launch_shard needs (discord.py 2.7, shard.py)."""
+        try:
+            return vars(self)[name]
+        except KeyError:
+            raise RuntimeError(
+                f"discord.py's AutoShardedClient has no {name} (discord.py {discord.__version__}): compare "
+                "TwitchNotifierBot.launch_shard with discord/shard.py's launch_shard"
+            ) from None
+
+    def _refresh_shard_metrics(self) -> None:
+        self.metrics.set_shards((s.id, s.connected, s.latency, s.guilds) for s in self.shard_statuses())
+
     def health(self) -> HealthStatus:
-        """Healthy per evaluate_health (push being down is not unhealthy: polling carries on), with
-        EventSub's state among the details."""
-        ws = self.ws
+        """Healthy per evaluate_health (every shard of this process connected; push being down is not unhealthy:
+        polling carries on), with each shard and EventSub's state among the details."""
         status = evaluate_health(
-            gateway_connected=self.is_ready() and not self.is_closed() and ws is not None and ws.open,
+            gateway_connected=self.is_ready() and not self.is_closed(),
             last_cycle_finished=self.poller.last_finished,
             started_at=self.started_at,
             interval=self.check_interval,
             now=self._monotonic(),
+            shards=self.shard_statuses(),
+            gateway_problem=self.gateway_problem,
         )
         if self.push is None:
             return HealthStatus(status.healthy, status.reason, {**status.details, "eventsub": "off"})
@@ -186,9 +388,42 @@ class TwitchNotifierBot(commands.Bot):
 
     # -- gateway events ----------------------------------------------------------------------------
 
+    async def on_shard_connect(self, shard_id: int) -> None:
+        self._online_shards.add(shard_id)  # READY: the session is up (its guilds follow)
+
+    async def on_shard_resumed(self, shard_id: int) -> None:
+        self._online_shards.add(shard_id)
+
+    async def on_shard_disconnect(self, shard_id: int) -> None:
+        self._online_shards.discard(shard_id)
+
+    async def on_shard_ready(self, shard_id: int) -> None:
+        """Shard `shard_id` has had every guild of its READY. Once all of this process's shards have, guilds
+        missing from READY can be told apart from guilds whose shard is still connecting."""
+        self._ready_shards.add(shard_id)
+        if self._absent_check_pending and self._all_shards_ready():
+            self._absent_check_pending = False
+            await self._forget_long_absent_guilds()
+
+    def _all_shards_ready(self) -> bool:
+        own = self.own_shard_ids()
+        return bool(own) and self._ready_shards.issuperset(own)
+
     async def on_ready(self) -> None:
-        _log.info("Connected as %s in %d guilds", self.user, len(self.guilds))
+        # discord.py dispatches this once every shard of the process is ready, and again after later re-IDENTIFYs.
+        _log.info(
+            "Connected as %s in %d guilds on %d shard(s) (%s)",
+            self.user,
+            len(self.guilds),
+            len(self.own_shard_ids()),
+            ", ".join(f"{s.id}: {s.guilds}" for s in self.shard_statuses()),
+        )
         await self._mark_guilds_seen()
+        if not self._all_shards_ready():
+            waiting = [shard for shard in self.own_shard_ids() if shard not in self._ready_shards]
+            _log.info("Shard(s) %s not ready yet: guilds missing from READY are looked at once they are", waiting)
+            self._absent_check_pending = True
+            return
         await self._forget_long_absent_guilds()
 
     async def _mark_guilds_seen(self) -> None:
@@ -198,13 +433,17 @@ class TwitchNotifierBot(commands.Bot):
 
     async def _forget_long_absent_guilds(self) -> None:
         """Guilds that removed the bot while it was offline are forgotten once they have been absent from
-        every READY for FORGET_ABSENT_GUILDS_AFTER, and never more than a small share at once."""
+        every READY for FORGET_ABSENT_GUILDS_AFTER, and never more than a small share at once.
+
+        Only guilds on this process's shards count (the others' READYs go to another process, if SHARD_IDS says
+        so): the held guilds, the absent ones and the share alike."""
         present = {guild.id for guild in self.guilds}
+        own = frozenset(self.own_shard_ids())
         cutoff = self.clock() - FORGET_ABSENT_GUILDS_AFTER
-        absent = [g for g in await self.db.absent_guilds(cutoff) if g not in present]
+        absent = [g for g in await self.db.absent_guilds(cutoff) if g not in present and self.owns_guild(g, own)]
         if not absent:
             return
-        held_ids = await self.db.guild_ids()
+        held_ids = {g for g in await self.db.guild_ids() if self.owns_guild(g, own)}
         held = len(held_ids)
         if not held_ids & present:
             # Not one of the guilds the database knows is in READY: another application's token, or a READY

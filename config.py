@@ -26,11 +26,19 @@ DEFAULT_TWITCH_API_BASE = "https://api.twitch.tv/helix"
 DEFAULT_TWITCH_AUTH_BASE = "https://id.twitch.tv/oauth2"
 DEFAULT_MAX_STREAMERS_PER_GUILD = 100
 DEFAULT_OFFLINE_AFTER_POLLS = 2
+DEFAULT_LIVE_UPDATE_INTERVAL_SECONDS = 300.0
+# A live card is edited at most once per LIVE_UPDATE_INTERVAL_SECONDS. The floor keeps a typo from turning the
+# throttle off: every card of a channel shares Discord's per-channel edit limit (5 per 5 s).
+MIN_LIVE_UPDATE_INTERVAL_SECONDS = 5.0
+MAX_LIVE_UPDATE_INTERVAL_SECONDS = 86_400.0
 # Every interface, IPv4 and IPv6 (ALL_INTERFACES): Fly's health checks reach the machine on its private
 # address, and `fly proxy` over the private network (6PN) is IPv6 only.
 ALL_INTERFACES = ""
 DEFAULT_HTTP_HOST = ALL_INTERFACES
 DEFAULT_HTTP_PORT = 8080
+# Stream history for /stats and the ended card's recap: streams that ended longer ago are forgotten.
+DEFAULT_STATS_RETENTION_DAYS = 365
+MAX_STATS_RETENTION_DAYS = 3650
 DEFAULT_EVENTSUB_TRANSPORT = "websocket"
 DEFAULT_EVENTSUB_WS_URL = "wss://eventsub.wss.twitch.tv/ws"
 EVENTSUB_TRANSPORTS = ("websocket", "webhook", "off")
@@ -75,16 +83,22 @@ class Settings:
     twitch_auth_base: str = DEFAULT_TWITCH_AUTH_BASE
     max_streamers_per_guild: int = DEFAULT_MAX_STREAMERS_PER_GUILD
     offline_after_polls: int = DEFAULT_OFFLINE_AFTER_POLLS
+    live_update_interval_seconds: float = DEFAULT_LIVE_UPDATE_INTERVAL_SECONDS
     http_host: str = DEFAULT_HTTP_HOST
     http_port: int = DEFAULT_HTTP_PORT
     # Only for running against a local mock of Discord (as the test suite does); empty means the real Discord.
     discord_api_base: str = ""
     discord_gateway_url: str = ""
+    # Discord gateway shards (README "Configuration"): no count asks Discord for its recommendation (GET
+    # /gateway/bot); no ids runs every shard, 0 to shard_count - 1, in this process.
+    shard_count: int | None = None
+    shard_ids: tuple[int, ...] | None = None
     # EventSub push (README "How alerts reach you"): websocket needs nothing more; webhook needs a public URL.
     eventsub_transport: str = DEFAULT_EVENTSUB_TRANSPORT
     eventsub_ws_url: str = DEFAULT_EVENTSUB_WS_URL
     eventsub_callback_url: str = ""
     eventsub_secret: str = ""
+    stats_retention_days: int = DEFAULT_STATS_RETENTION_DAYS
 
     def __repr__(self) -> str:
         # Secrets must never reach a log line, even through a debug print of the settings.
@@ -94,7 +108,7 @@ class Settings:
             f"twitch_api_base={self.twitch_api_base!r}, twitch_auth_base={self.twitch_auth_base!r}, "
             f"max_streamers_per_guild={self.max_streamers_per_guild}, "
             f"offline_after_polls={self.offline_after_polls}, http={self.http_host}:{self.http_port}, "
-            f"eventsub={self.eventsub_transport}, "
+            f"eventsub={self.eventsub_transport}, shards={self.shard_plan}, "
             "secrets=<hidden>)"
         )
 
@@ -104,6 +118,15 @@ class Settings:
     def secrets(self) -> tuple[str, ...]:
         values = (self.discord_token, self.twitch_client_id, self.twitch_client_secret, self.eventsub_secret)
         return tuple(value for value in values if value)
+
+    @property
+    def shard_plan(self) -> str:
+        """SHARD_COUNT and SHARD_IDS in a few words, for --check and the start-up log."""
+        if self.shard_count is None:
+            return "as Discord recommends"
+        if self.shard_ids is None:
+            return f"all {self.shard_count}"
+        return f"{_ranges(self.shard_ids)} of {self.shard_count}"
 
     @property
     def webhook_path(self) -> str:
@@ -210,6 +233,90 @@ def _interval(env: Mapping[str, str], problems: list[str]) -> float:
     return interval
 
 
+def _live_update_interval(env: Mapping[str, str], problems: list[str]) -> float:
+    raw = env.get("LIVE_UPDATE_INTERVAL_SECONDS", "").strip()
+    if not raw:
+        return DEFAULT_LIVE_UPDATE_INTERVAL_SECONDS
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = math.nan
+    if not MIN_LIVE_UPDATE_INTERVAL_SECONDS <= seconds <= MAX_LIVE_UPDATE_INTERVAL_SECONDS:  # NaN fails too
+        problems.append(
+            f"LIVE_UPDATE_INTERVAL_SECONDS must be a number of seconds from {MIN_LIVE_UPDATE_INTERVAL_SECONDS:g} "
+            f"to {MAX_LIVE_UPDATE_INTERVAL_SECONDS:g} (default {DEFAULT_LIVE_UPDATE_INTERVAL_SECONDS:g}), got {raw!r}"
+        )
+    return seconds
+
+
+def _ranges(ids: tuple[int, ...]) -> str:
+    """Sorted shard ids written as SHARD_IDS accepts them, e.g. "0-3,8"."""
+    runs: list[list[int]] = []
+    for shard in ids:
+        if runs and shard == runs[-1][1] + 1:
+            runs[-1][1] = shard
+        else:
+            runs.append([shard, shard])
+    return ",".join(str(low) if low == high else f"{low}-{high}" for low, high in runs)
+
+
+_SHARD_IDS_PART = re.compile(r"(?P<low>[0-9]+)(?:\s*-\s*(?P<high>[0-9]+))?")  # ASCII digits only, as int() is not
+
+
+def _shard_ids_problem(raw: str, count: int) -> tuple[tuple[int, ...] | None, str | None]:
+    """SHARD_IDS ("0-3,8") as sorted ids, or the one problem with it."""
+    ranges: list[tuple[int, int]] = []
+    for part in raw.split(","):
+        match = _SHARD_IDS_PART.fullmatch(part.strip())
+        if match is None:
+            return None, f"SHARD_IDS must be shard ids and ranges separated by commas, e.g. 0-3,8, got {raw!r}"
+        low = int(match["low"])
+        high = int(match["high"] or low)
+        if high < low:
+            return None, f"SHARD_IDS has the range {low}-{high}, which runs backwards (write {high}-{low}), got {raw!r}"
+        ranges.append((low, high))
+    if any(high >= count for _, high in ranges):  # checked before expanding: "0-999999999" stays cheap
+        return None, (
+            f"SHARD_IDS must name shards from 0 to {count - 1} (SHARD_COUNT={count} shards, numbered from 0), "
+            f"got {raw!r}"
+        )
+    ids = [shard for low, high in ranges for shard in range(low, high + 1)]
+    if len(set(ids)) != len(ids):
+        twice = sorted({shard for shard in ids if ids.count(shard) > 1})
+        return None, f"SHARD_IDS names shard {_ranges(tuple(twice))} more than once, got {raw!r}"
+    return tuple(sorted(ids)), None
+
+
+def _shards(env: Mapping[str, str], problems: list[str]) -> tuple[int | None, tuple[int, ...] | None]:
+    """SHARD_COUNT (empty: Discord's recommendation) and SHARD_IDS (empty: every shard; needs SHARD_COUNT).
+
+    SHARD_IDS naming every shard is the same as leaving it empty, and is returned as None."""
+    raw_count = env.get("SHARD_COUNT", "").strip()
+    raw_ids = env.get("SHARD_IDS", "").strip()
+    count: int | None = None
+    if raw_count:
+        count = int(raw_count) if raw_count.isdecimal() and raw_count.isascii() else 0
+        if count < 1:
+            problems.append(
+                "SHARD_COUNT must be a whole number of at least 1 (leave it empty for the count Discord recommends), "
+                f"got {raw_count!r}"
+            )
+            return None, None
+    if not raw_ids:
+        return count, None
+    if count is None:
+        problems.append(
+            f"SHARD_IDS ({raw_ids!r}) needs SHARD_COUNT: set SHARD_COUNT to the bot's total number of shards, "
+            "of which SHARD_IDS names the ones this process runs"
+        )
+        return None, None
+    ids, problem = _shard_ids_problem(raw_ids, count)
+    if problem is not None:
+        problems.append(problem)
+        return count, None
+    return count, None if ids == tuple(range(count)) else ids
+
+
 def _discord_endpoints(env: Mapping[str, str], problems: list[str]) -> tuple[str, str]:
     """DISCORD_API_BASE and DISCORD_GATEWAY_URL: empty (the real Discord) or a mock's URLs."""
     api_base = env.get("DISCORD_API_BASE", "").strip()
@@ -283,6 +390,10 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: str | Path
 
     max_streamers = _whole_number(env, "MAX_STREAMERS_PER_GUILD", DEFAULT_MAX_STREAMERS_PER_GUILD, 1, 100_000, problems)
     offline_after_polls = _whole_number(env, "OFFLINE_AFTER_POLLS", DEFAULT_OFFLINE_AFTER_POLLS, 1, 100, problems)
+    stats_retention_days = _whole_number(
+        env, "STATS_RETENTION_DAYS", DEFAULT_STATS_RETENTION_DAYS, 1, MAX_STATS_RETENTION_DAYS, problems
+    )
+    live_update_interval = _live_update_interval(env, problems)
     http_port = _whole_number(env, "HTTP_PORT", DEFAULT_HTTP_PORT, 0, 65535, problems)
     http_host = env.get("HTTP_HOST", "").strip() or DEFAULT_HTTP_HOST
 
@@ -299,6 +410,7 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: str | Path
     )
 
     discord_api_base, discord_gateway_url = _discord_endpoints(env, problems)
+    shard_count, shard_ids = _shards(env, problems)
     eventsub_transport, eventsub_ws_url, callback_url, eventsub_secret = _eventsub(env, problems)
 
     if problems:
@@ -323,12 +435,16 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: str | Path
         twitch_auth_base=auth_base,
         max_streamers_per_guild=max_streamers,
         offline_after_polls=offline_after_polls,
+        live_update_interval_seconds=live_update_interval,
         http_host=http_host,
         http_port=http_port,
         discord_api_base=discord_api_base,
         discord_gateway_url=discord_gateway_url,
+        shard_count=shard_count,
+        shard_ids=shard_ids,
         eventsub_transport=eventsub_transport,
         eventsub_ws_url=eventsub_ws_url,
         eventsub_callback_url=callback_url,
         eventsub_secret=eventsub_secret,
+        stats_retention_days=stats_retention_days,
     )

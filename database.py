@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TypeAlias
+from typing import Literal, TypeAlias
 
 import aiosqlite
 
@@ -27,15 +27,19 @@ from twitch_notifier.models import (
     CardToClose,
     CardUpdate,
     Category,
+    CategoryChange,
     EndAction,
     GuildSettings,
     GuildStreamer,
     LiveStream,
     PendingAnnouncement,
     Streamer,
+    StreamHistory,
+    StreamObservation,
     Subscription,
     SubscriptionLimitReached,
     SubscriptionUpdate,
+    ViewerSample,
 )
 
 SqlParams: TypeAlias = Sequence[object] | Mapping[str, object]
@@ -265,6 +269,53 @@ def _live(row: sqlite3.Row) -> LiveStream:
         missed_polls=row["live_missed_polls"],
         game_id=row["live_game_id"] or "",
         pushed_at=_read_optional_time(row["live_pushed_at"]),
+    )
+
+
+_HISTORY_COLUMNS = """
+    h.id AS h_id, h.stream_id AS h_stream_id, h.twitch_user_id AS h_user_id, h.started_at AS h_started_at,
+    h.last_seen_at AS h_last_seen_at, h.ended_at AS h_ended_at, h.peak_viewers AS h_peak,
+    h.viewer_seconds AS h_viewer_seconds, h.observed_seconds AS h_observed_seconds
+"""
+
+
+def _history_rows(observations: Iterable[StreamObservation], moment: datetime) -> list[dict[str, object]]:
+    """One row per stream observed (the last observation of a stream wins), keyed by seconds since its start."""
+    now = _stored_time(moment)
+    rows: dict[str, dict[str, object]] = {
+        o.stream_id: {
+            "stream_id": o.stream_id,
+            "user_id": o.twitch_user_id,
+            "started_at": _stored_time(o.started_at),
+            "now": now,
+            # A clock a little behind Twitch's would put a sample before the start.
+            "offset": max(0, int((moment - o.started_at).total_seconds())),
+            "viewers": o.viewers,
+            "game_id": o.game_id,
+            "game_name": o.game_name,
+        }
+        for o in observations
+    }
+    return list(rows.values())
+
+
+def _history(
+    row: sqlite3.Row,
+    samples: Mapping[int, Sequence[ViewerSample]] | None = None,
+    categories: Mapping[int, Sequence[CategoryChange]] | None = None,
+) -> StreamHistory:
+    history_id = row["h_id"]
+    return StreamHistory(
+        stream_id=row["h_stream_id"],
+        twitch_user_id=row["h_user_id"],
+        started_at=_read_time(row["h_started_at"]),
+        last_seen_at=_read_time(row["h_last_seen_at"]),
+        ended_at=_read_optional_time(row["h_ended_at"]),
+        peak_viewers=row["h_peak"],
+        samples=tuple(samples.get(history_id, ())) if samples else (),
+        categories=tuple(categories.get(history_id, ())) if categories else (),
+        viewer_seconds=row["h_viewer_seconds"],
+        observed_seconds=row["h_observed_seconds"],
     )
 
 
@@ -985,13 +1036,17 @@ class Database:
         missed: dict[str, int],
         ended: Iterable[str],
         ended_streams: Iterable[str] = (),
+        observations: Iterable[StreamObservation] = (),
     ) -> None:
         """Record one poll's outcome in a single transaction: live/updated, missed once more, ended.
 
         `ended_streams` are the stream ids that are over (including ones replaced by a newer stream of the
         same streamer): their announcements are marked ended, with the time the stream was last seen, so
-        the cards are turned into "was live" cards even if the bot stops before doing it."""
-        now = self._now()
+        the cards are turned into "was live" cards even if the bot stops before doing it; their history ends
+        then too. `observations` go into the streams' history in the same transaction (see _record_history)."""
+        moment = self._clock()
+        now = _stored_time(moment)
+        history_rows = _history_rows(observations, moment)
         ended_stream_ids = json.dumps(list(dict.fromkeys(ended_streams)))
         live_rows = [
             {
@@ -1011,11 +1066,18 @@ class Database:
         ]
         ended_rows = [(user_id,) for user_id in ended]
         missed_rows = [(count, user_id) for user_id, count in missed.items()]
-        if not (live_rows or ended_rows or missed_rows or ended_stream_ids != "[]"):
+        if not (live_rows or ended_rows or missed_rows or history_rows or ended_stream_ids != "[]"):
             return
         self.query_count += 1
         async with self.transaction() as conn:
+            if history_rows:
+                await self._record_history(conn, history_rows)
             if ended_stream_ids != "[]":
+                await conn.execute(
+                    "UPDATE stream_history SET ended_at = last_seen_at "
+                    "WHERE ended_at IS NULL AND stream_id IN (SELECT value FROM json_each(?))",
+                    (ended_stream_ids,),
+                )
                 # Before the live rows are replaced or deleted: they hold when each stream was last seen.
                 await conn.execute(
                     """
@@ -1262,3 +1324,193 @@ class Database:
             """,
             (_stored_time(older_than),),
         )
+
+    # -- stream history (statistics) ---------------------------------------------------------------
+
+    @staticmethod
+    async def _record_history(conn: aiosqlite.Connection, rows: Sequence[Mapping[str, object]]) -> None:
+        """Inside apply_live_changes' transaction: each stream seen is (re)opened and last seen now, with a
+        viewer sample when the source counted viewers and a category change when its category differs from
+        the last one recorded (the first one counts from the stream's start: the bot may have come late)."""
+        await conn.executemany(
+            """
+            INSERT INTO stream_history (stream_id, twitch_user_id, started_at, last_seen_at, peak_viewers)
+            SELECT :stream_id, :user_id, :started_at, :now, coalesce(:viewers, 0)
+            WHERE EXISTS (SELECT 1 FROM streamers WHERE twitch_user_id = :user_id)
+            ON CONFLICT (stream_id) DO UPDATE SET
+                last_seen_at = max(last_seen_at, excluded.last_seen_at), ended_at = NULL,
+                peak_viewers = max(peak_viewers, excluded.peak_viewers)
+            """,
+            rows,
+        )
+        sampled = [row for row in rows if row["viewers"] is not None]
+        if sampled:
+            await conn.executemany(
+                """
+                INSERT INTO stream_samples (history_id, offset_s, viewers)
+                SELECT id, :offset, :viewers FROM stream_history WHERE stream_id = :stream_id
+                ON CONFLICT (history_id, offset_s) DO UPDATE SET viewers = excluded.viewers
+                """,
+                sampled,
+            )
+        await conn.executemany(
+            """
+            INSERT INTO stream_categories (history_id, offset_s, game_id, game_name)
+            SELECT h.id,
+                   CASE WHEN EXISTS (SELECT 1 FROM stream_categories c WHERE c.history_id = h.id)
+                        THEN :offset ELSE 0 END,
+                   :game_id, :game_name
+            FROM stream_history h
+            WHERE h.stream_id = :stream_id AND :game_id IS NOT (
+                SELECT c.game_id FROM stream_categories c WHERE c.history_id = h.id
+                ORDER BY c.offset_s DESC LIMIT 1)
+            ON CONFLICT (history_id, offset_s) DO UPDATE SET
+                game_id = excluded.game_id, game_name = excluded.game_name
+            """,
+            rows,
+        )
+
+    async def _histories(
+        self, condition: str, params: SqlParams, *, samples: Literal["all", "needed", "none"], categories: bool
+    ) -> list[StreamHistory]:
+        """History rows matching `condition` (one of this class's fixed fragments), oldest first, with their
+        categories if asked, and samples: of every row, of those `needed` (rows whose totals are not kept,
+        which are computed from the samples, and the latest row, which is charted), or of none."""
+        rows = await self._fetchall(
+            f"SELECT {_HISTORY_COLUMNS} FROM stream_history h WHERE {condition} ORDER BY h.started_at, h.id",
+            params,
+        )
+        if not rows:
+            return []
+        by_id: dict[int, list[ViewerSample]] = {}
+        if samples != "none":
+            wanted = [
+                row["h_id"] for row in rows if samples == "all" or row["h_viewer_seconds"] is None or row is rows[-1]
+            ]
+            for sample in await self._fetchall(
+                """
+                SELECT history_id, offset_s, viewers FROM stream_samples
+                WHERE history_id IN (SELECT value FROM json_each(?)) ORDER BY history_id, offset_s
+                """,
+                (json.dumps(wanted),),
+            ):
+                by_id.setdefault(sample["history_id"], []).append(ViewerSample(sample["offset_s"], sample["viewers"]))
+        changes: dict[int, list[CategoryChange]] = {}
+        if categories:
+            for change in await self._fetchall(
+                """
+                SELECT history_id, offset_s, game_id, game_name FROM stream_categories
+                WHERE history_id IN (SELECT value FROM json_each(?)) ORDER BY history_id, offset_s
+                """,
+                (json.dumps([row["h_id"] for row in rows]),),
+            ):
+                changes.setdefault(change["history_id"], []).append(
+                    CategoryChange(change["offset_s"], change["game_id"], change["game_name"])
+                )
+        return [_history(row, by_id, changes) for row in rows]
+
+    async def stream_histories(self, stream_ids: Iterable[str]) -> dict[str, StreamHistory]:
+        """The history of these streams, with every sample and category: for the recap of ended cards."""
+        ids = json.dumps(sorted(set(stream_ids)))
+        if ids == "[]":
+            return {}
+        found = await self._histories(
+            "h.stream_id IN (SELECT value FROM json_each(:ids))", {"ids": ids}, samples="all", categories=True
+        )
+        return {history.stream_id: history for history in found}
+
+    async def streamer_history(self, user_id: str, since: datetime | None) -> list[StreamHistory]:
+        """One streamer's streams that were live at `since` or later (None: all kept), oldest first, with
+        their categories and the samples the statistics need (see _histories)."""
+        return await self._histories(
+            "h.twitch_user_id = :user_id AND coalesce(h.ended_at, h.last_seen_at) >= :since",
+            {"user_id": user_id, "since": _stored_time(since) if since is not None else ""},
+            samples="needed",
+            categories=True,
+        )
+
+    async def last_stream_started(self, user_id: str) -> datetime | None:
+        """When the latest stream kept of this streamer began (None: no history at all)."""
+        row = await self._fetchone(
+            "SELECT max(started_at) AS started_at FROM stream_history WHERE twitch_user_id = ?", (user_id,)
+        )
+        return _read_optional_time(row["started_at"]) if row is not None else None
+
+    async def guild_history(
+        self, guild_id: int, since: datetime | None
+    ) -> tuple[list[Streamer], dict[str, list[StreamHistory]]]:
+        """A guild's followed streamers (each once) and their streams live at `since` or later, without
+        samples or categories: the server ranking needs only each stream's times and peak."""
+        streamers = await self._fetchall(
+            f"""
+            SELECT DISTINCT {_STREAMER_COLUMNS} FROM subscriptions s
+            JOIN streamers st ON st.twitch_user_id = s.twitch_user_id
+            WHERE s.guild_id = ? ORDER BY st.login
+            """,
+            (guild_id,),
+        )
+        found = await self._histories(
+            """
+            h.twitch_user_id IN (SELECT twitch_user_id FROM subscriptions WHERE guild_id = :guild_id)
+            AND coalesce(h.ended_at, h.last_seen_at) >= :since
+            """,
+            {"guild_id": guild_id, "since": _stored_time(since) if since is not None else ""},
+            samples="none",
+            categories=False,
+        )
+        by_user: dict[str, list[StreamHistory]] = {}
+        for history in found:
+            by_user.setdefault(history.twitch_user_id, []).append(history)
+        return [_streamer(row) for row in streamers], by_user
+
+    async def prune_history(self, older_than: datetime) -> int:
+        """Forget streams that ended before `older_than` (samples and categories go with them), and end at
+        their last sighting any stream still open that is no longer live (left open by an older version, or
+        by a crash between two writes); returns how many streams were forgotten."""
+        self.query_count += 1
+        async with self.transaction() as conn:
+            await conn.execute(
+                """
+                UPDATE stream_history SET ended_at = last_seen_at
+                WHERE ended_at IS NULL AND stream_id NOT IN (SELECT stream_id FROM live_streams)
+                """
+            )
+            cursor = await conn.execute(
+                "DELETE FROM stream_history WHERE coalesce(ended_at, last_seen_at) < ?", (_stored_time(older_than),)
+            )
+            return cursor.rowcount
+
+    async def history_to_thin(self, ended_before: datetime, limit: int) -> list[StreamHistory]:
+        """Up to `limit` streams that ended before `ended_before` and still have every sample, oldest first."""
+        return await self._histories(
+            "h.id IN (SELECT id FROM stream_history WHERE ended_at < :before AND viewer_seconds IS NULL "
+            "ORDER BY ended_at LIMIT :limit)",
+            {"before": _stored_time(ended_before), "limit": limit},
+            samples="all",
+            categories=False,
+        )
+
+    async def store_thinned(self, histories: Iterable[StreamHistory]) -> None:
+        """Replace the samples of these streams with their thinned ones and keep their totals (one transaction)."""
+        items = [h for h in histories if h.viewer_seconds is not None and h.observed_seconds is not None]
+        if not items:
+            return
+        self.query_count += 1
+        async with self.transaction() as conn:
+            for history in items:
+                async with conn.execute(
+                    "SELECT id FROM stream_history WHERE stream_id = ?", (history.stream_id,)
+                ) as cursor:
+                    row = await cursor.fetchone()
+                if row is None:
+                    continue  # forgotten meanwhile
+                history_id = row["id"]
+                await conn.execute("DELETE FROM stream_samples WHERE history_id = ?", (history_id,))
+                await conn.executemany(
+                    "INSERT INTO stream_samples (history_id, offset_s, viewers) VALUES (?, ?, ?)",
+                    [(history_id, sample.offset, sample.viewers) for sample in history.samples],
+                )
+                await conn.execute(
+                    "UPDATE stream_history SET viewer_seconds = ?, observed_seconds = ? WHERE id = ?",
+                    (history.viewer_seconds, history.observed_seconds, history_id),
+                )

@@ -3,6 +3,8 @@
 #   ./quickstart.sh          create .venv, install, create .env if missing, start the bot
 #   ./quickstart.sh test     create .venv, install with dev tools, run ruff, mypy and the whole test suite
 #   ./quickstart.sh check    validate the configuration and exit (no Discord connection)
+#   ./quickstart.sh demo     try it without any account: the real bot against a local fake Discord and Twitch
+#                            (--interactive: drive it yourself; --html FILE: also write the messages as a page)
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -99,6 +101,10 @@ case "${1:-run}" in
         make_venv requirements.txt
         exec "$VENV/bin/python" bot.py --check
         ;;
+    demo)
+        make_venv requirements-demo.txt
+        exec "$VENV/bin/python" -m twitch_notifier.demo "${@:2}"
+        ;;
     test)
         make_venv requirements-dev.txt
         "$VENV/bin/ruff" check .
@@ -107,7 +113,7 @@ case "${1:-run}" in
         "$VENV/bin/python" -m pytest "${@:2}"
         ;;
     *)
-        echo "usage: ./quickstart.sh [run|test|check]" >&2
+        echo "usage: ./quickstart.sh [run|test|check|demo]" >&2
         exit 64
         ;;
 esac

@@ -6,7 +6,14 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.harness import DISCORD_TOKEN, TWITCH_CLIENT_ID, TWITCH_CLIENT_SECRET, BotHarness, LogWatcher
+from tests.e2e.harness import (
+    DISCORD_TOKEN,
+    IDENTIFY_WINDOW,
+    TWITCH_CLIENT_ID,
+    TWITCH_CLIENT_SECRET,
+    BotHarness,
+    LogWatcher,
+)
 from tests.fakes.fake_discord import FakeDiscord, patch_discord_endpoints
 from tests.fakes.fake_twitch import FakeTwitch
 from twitch_notifier.core.notifier import Notifier
@@ -26,7 +33,8 @@ def pytest_configure(config):
 
 @pytest.fixture
 async def fake_discord():
-    fake = FakeDiscord(token=DISCORD_TOKEN)
+    # Discord's identify window is 5 s: a bot restarted within it (kill -9 tests) would wait that long.
+    fake = FakeDiscord(token=DISCORD_TOKEN, identify_window_seconds=IDENTIFY_WINDOW)
     await fake.start()
     with patch_discord_endpoints(fake):
         yield fake

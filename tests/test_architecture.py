@@ -4,6 +4,8 @@ or SQLite, and no import cycle anywhere. Read statically (ast), so nothing is im
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -22,6 +24,13 @@ ALLOWED: dict[str, set[str]] = {
     "twitch_notifier.db": set(),
     "twitch_notifier.core": {"twitch_notifier.models", "twitch_notifier.twitch"},
     "twitch_notifier.rendering": {"twitch_notifier.models", "twitch_notifier.twitch", "twitch_notifier.core"},
+    # The /stats charts: rendering like the rest, and the one module that may import matplotlib (RESTRICTED).
+    "twitch_notifier.rendering.charts": {
+        "twitch_notifier.models",
+        "twitch_notifier.twitch",
+        "twitch_notifier.core",
+        "twitch_notifier.rendering",
+    },
     "database": {"twitch_notifier.models", "twitch_notifier.db"},
     "twitch_api": {"twitch_notifier.twitch", "twitch_notifier.models"},
     "twitch_notifier.ops": {"twitch_notifier.models", "twitch_notifier.core"},
@@ -37,6 +46,7 @@ ALLOWED: dict[str, set[str]] = {
         "twitch_notifier.twitch",
         "twitch_notifier.core",
         "twitch_notifier.rendering",
+        "twitch_notifier.rendering.charts",
         "twitch_notifier.discord_io",
         "database",
         "twitch_api",
@@ -66,15 +76,32 @@ ALLOWED: dict[str, set[str]] = {
         "config",
         "bot",
     },
+    # `./quickstart.sh demo`: runs `python bot.py` as a process against the fakes of tests/fakes/ (which it
+    # imports, like a test) and draws the messages; no layer of the bot imports it (see the test below).
+    "twitch_notifier.demo": {"config"},
 }
 # Third-party packages that mark a layer: discord only where Discord is talked to, aiohttp only in the
 # HTTP clients and servers, SQLite only in the storage.
 RESTRICTED = {
     "discord": {"twitch_notifier.discord_io", "twitch_notifier.cogs", "bot"},
-    "aiohttp": {"twitch_api", "twitch_notifier.ops", "twitch_notifier.discord_io", "twitch_notifier.eventsub"},
+    "aiohttp": {
+        "twitch_api",
+        "twitch_notifier.ops",
+        "twitch_notifier.discord_io",
+        "twitch_notifier.eventsub",
+        "twitch_notifier.demo",
+    },
     "aiosqlite": {"database"},
     "sqlite3": {"database"},
+    # Plotting, and what comes with it, only where charts are drawn (and there only lazily: see LAZY).
+    "matplotlib": {"twitch_notifier.rendering.charts"},
+    "numpy": {"twitch_notifier.rendering.charts"},
+    "PIL": {"twitch_notifier.rendering.charts"},
+    # The demo's terminal drawing (requirements-demo.txt); the bot itself never needs it.
+    "rich": {"twitch_notifier.demo"},
 }
+LAZY = {"matplotlib", "numpy", "PIL"}
+"""Imported inside functions only, never when the module is: a bot that never draws a chart never loads them."""
 
 
 def product_modules() -> dict[str, Path]:
@@ -176,3 +203,50 @@ def test_the_rules_cover_every_module() -> None:
     # A new sub-package must be placed in the architecture, not silently fall under its parent's rules.
     packages = {name for name in MODULES if name.startswith("twitch_notifier.") and MODULES[name].name == "__init__.py"}
     assert packages <= set(ALLOWED), f"place these in ALLOWED: {sorted(packages - set(ALLOWED))}"
+
+
+def test_nothing_in_the_bot_imports_the_demo() -> None:
+    # The demo imports the test fakes and rich: a bot that imported it would need both in production.
+    demo = "twitch_notifier.demo"
+    assert all(demo not in allowed for layer, allowed in ALLOWED.items() if layer != demo)
+    importers = sorted(
+        module
+        for module in MODULES
+        if layer_of(module) != demo
+        and any(name == demo or name.startswith(demo + ".") for name in imports_of(MODULES[module]))
+    )
+    assert importers == []
+
+
+def _module_level_imports(tree: ast.Module) -> set[str]:
+    """What a module imports when it is imported: its top-level statements (and their if/try/with blocks),
+    not what its functions import when they run."""
+    found: set[str] = set()
+    stack: list[ast.stmt] = list(tree.body)
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+        elif isinstance(node, ast.If | ast.Try | ast.With):
+            stack.extend(child for child in ast.iter_child_nodes(node) if isinstance(child, ast.stmt))
+    return found
+
+
+@pytest.mark.parametrize("module", sorted(MODULES))
+def test_plotting_is_imported_only_inside_functions(module: str) -> None:
+    names = _module_level_imports(ast.parse(MODULES[module].read_text()))
+    eager = sorted(name for name in names if name.split(".")[0] in LAZY)
+    assert eager == [], f"{module} imports {eager} when it is imported: import them where a chart is drawn"
+
+
+def test_importing_the_bot_and_its_cogs_loads_no_plotting_library() -> None:
+    # A fresh interpreter: this test process may have drawn a chart already.
+    code = (
+        "import sys, bot, twitch_notifier.app.build, twitch_notifier.app.run, twitch_notifier.cogs.stats, "
+        "twitch_notifier.rendering.charts; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in {'matplotlib', 'numpy', 'PIL'}))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60, check=True)
+    assert out.stdout.strip() == "[]", out.stdout

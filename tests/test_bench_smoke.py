@@ -95,3 +95,38 @@ async def test_push_fanout_posts_every_announcement_once_without_a_429():
     assert "Commit: " in text
     assert "| Servers | First POST ms | All posted after s | Msgs/s sustained |" in text
     assert "Targets (every server exactly once, 0 × 429, >= 45 msgs/s): all met" in text
+
+
+async def test_shard_memory_caches_every_guild_on_every_shard_and_prints_rss_per_1k_guilds():
+    from bench import shard_memory
+
+    [result] = await shard_memory.run([60], shards=3)
+    assert result["cached"] == 60
+    assert result["shards"] == result["fake_identifies"] == 3
+    assert sum(result["shard_guilds"]) == 60
+    assert result["channels"] == 60 * (1 + shard_memory.TEXT_CHANNELS + shard_memory.VOICE_CHANNELS)
+    assert result["members"] == 60  # the bot's own member only: the member cache is off
+    assert result["rss_after_mb"] > 0
+    assert result["rss_before_mb"] > 0
+    assert shard_memory.check([result]) == []
+    text = shard_memory.report([result])
+    assert "Commit: " in text
+    assert "| Guilds | Shards | Channels | RSS before MB | RSS after MB | Per 1k guilds MB |" in text
+    assert "all met" in text
+
+
+async def test_stats_bench_draws_only_when_asked_and_measures_the_history():
+    from bench import stats
+
+    result = await stats.measure(streams=40, others=1)
+    fixture, bot = result["fixture"], result["bot"]
+    assert fixture["main_streams"] == 40
+    assert 0 < fixture["bytes_per_stream_hour"] < fixture["raw_bytes_per_stream_hour"]
+    assert bot["matplotlib_loaded_before"] is False  # a bot that has not drawn has not loaded it
+    first, _, cached, server = bot["asks"]
+    assert cached["png_bytes"] == first["png_bytes"]  # the hour's cache
+    assert all(ask["size"] == "1200x800" for ask in bot["asks"])
+    assert server["png_bytes"] > 0
+    text = stats.report(result)
+    for line in ("bytes per stream-hour", "Bot RSS before the first chart", "first chart (streamer, all)"):
+        assert line in text

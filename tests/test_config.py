@@ -149,6 +149,7 @@ DEFAULTS = {
     "twitch_auth_base": "DEFAULT_TWITCH_AUTH_BASE",
     "max_streamers_per_guild": "DEFAULT_MAX_STREAMERS_PER_GUILD",
     "offline_after_polls": "DEFAULT_OFFLINE_AFTER_POLLS",
+    "live_update_interval_seconds": "DEFAULT_LIVE_UPDATE_INTERVAL_SECONDS",
     "http_host": "DEFAULT_HTTP_HOST",
     "http_port": "DEFAULT_HTTP_PORT",
 }
@@ -552,4 +553,155 @@ def test_eventsub_settings_come_from_dot_env_too(tmp_path: Path) -> None:
         "webhook",
         "/hook",
         "from-the-file-0123456789",
+    )
+
+
+# -- LIVE_UPDATE_INTERVAL_SECONDS --------------------------------------------------------------------------
+
+
+def test_the_live_update_interval_defaults_to_the_notifiers_five_minutes() -> None:
+    from twitch_notifier.core.notifier import LIVE_UPDATE_INTERVAL
+
+    assert load_settings(REQUIRED, env_file=None).live_update_interval_seconds == 300
+    assert LIVE_UPDATE_INTERVAL.total_seconds() == config.DEFAULT_LIVE_UPDATE_INTERVAL_SECONDS
+
+
+@pytest.mark.parametrize(("raw", "expected"), [("5", 5.0), ("60", 60.0), ("90.5", 90.5), ("86400", 86_400.0)])
+def test_a_live_update_interval_from_5_s_to_a_day_is_accepted(raw: str, expected: float) -> None:
+    settings = load_settings({**REQUIRED, "LIVE_UPDATE_INTERVAL_SECONDS": raw}, env_file=None)
+    assert settings.live_update_interval_seconds == expected
+
+
+@pytest.mark.parametrize("raw", ["0", "4.9", "-1", "86401", "nan", "inf", "five"])
+def test_a_live_update_interval_outside_5_s_to_a_day_is_named_with_its_range(raw: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_settings({**REQUIRED, "LIVE_UPDATE_INTERVAL_SECONDS": raw}, env_file=None)
+    [problem] = info.value.problems
+    assert problem.startswith("LIVE_UPDATE_INTERVAL_SECONDS must be a number of seconds from 5 to 86400")
+    assert repr(raw) in problem
+
+
+async def test_the_bot_throttles_live_cards_by_the_configured_interval(tmp_path: Path) -> None:
+    from database import Database
+    from twitch_notifier.app.build import build_bot, build_twitch_client
+
+    settings = load_settings(
+        {**REQUIRED, "LIVE_UPDATE_INTERVAL_SECONDS": "45", "DATABASE_PATH": str(tmp_path / "bot.db")}, env_file=None
+    )
+    db = await Database.open(settings.database_path)
+    try:
+        async with build_twitch_client(settings) as twitch:
+            bot = build_bot(settings, db, twitch)
+            assert bot.notifier.update_interval.total_seconds() == 45
+    finally:
+        await db.close()
+
+
+# -- SHARD_COUNT and SHARD_IDS ----------------------------------------------------------------------------
+
+
+def test_without_shard_settings_discord_recommends_the_count_and_every_shard_runs_here() -> None:
+    settings = load_settings(REQUIRED, env_file=None)
+    assert (settings.shard_count, settings.shard_ids) == (None, None)
+    assert settings.shard_plan == "as Discord recommends"
+    blank = load_settings({**REQUIRED, "SHARD_COUNT": " ", "SHARD_IDS": ""}, env_file=None)
+    assert (blank.shard_count, blank.shard_ids) == (None, None)
+
+
+def test_a_shard_count_alone_runs_every_shard() -> None:
+    settings = load_settings({**REQUIRED, "SHARD_COUNT": "4"}, env_file=None)
+    assert (settings.shard_count, settings.shard_ids) == (4, None)
+    assert settings.shard_plan == "all 4"
+    assert "shards=all 4" in repr(settings)
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected", "plan"),
+    [
+        ("0-3,8", (0, 1, 2, 3, 8), "0-3,8 of 16"),
+        (" 8 , 0 - 3 ", (0, 1, 2, 3, 8), "0-3,8 of 16"),
+        ("5", (5,), "5 of 16"),
+        ("15,0", (0, 15), "0,15 of 16"),
+    ],
+)
+def test_shard_ids_take_ids_and_ranges(raw: str, expected: tuple[int, ...], plan: str) -> None:
+    settings = load_settings({**REQUIRED, "SHARD_COUNT": "16", "SHARD_IDS": raw}, env_file=None)
+    assert settings.shard_ids == expected
+    assert settings.shard_plan == plan
+
+
+def test_shard_ids_naming_every_shard_are_the_same_as_none() -> None:
+    settings = load_settings({**REQUIRED, "SHARD_COUNT": "3", "SHARD_IDS": "0-2"}, env_file=None)
+    assert (settings.shard_count, settings.shard_ids) == (3, None)
+
+
+@pytest.mark.parametrize("raw", ["0", "-2", "two", "1.5", "3e2", "٣"])
+def test_a_shard_count_below_one_or_not_whole_is_named(raw: str) -> None:
+    [problem] = problems_of({**REQUIRED, "SHARD_COUNT": raw})
+    assert problem.startswith("SHARD_COUNT must be a whole number of at least 1")
+    assert "Discord recommends" in problem
+    assert repr(raw) in problem
+
+
+@pytest.mark.parametrize(
+    ("raw", "says"),
+    [
+        ("0,,2", "must be shard ids and ranges separated by commas, e.g. 0-3,8"),
+        ("a-b", "must be shard ids and ranges separated by commas"),
+        ("-1", "must be shard ids and ranges separated by commas"),
+        ("0-3,", "must be shard ids and ranges separated by commas"),
+        ("3-1", "has the range 3-1, which runs backwards (write 1-3)"),
+        ("0-4", "must name shards from 0 to 3 (SHARD_COUNT=4 shards, numbered from 0)"),
+        ("4", "must name shards from 0 to 3"),
+        ("0-999999999", "must name shards from 0 to 3"),
+        ("0-2,1", "names shard 1 more than once"),
+        ("0,0,1-3,3", "names shard 0,3 more than once"),
+    ],
+)
+def test_each_bad_shard_ids_is_one_precise_problem(raw: str, says: str) -> None:
+    [problem] = problems_of({**REQUIRED, "SHARD_COUNT": "4", "SHARD_IDS": raw})
+    assert problem.startswith("SHARD_IDS ")
+    assert says in problem
+    assert repr(raw) in problem
+
+
+def test_shard_ids_without_a_shard_count_are_refused() -> None:
+    [problem] = problems_of({**REQUIRED, "SHARD_IDS": "0,2"})
+    assert problem.startswith("SHARD_IDS ('0,2') needs SHARD_COUNT")
+
+
+def test_a_bad_shard_count_is_reported_once_even_with_shard_ids() -> None:
+    problems = problems_of({**REQUIRED, "SHARD_COUNT": "zero", "SHARD_IDS": "0"})
+    assert [p.split()[0] for p in problems] == ["SHARD_COUNT"]
+
+
+def test_shard_problems_are_reported_with_the_others() -> None:
+    problems = problems_of({**REQUIRED, "LOG_LEVEL": "chatty", "SHARD_COUNT": "2", "SHARD_IDS": "2"})
+    assert [p.split()[0] for p in problems] == ["LOG_LEVEL", "SHARD_IDS"]
+
+
+def test_shard_settings_come_from_dot_env_too(tmp_path: Path) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_text("SHARD_COUNT=6\nSHARD_IDS=3-5\n")
+    settings = load_settings(REQUIRED, env_file=env_file)
+    assert (settings.shard_count, settings.shard_ids) == (6, (3, 4, 5))
+
+
+# -- STATS_RETENTION_DAYS ---------------------------------------------------------------------------------
+
+
+def test_stats_retention_defaults_to_a_year_and_a_blank_value_means_the_default() -> None:
+    assert config.DEFAULT_STATS_RETENTION_DAYS == 365
+    assert config.Settings("t", "i", "s").stats_retention_days == config.DEFAULT_STATS_RETENTION_DAYS
+    assert load_settings(REQUIRED, env_file=None).stats_retention_days == 365
+    assert load_settings({**REQUIRED, "STATS_RETENTION_DAYS": "  "}, env_file=None).stats_retention_days == 365
+    assert load_settings({**REQUIRED, "STATS_RETENTION_DAYS": "30"}, env_file=None).stats_retention_days == 30
+
+
+@pytest.mark.parametrize("raw", ["0", "-5", "a year", "1.5", "3651"])
+def test_a_bad_stats_retention_is_refused_with_its_range(raw: str) -> None:
+    [problem] = problems_of({**REQUIRED, "STATS_RETENTION_DAYS": raw})
+    assert problem == (
+        f"STATS_RETENTION_DAYS must be a whole number from 1 to {config.MAX_STATS_RETENTION_DAYS} (default 365), "
+        f"got {raw!r}"
     )

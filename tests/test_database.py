@@ -1023,3 +1023,234 @@ async def test_deleting_a_guild_drops_the_push_states_of_streamers_only_it_follo
     await db.set_push_states({SHROUD.twitch_user_id: "poll_only", POKI.twitch_user_id: "poll_only"})
     assert await db.delete_guild(1) is True
     assert await db.push_states() == {POKI.twitch_user_id: "poll_only"}
+
+
+# -- stream history (migration 7) --------------------------------------------------------------------------
+
+
+class Clock:
+    """The database's clock, moved by hand."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+def seen(streamer: Streamer, stream_id: str, viewers: int | None, game: str = "VALORANT", started=STARTED):
+    from twitch_notifier.models import StreamObservation
+
+    return StreamObservation(streamer.twitch_user_id, stream_id, started, game.lower()[:4], game, viewers)
+
+
+@pytest.fixture
+async def clocked(tmp_path):
+    clock = Clock(STARTED + timedelta(minutes=1))
+    database = await Database.open(str(tmp_path / "bot.db"), clock=clock)
+    await database.add_subscription(1, 10, SHROUD)
+    yield database, clock
+    await database.close()
+
+
+async def test_migrates_a_version_6_database_and_records_a_stream_already_live(tmp_path: Path) -> None:
+    path = tmp_path / "v6.db"
+    conn = _build(path, 6)
+    t = "2026-01-01T00:00:00+00:00"
+    conn.execute("INSERT INTO streamers VALUES ('37402112', 'shroud', 'shroud', '', ?, NULL, NULL)", (t,))
+    conn.execute(
+        "INSERT INTO subscriptions (guild_id, twitch_user_id, channel_id, created_at) VALUES (1, '37402112', 10, ?)",
+        (t,),
+    )
+    conn.execute(
+        "INSERT INTO live_streams VALUES ('37402112', 's-live', 'hi', 'VALORANT', 5, ?, '', 0, ?, 'valo', NULL)",
+        (STARTED.isoformat(), t),
+    )
+    conn.commit()
+    conn.close()
+    db = await Database.open(str(path), clock=lambda: STARTED + timedelta(hours=2))
+    try:
+        assert await db.pragma("user_version") == SCHEMA_VERSION == 7
+        assert await db.streamer_history("37402112", None) == []
+        # The first sighting after the upgrade: the stream began two hours ago, its category counts from then.
+        await db.apply_live_changes([], {}, [], observations=[seen(SHROUD, "s-live", 50)])
+        [history] = await db.streamer_history("37402112", None)
+        assert (history.started_at, history.last_seen_at, history.ended_at) == (
+            STARTED,
+            STARTED + timedelta(hours=2),
+            None,
+        )
+        assert [(s.offset, s.viewers) for s in history.samples] == [(7200, 50)]
+        assert [(c.offset, c.game_name) for c in history.categories] == [(0, "VALORANT")]
+        assert await db.pragma("foreign_key_check") == []
+    finally:
+        await db.close()
+
+
+async def test_history_rides_in_the_live_changes_write(clocked):
+    db, clock = clocked
+    before = db.query_count
+    await db.apply_live_changes([live(SHROUD, "s1")], {}, [], observations=[seen(SHROUD, "s1", 100)])
+    clock.advance(90)
+    await db.apply_live_changes([live(SHROUD, "s1")], {}, [], observations=[seen(SHROUD, "s1", 250)])
+    clock.advance(30)  # a push: the new category at once, no viewer count
+    await db.apply_live_changes([], {}, [], observations=[seen(SHROUD, "s1", None, "Just Chatting")])
+    clock.advance(60)
+    await db.apply_live_changes([live(SHROUD, "s1")], {}, [], observations=[seen(SHROUD, "s1", 80, "Just Chatting")])
+    assert db.query_count - before == 4  # one statement batch per observation, history included
+    [history] = await db.streamer_history(SHROUD.twitch_user_id, None)
+    assert [(s.offset, s.viewers) for s in history.samples] == [(60, 100), (150, 250), (240, 80)]
+    assert [(c.offset, c.game_name) for c in history.categories] == [(0, "VALORANT"), (180, "Just Chatting")]
+    assert (history.peak_viewers, history.last_seen_at, history.ended_at) == (250, clock.now, None)
+    clock.advance(90)
+    await db.apply_live_changes([], {}, [SHROUD.twitch_user_id], ended_streams=["s1"])
+    [history] = await db.streamer_history(SHROUD.twitch_user_id, None)
+    assert history.ended_at == clock.now - timedelta(seconds=90)  # at its last sighting, not when it was noticed
+    assert (await db.stream_histories(["s1", "unknown"])).keys() == {"s1"}
+
+
+async def test_a_stream_id_that_comes_back_reopens_its_history(clocked):
+    db, clock = clocked
+    await db.apply_live_changes([], {}, [], observations=[seen(SHROUD, "s1", 10)])
+    await db.apply_live_changes([], {}, [], ended_streams=["s1"])
+    clock.advance(1800)
+    await db.apply_live_changes([], {}, [], observations=[seen(SHROUD, "s1", 30)])
+    [history] = await db.streamer_history(SHROUD.twitch_user_id, None)
+    assert history.ended_at is None
+    assert [s.viewers for s in history.samples] == [10, 30]
+
+
+async def test_observations_of_a_streamer_nobody_follows_are_dropped_without_failing_the_rest(clocked):
+    db, _ = clocked
+    await db.apply_live_changes([live(SHROUD, "s1")], {}, [], observations=[seen(POKI, "p1", 5), seen(SHROUD, "s1", 7)])
+    assert await db.streamer_history(POKI.twitch_user_id, None) == []
+    assert len(await db.streamer_history(SHROUD.twitch_user_id, None)) == 1
+    assert (await db.live_streams()).keys() == {SHROUD.twitch_user_id}
+
+
+async def test_the_last_unfollow_takes_the_history_along(clocked):
+    db, _ = clocked
+    sub = (await db.guild_subscriptions(1))[0]
+    await db.apply_live_changes([], {}, [], observations=[seen(SHROUD, "s1", 7)])
+    await db.remove_subscription_by_id(1, sub.id)
+    conn = read_only(db)
+    try:
+        counts = [
+            conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]  # noqa: S608 - fixed names
+            for t in ("stream_history", "stream_samples", "stream_categories")
+        ]
+    finally:
+        conn.close()
+    assert counts == [0, 0, 0]
+
+
+async def test_guild_history_lists_each_followed_streamer_once_with_their_streams(clocked):
+    db, clock = clocked
+    await db.add_subscription(1, 11, SHROUD)  # a second channel
+    await db.add_subscription(1, 10, POKI)
+    await db.add_subscription(2, 20, Streamer("9", "other", "Other"))
+    await db.apply_live_changes(
+        [],
+        {},
+        [],
+        observations=[seen(SHROUD, "s1", 7), seen(POKI, "p1", 9), seen(Streamer("9", "other", "Other"), "o1", 1)],
+    )
+    streamers, histories = await db.guild_history(1, clock.now - timedelta(days=7))
+    assert [s.login for s in streamers] == ["pokimane", "shroud"]
+    assert histories.keys() == {SHROUD.twitch_user_id, POKI.twitch_user_id}
+    assert all(h.samples == () for items in histories.values() for h in items)  # the ranking needs no samples
+    assert (await db.guild_history(1, clock.now + timedelta(days=1)))[1] == {}
+    assert await db.last_stream_started(POKI.twitch_user_id) == STARTED
+    assert await db.last_stream_started("nobody") is None
+
+
+async def test_retention_forgets_old_streams_and_ends_open_ones_no_longer_live(clocked):
+    db, clock = clocked
+    await db.apply_live_changes([], {}, [], observations=[seen(SHROUD, "old", 5)])
+    await db.apply_live_changes([], {}, [], ended_streams=["old"])
+    clock.advance(40 * 86_400)
+    await db.apply_live_changes([], {}, [], observations=[seen(SHROUD, "open", 5)])  # never in live_streams
+    assert await db.prune_history(clock.now - timedelta(days=30)) == 1
+    [left] = await db.streamer_history(SHROUD.twitch_user_id, None)
+    assert (left.stream_id, left.ended_at) == ("open", left.last_seen_at)
+
+
+async def test_thinning_replaces_the_samples_and_keeps_the_totals(clocked):
+    from twitch_notifier.core.history import thin
+
+    db, clock = clocked
+    for _ in range(40):
+        await db.apply_live_changes([live(SHROUD, "s1")], {}, [], observations=[seen(SHROUD, "s1", 100)])
+        clock.advance(90)
+    await db.apply_live_changes([], {}, [SHROUD.twitch_user_id], ended_streams=["s1"])
+    assert await db.history_to_thin(clock.now - timedelta(days=1), 10) == []  # not old enough yet
+    clock.advance(31 * 86_400)
+    [old] = await db.history_to_thin(clock.now - timedelta(days=30), 10)
+    assert len(old.samples) == 40
+    await db.store_thinned([thin(old)])
+    [stored] = await db.streamer_history(SHROUD.twitch_user_id, None)
+    assert len(stored.samples) == 6  # one per 10 minutes of an hour
+    assert (stored.viewer_seconds, stored.observed_seconds) == (100 * 39 * 90, 39 * 90)
+    assert await db.history_to_thin(clock.now - timedelta(days=30), 10) == []  # done once
+
+
+HISTORY_OBJECTS = (
+    "stream_history",
+    "sqlite_autoindex_stream_history_1",
+    "ix_stream_history_user",
+    "stream_samples",
+    "stream_categories",
+)
+
+
+def history_bytes(path: Path) -> int:
+    """Bytes the history's tables and indexes fill in their pages (SQLite's dbstat), free space left out."""
+    conn = sqlite3.connect(path)
+    try:
+        marks = ", ".join("?" for _ in HISTORY_OBJECTS)
+        row = conn.execute(
+            f"SELECT sum(pgsize - unused) FROM dbstat WHERE name IN ({marks})",  # noqa: S608 - fixed names
+            HISTORY_OBJECTS,
+        ).fetchone()
+    except sqlite3.OperationalError:
+        pytest.skip("this SQLite has no dbstat table to measure with")
+    finally:
+        conn.close()
+    return row[0] or 0
+
+
+async def test_bytes_per_stream_hour_raw_and_thinned(tmp_path):
+    """Ten streamers live four hours each, a poll every 90 s, one change of category: what a stream-hour of
+    history costs, as recorded and once thinned (bench/stats.py measures a year of it)."""
+    from twitch_notifier.core.history import thin
+
+    clock = Clock(STARTED)
+    path = tmp_path / "bot.db"
+    db = await Database.open(str(path), clock=clock)
+    streamers = [Streamer(str(40_000_000 + i), f"streamer{i}", f"Streamer{i}") for i in range(10)]
+    try:
+        for streamer in streamers:
+            await db.add_subscription(1, 10, streamer)
+        stream_ids = [f"31{s.twitch_user_id}" for s in streamers]  # Twitch's stream ids: 11 digits or so
+        for poll in range(160):
+            game = "VALORANT" if poll < 80 else "Just Chatting"
+            await db.apply_live_changes(
+                [live(s, i, viewer_count=1000 + poll) for s, i in zip(streamers, stream_ids, strict=True)],
+                {},
+                [],
+                observations=[seen(s, i, 1000 + poll, game) for s, i in zip(streamers, stream_ids, strict=True)],
+            )
+            clock.advance(90)
+        await db.apply_live_changes([], {}, [s.twitch_user_id for s in streamers], ended_streams=stream_ids)
+        raw = history_bytes(path) / 40
+        clock.advance(31 * 86_400)
+        await db.store_thinned(thin(h) for h in await db.history_to_thin(clock.now - timedelta(days=30), 100))
+        thinned = history_bytes(path) / 40
+    finally:
+        await db.close()
+    print(f"history: {raw:.0f} bytes per stream-hour as recorded, {thinned:.0f} once thinned")  # noqa: T201
+    assert raw < 1000
+    assert thinned < raw / 3

@@ -20,16 +20,20 @@ __all__ = [
     "CardToClose",
     "CardUpdate",
     "Category",
+    "CategoryChange",
     "EndAction",
     "GuildSettings",
     "GuildStreamer",
     "LiveStream",
     "PendingAnnouncement",
+    "StreamHistory",
+    "StreamObservation",
     "Streamer",
     "Subscription",
     "SubscriptionLimitReached",
     "SubscriptionUpdate",
     "Unchanged",
+    "ViewerSample",
 ]
 
 JSON = dict[str, Any]
@@ -212,3 +216,56 @@ class Announcement:
     embed: JSON
     components: list[JSON] = field(default_factory=list)
     allowed_mentions: JSON = field(default_factory=lambda: {"parse": [], "replied_user": False})
+
+
+# -- stream history (statistics) ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StreamObservation:
+    """One sighting of a live stream, as its history records it. `viewers` is None when the source did not
+    count them (a push reports a go-live or a new category, never a viewer count)."""
+
+    twitch_user_id: str
+    stream_id: str
+    started_at: datetime
+    game_id: str
+    game_name: str
+    viewers: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class ViewerSample:
+    """A viewer count seen `offset` seconds after the stream started."""
+
+    offset: int
+    viewers: int
+
+
+@dataclass(frozen=True, slots=True)
+class CategoryChange:
+    """The stream was in this category from `offset` seconds after its start (until the next change)."""
+
+    offset: int
+    game_id: str
+    game_name: str
+
+
+@dataclass(frozen=True, slots=True)
+class StreamHistory:
+    """One stream as the bot saw it: when, how many watched (samples), in which categories.
+
+    `ended_at` is None while the stream is live; an ended stream ends when it was last seen. Old streams
+    keep fewer samples (thinned), and their time-weighted totals are kept from before the thinning
+    (`viewer_seconds` over `observed_seconds`); None means: compute them from the samples."""
+
+    stream_id: str
+    twitch_user_id: str
+    started_at: datetime
+    last_seen_at: datetime
+    ended_at: datetime | None
+    peak_viewers: int
+    samples: tuple[ViewerSample, ...] = ()
+    categories: tuple[CategoryChange, ...] = ()
+    viewer_seconds: int | None = None
+    observed_seconds: int | None = None

@@ -22,13 +22,17 @@ from tests.fakes.fake_discord import FakeDiscord
 from tests.fakes.fake_twitch import FakeTwitch
 from twitch_api import TwitchClient
 from twitch_notifier.app.build import build_bot, build_twitch_client
-from twitch_notifier.discord_io.session import Backoff, run_session
+from twitch_notifier.discord_io.session import Backoff, SessionEnd, run_session
 
 DISCORD_TOKEN = "fake-discord-token.Abc123.SecretPart"
 TWITCH_CLIENT_ID = "fakeclientid0123456789"
 TWITCH_CLIENT_SECRET = "fakeclientsecret9876543210"
 
 READY_TIMEOUT = 10.0
+IDENTIFY_WINDOW = 0.05
+"""The fake's identify rate-limit window in the e2e tests (Discord's is 5 s): the bot spaces IDENTIFYs of one
+bucket by IDENTIFY_INTERVAL, a little more, as production spaces them by 5.25 s for Discord's 5 s."""
+IDENTIFY_INTERVAL = 0.06
 
 
 class SteppedClock:
@@ -50,9 +54,14 @@ class SteppedClock:
 
 
 class BotHarness:
+    """`overrides` replace Settings fields, e.g. `shard_count=3, shard_ids=(0, 2)` (SHARD_COUNT, SHARD_IDS); by
+    default the bot asks the fake for its shard count, as production asks Discord (1 for a small fake)."""
+
     def __init__(self, discord_fake: FakeDiscord, twitch_fake: FakeTwitch, db_path: Path, **overrides: Any) -> None:
         self.discord = discord_fake
         self.twitch = twitch_fake
+        # Discord allows one IDENTIFY per 5 s and bucket; a test must not wait that long for each shard.
+        discord_fake.limits.identify_window_seconds = min(discord_fake.limits.identify_window_seconds, IDENTIFY_WINDOW)
         self.settings = Settings(
             discord_token=DISCORD_TOKEN,
             twitch_client_id=TWITCH_CLIENT_ID,
@@ -79,10 +88,13 @@ class BotHarness:
         self.wall_clock = time.time  # Unix time for the metrics; a test may make it jump
         self.twitch_budget = 8.0  # what one interaction may spend on Twitch (production's default)
         self.discord_backoff = Backoff(base=0.2, cap=2.0)  # production's starts at 1 s and caps at 60 s
+        self.identify_interval = IDENTIFY_INTERVAL  # between IDENTIFYs of one bucket; production's is 5.25 s
         # One shard (the fake's `session()` then names it), quick reconnects, the shortest keepalive Twitch allows.
         self.eventsub_options: dict[str, Any] = {"shard_count": 1, "socket_backoff": 0.05, "keepalive_seconds": 10}
 
-    async def start(self, *, wait_first_cycle: bool = True) -> TwitchNotifierBot:
+    async def start(self, *, wait_first_cycle: bool = True, wait_ready: bool = True) -> TwitchNotifierBot:
+        """Build the bot and start its session; with `wait_ready`, return once it is ready (every shard) and,
+        with `wait_first_cycle`, once its first poll cycle is done."""
         self.db = await Database.open(self.settings.database_path, clock=self.clock.now)
         self.twitch_client = build_twitch_client(self.settings, backoff_base=0.01, backoff_max=0.05)
         bot = build_bot(
@@ -96,16 +108,24 @@ class BotHarness:
             wall_clock=lambda: self.wall_clock(),
             clock=self.clock.now,
             eventsub_options=self.eventsub_options,
+            identify_interval=self.identify_interval,
         )
         self.bot = bot
         # As production does (app.run): run_session logs in and connects, retrying while Discord is down.
         self._connect_task = asyncio.create_task(
             run_session(bot, self.settings.discord_token, backoff=self.discord_backoff), name="bot.session"
         )
+        if not wait_ready:
+            return bot
         await self._watch(bot.wait_until_ready(), "the bot to become ready")
         if wait_first_cycle:
             await self.wait_for_cycles(1)
         return bot
+
+    async def session_end(self, timeout: float = READY_TIMEOUT) -> SessionEnd:
+        """Wait for run_session to return (Discord refused the bot, say) and return why it ended."""
+        assert self._connect_task is not None
+        return await asyncio.wait_for(asyncio.shield(self._connect_task), timeout)
 
     def gateway_failure(self) -> str | None:
         """Why the bot's gateway task ended, if it ended (it should run until `stop()`)."""

@@ -29,6 +29,7 @@ async def test_commands_are_synced_guild_only_with_manage_server_for_mutations(w
         "streamers",
         "live",
         "settings",
+        "stats",
     }
     manage_guild = str(1 << 5)
     for name in ("setchannel", "addstreamer", "editstreamer", "removestreamer", "settings"):

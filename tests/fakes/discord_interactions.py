@@ -79,6 +79,7 @@ class FakeInteraction:
         self.callbacks: list[JSON] = []
         self.original: FakeMessage | None = None
         self.followups: list[FakeMessage] = []
+        self.shards: tuple[int, ...] = ()  # the shards whose sessions INTERACTION_CREATE went to (none: undelivered)
 
     @property
     def deferred(self) -> bool:

@@ -91,6 +91,24 @@ class SnowflakeFactory:
         self._last = max(candidate, self._last + 1)
         return self._last
 
+    def spread(self, shard: tuple[int, int] | None = None) -> int:
+        """An id in a millisecond no earlier id has. The shard of an id is its millisecond modulo the shard
+        count, so ids made one after another this way fall on consecutive shards, as real guild ids (spread
+        over years) fall evenly. With ``shard=(shard_id, num_shards)``: the first such id on that shard."""
+        millisecond = max(int(time.time() * 1000) - DISCORD_EPOCH_MS, (self._last >> 22) + 1)
+        if shard is not None:
+            shard_id, num_shards = shard
+            if not 0 <= shard_id < num_shards:
+                raise ValueError(f"no shard {shard_id} among {num_shards}")
+            millisecond += (shard_id - millisecond) % num_shards
+        self._last = millisecond << 22
+        return self._last
+
+
+def shard_of(snowflake: int, num_shards: int) -> int:
+    """Discord's shard for a guild id: (guild_id >> 22) % num_shards."""
+    return (snowflake >> 22) % num_shards
+
 
 def iso_now() -> str:
     return datetime.now(UTC).isoformat()

@@ -14,6 +14,13 @@ Fault injection, all of it recorded so tests can assert it happened:
 - ``omit_from_next_ready(guilds, unavailable=…)`` / ``ready_guild_filter``: a READY without some guilds.
 - ``reset_token()``: the bot's token stops working (REST 401, gateway 4004).
 - ``nonce_window_seconds`` with ``clock`` / ``advance_clock()``: ``enforce_nonce`` only within a window.
+
+Sharding, as Discord's gateway docs say (see discord_gateway.py): ``GET /gateway/bot`` recommends one shard per
+1,000 guilds (or ``recommended_shards``) with a ``session_start_limit``; each IDENTIFY's shard gets READY and
+GUILD_CREATE for its own guilds only, and every later guild event (interactions included) goes to the owning
+shard's session, DMs to shard 0. ``add_guild(name, shard=(id, count))`` places a guild on a shard; by default
+guild ids fall on consecutive shards. The limits (2,500 guilds per shard, one IDENTIFY per bucket per 5 s, 1,000
+session starts) are in ``fake.limits`` (a GatewayLimits), which tests may lower.
 """
 
 from __future__ import annotations
@@ -23,8 +30,10 @@ import contextlib
 import json
 import logging
 import math
+import mimetypes
 import re
 import secrets
+import struct
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -34,9 +43,18 @@ import discord
 import discord.gateway
 import discord.http
 import yarl
-from aiohttp import web
+from aiohttp import BodyPartReader, web
 
-from tests.fakes.discord_gateway import PROXY_502_HTML, FakeGateway, GatewayRefusal, RefusalMode
+from tests.fakes.discord_gateway import (
+    DEFAULT_MAX_GUILDS_PER_SHARD,
+    GUILDS_PER_RECOMMENDED_SHARD,
+    PROXY_502_HTML,
+    FakeGateway,
+    GatewayLimits,
+    GatewayRefusal,
+    RefusalMode,
+    RefusedIdentify,
+)
 from tests.fakes.discord_interactions import (
     FakeInteraction,
     InteractionRefused,
@@ -74,6 +92,7 @@ from tests.fakes.discord_payloads import (
     is_empty_message,
     iso_now,
     permission_value,
+    shard_of,
     validate_choices,
     validate_commands,
     validate_message,
@@ -93,15 +112,18 @@ __all__ = [
     "FakeRole",
     "FakeUser",
     "Fault",
+    "GatewayLimits",
     "GatewayRefusal",
     "HungRequest",
     "InteractionRefused",
     "InteractionReply",
     "RecordedRequest",
+    "RefusedIdentify",
     "Rejection",
     "TypedChannel",
     "patch_discord_endpoints",
     "permission_value",
+    "shard_of",
 ]
 
 _log = logging.getLogger(__name__)
@@ -109,10 +131,24 @@ _log = logging.getLogger(__name__)
 API_PREFIX = "/api/v10"
 _INTERACTION_TOKEN_TTL = 15 * 60
 _ATTACHMENT_SIZE_LIMIT = 10 * 1024 * 1024
+_MAX_ATTACHMENTS = 10
+_MAX_REQUEST_BYTES = (_MAX_ATTACHMENTS + 1) * _ATTACHMENT_SIZE_LIMIT  # aiohttp's own cap must not be hit first
 _CLOCK_SLACK = 0.01  # a client that slept exactly Reset-After must not be refused for a rounding error
 DEFAULT_NONCE_WINDOW = 300.0  # Discord: a repeated nonce is caught "in the past few minutes"
 _JSON_BODY = web.RequestKey("fake_discord_json", object)
 _FILES = web.RequestKey("fake_discord_files", list)
+
+
+class _Upload(NamedTuple):
+    """One `files[n]` part of a multipart body."""
+
+    placeholder: int
+    filename: str
+    data: bytes
+
+
+def _described(entry: JSON) -> JSON:
+    return {"description": entry["description"]} if entry.get("description") else {}
 
 
 class RecordedRequest(NamedTuple):
@@ -259,8 +295,20 @@ class FakeDiscord:
         global_rate_limit: int = 50,
         nonce_window_seconds: float = DEFAULT_NONCE_WINDOW,
         clock: Callable[[], float] = time.monotonic,
+        max_guilds_per_shard: int = DEFAULT_MAX_GUILDS_PER_SHARD,
+        recommended_shards: int | None = None,
+        max_concurrency: int = 1,
+        session_start_total: int = 1000,
+        identify_window_seconds: float = 5.0,
     ) -> None:
         self.token = token
+        self.limits = GatewayLimits(
+            max_guilds_per_shard=max_guilds_per_shard,
+            recommended_shards=recommended_shards,
+            max_concurrency=max_concurrency,
+            session_start_total=session_start_total,
+            identify_window_seconds=identify_window_seconds,
+        )
         self.nonce_window_seconds = nonce_window_seconds
         self.clock = clock
         self._clock_offset = 0.0
@@ -284,6 +332,7 @@ class FakeDiscord:
         self.requests: list[RecordedRequest] = []
         self.unhandled: list[tuple[str, str]] = []
         self.rejected: list[Rejection] = []
+        self.uploaded: dict[str, bytes] = {}  # attachment id -> the file's bytes (see "file uploads")
         self.rate_limited: list[RecordedRequest] = []  # 429s from enforced (not injected) limits
         self.faults: list[Fault] = []
         self.hung: list[HungRequest] = []  # requests held by hang_next, in arrival order
@@ -303,11 +352,16 @@ class FakeDiscord:
             unhandled=self.unhandled,
             heartbeat_interval_ms=heartbeat_interval_ms,
             allowed_privileged_intents=allowed_privileged_intents,
+            limits=self.limits,
+            shard_guild_count=self._shard_guild_count,
+            reset_token=self.reset_token,
         )
-        self.identify_payloads = self.gateway.identify_payloads
+        self.identify_payloads = self.gateway.identify_payloads  # those that started a session
+        self.refused_identifies = self.gateway.refused_identifies  # 4010, 4011, op 9, session starts used up
         self.resume_payloads = self.gateway.resume_payloads
         self.gateway_refusals = self.gateway.refused  # one GatewayRefusal per refused connection attempt
         self.dispatched = self.gateway.dispatched  # event names sent to the bot, in order
+        self.dispatched_on = self.gateway.dispatched_on  # (event name, shard of the session it went to)
         self._changed = asyncio.Event()
         self._route_specs: dict[str, _RouteSpec] = {}
         self._windows: dict[tuple[str, str], _Window] = {}
@@ -326,7 +380,7 @@ class FakeDiscord:
         return f"ws://127.0.0.1:{self.port}/gateway/"
 
     async def start(self) -> None:
-        app = web.Application(middlewares=[self._middleware])
+        app = web.Application(middlewares=[self._middleware], client_max_size=_MAX_REQUEST_BYTES)
         self._add_routes(app)
         app.router.add_get("/gateway/", self.gateway.handler)
         # A short shutdown timeout is only a safety net: stop() releases held requests itself.
@@ -365,10 +419,16 @@ class FakeDiscord:
         self.users[user.id] = user
         return user
 
-    def add_guild(self, name: str, *, bot_permissions: int = DEFAULT_BOT_PERMISSIONS) -> FakeGuild:
-        """Create a guild with the bot as a member; once connected, announce it with ``join_guild``."""
-        guild = FakeGuild(self._next_id(), name, owner_id=self.add_user(f"{name} owner").id)
-        guild.bot_joined = self.gateway.session is None  # before IDENTIFY it simply shows up in READY
+    def add_guild(
+        self, name: str, *, bot_permissions: int = DEFAULT_BOT_PERMISSIONS, shard: tuple[int, int] | None = None
+    ) -> FakeGuild:
+        """Create a guild with the bot as a member; once its shard is connected, announce it with ``join_guild``.
+
+        ``shard=(shard_id, num_shards)`` picks an id Discord puts on that shard; otherwise ids made one after
+        another fall on consecutive shards."""
+        guild = FakeGuild(self._next_id.spread(shard), name, owner_id=self.add_user(f"{name} owner").id)
+        # Before its shard's IDENTIFY the guild simply shows up in that shard's READY.
+        guild.bot_joined = not self.gateway.sessions_for(guild.id)
         guild.roles[guild.id] = FakeRole(guild.id, guild.id, "@everyone", MEMBER_PERMISSIONS)
         bot_role = FakeRole(
             self._next_id(), guild.id, self.bot_user.username, bot_permissions, 1, managed=True, bot_id=self.bot_user_id
@@ -619,33 +679,61 @@ class FakeDiscord:
         lines.append(f"-- unhandled: {self.unhandled}  rejected: {self.rejected}")
         if self.hung or self.gateway_refusals:
             lines.append(f"-- hung: {self.hung}  gateway refusals: {self.gateway_refusals}")
-        lines.append(f"-- gateway connected: {self.connected}")
+        lines.append(f"-- gateway connected: {self.connected} (shards {self.connected_shards})")
+        if self.refused_identifies:
+            lines.append(f"-- refused IDENTIFYs: {self.refused_identifies}")
         return "\n".join(lines)
 
     # ------------------------------------------------------------------ gateway controls
 
     @property
     def connected(self) -> bool:
+        """Some gateway session has a live socket (see ``connected_shards``)."""
         return self.gateway.connected
 
-    async def wait_connected(self, timeout: float = 5.0) -> None:
-        await self.wait_until(lambda: self.connected, timeout=timeout, what="a gateway session")
+    @property
+    def connected_shards(self) -> list[int]:
+        """The shards with a live gateway session, sorted."""
+        return self.gateway.connected_shards
+
+    @property
+    def session_starts_remaining(self) -> int:
+        return self.gateway.session_starts_remaining
+
+    async def wait_connected(self, timeout: float = 5.0, *, shards: Iterable[int] | None = None) -> None:
+        """Wait for a gateway session, or for one on each of ``shards``."""
+        wanted = None if shards is None else set(shards)
+        what = "a gateway session" if wanted is None else f"gateway sessions on shards {sorted(wanted)}"
+        await self.wait_until(
+            lambda: self.connected if wanted is None else wanted <= set(self.connected_shards),
+            timeout=timeout,
+            what=what,
+        )
+
+    def guilds_on_shard(self, shard_id: int, num_shards: int) -> list[FakeGuild]:
+        """The guilds Discord puts on that shard (the bot's or not)."""
+        return [g for g in self.guilds.values() if shard_of(g.id, num_shards) == shard_id]
+
+    def _shard_guild_count(self, shard_id: int, num_shards: int) -> int:
+        return sum(1 for g in self.guilds_on_shard(shard_id, num_shards) if g.bot_joined)
 
     async def drain(self) -> None:
         """Return once every queued gateway frame has been written to the bot's socket."""
         await self.gateway.drain()
 
-    async def disconnect_gateway(self, code: int = 4000, *, invalidate_session: bool = False) -> None:
-        """Close the bot's websocket; with 4000 discord.py reconnects and RESUMEs."""
-        await self.gateway.disconnect(code, invalidate_session=invalidate_session)
+    async def disconnect_gateway(
+        self, code: int = 4000, *, invalidate_session: bool = False, shard: int | None = None
+    ) -> None:
+        """Close the bot's websocket (every shard's, or ``shard``'s); with 4000 discord.py reconnects and RESUMEs."""
+        await self.gateway.disconnect(code, invalidate_session=invalidate_session, shard=shard)
 
-    async def send_reconnect(self) -> None:
-        """Op 7 RECONNECT: discord.py closes the socket and RESUMEs on a new one."""
-        await self.gateway.send_reconnect()
+    async def send_reconnect(self, *, shard: int | None = None) -> None:
+        """Op 7 RECONNECT (to every shard, or ``shard``): discord.py closes the socket and RESUMEs on a new one."""
+        await self.gateway.send_reconnect(shard=shard)
 
-    async def invalidate_session(self, *, resumable: bool = False) -> None:
-        """Op 9 INVALID_SESSION; with ``resumable=False`` the bot must IDENTIFY again."""
-        await self.gateway.invalidate_session(resumable=resumable)
+    async def invalidate_session(self, *, resumable: bool = False, shard: int | None = None) -> None:
+        """Op 9 INVALID_SESSION (every shard, or ``shard``); with ``resumable=False`` the bot must IDENTIFY again."""
+        await self.gateway.invalidate_session(resumable=resumable, shard=shard)
 
     # ------------------------------------------------------------------ interactions
 
@@ -706,7 +794,7 @@ class FakeDiscord:
         bypass: bool,
         locale: str,
     ) -> FakeInteraction:
-        if self.gateway.session is None:
+        if not self.gateway.sessions:
             raise RuntimeError("the bot has not identified on the gateway")
         guild = self.guilds.get(guild_id) if guild_id is not None else None
         if guild_id is not None and (guild is None or not guild.bot_joined):
@@ -764,7 +852,10 @@ class FakeDiscord:
         inter = FakeInteraction(payload, created=asyncio.get_running_loop().time(), wait_until=self.wait_until)
         self.interactions[inter.id] = inter
         self._interactions_by_token[inter.token] = inter
-        self._dispatch("INTERACTION_CREATE", payload)
+        # On the guild's shard (a DM on shard 0); with no session there it reaches nobody, as on Discord.
+        inter.shards = tuple(
+            self.gateway.dispatch("INTERACTION_CREATE", payload, guild_id=guild.id if guild is not None else None)
+        )
         return inter
 
     def _interaction_channel(self, guild: FakeGuild, channel_id: int | None) -> FakeChannel:
@@ -782,17 +873,25 @@ class FakeDiscord:
 
     def _dispatch(self, event: str, data: JSON, *, guild: FakeGuild | None = None) -> None:
         """Dispatch to the bot, unless the event concerns a guild the bot is not in (or was not told of)."""
-        if guild is None or (guild.bot_joined and guild.id not in self._hidden_guilds):
+        if guild is None:
             self.gateway.dispatch(event, data)
+        elif guild.bot_joined and guild.id not in self._hidden_guilds:
+            self.gateway.dispatch(event, data, guild_id=guild.id)
 
-    def _initial_dispatches(self, session_id: str, shard: list[int] | None) -> list[tuple[str, JSON]]:
-        omit, self._next_ready_omit = self._next_ready_omit, {}
+    def _initial_dispatches(
+        self, session_id: str, shard_id: int, num_shards: int, echo_shard: bool
+    ) -> list[tuple[str, JSON]]:
+        """READY and the GUILD_CREATEs of one session: the guilds of its shard only."""
+        omit = {gid: u for gid, u in self._next_ready_omit.items() if shard_of(gid, num_shards) == shard_id}
+        for gid in omit:
+            del self._next_ready_omit[gid]
         keep = self.ready_guild_filter or (lambda guild: True)
-        joined = [g for g in self.guilds.values() if g.bot_joined]
+        joined = [g for g in self.guilds_on_shard(shard_id, num_shards) if g.bot_joined]
         created = [g for g in joined if g.id not in omit and keep(g)]
         created_ids = {g.id for g in created}
         listed = [g for g in joined if g.id in created_ids or omit.get(g.id)]
-        self._hidden_guilds = {g.id for g in joined} - created_ids
+        joined_ids = {g.id for g in joined}
+        self._hidden_guilds = (self._hidden_guilds - joined_ids) | (joined_ids - created_ids)
         ready: JSON = {
             "v": 10,
             "user": self.bot_user.payload() | {"verified": True, "mfa_enabled": False, "flags": 0, "email": None},
@@ -810,8 +909,8 @@ class FakeDiscord:
             "auth": {},
             "_trace": ["fake-gateway"],
         }
-        if shard is not None:
-            ready["shard"] = shard
+        if echo_shard:
+            ready["shard"] = [shard_id, num_shards]
         return [("READY", ready)] + [("GUILD_CREATE", g.gateway_payload(initial=True)) for g in created]
 
     def _members_chunk(self, data: JSON) -> JSON | None:
@@ -964,17 +1063,7 @@ class FakeDiscord:
                 raise _ApiError(400, 50109, "The request body contains invalid JSON.") from None
             return
         if request.content_type == "multipart/form-data":
-            form = await request.post()
-            for key, value in form.items():
-                if key == "payload_json":
-                    raw = value if isinstance(value, str | bytes | bytearray) else value.file.read()
-                    request[_JSON_BODY] = json.loads(raw)
-                elif re.fullmatch(r"files\[\d+\]", key) and isinstance(value, web.FileField):
-                    request[_FILES].append(
-                        {"filename": value.filename, "size": len(value.file.read()), "content_type": value.content_type}
-                    )
-                else:
-                    self.unhandled.append((request.method, f"{path} (multipart field {key!r})"))
+            await self._read_multipart(request, path)
             return
         self.unhandled.append((request.method, f"{path} (Content-Type {request.content_type})"))
 
@@ -1064,8 +1153,19 @@ class FakeDiscord:
         return _json_response(200, {"url": self.gateway_url})
 
     async def _get_gateway_bot(self, request: web.Request) -> web.Response:
-        limit = {"total": 1000, "remaining": 999, "reset_after": 86_400_000, "max_concurrency": 1}
-        return _json_response(200, {"url": self.gateway_url, "shards": 1, "session_start_limit": limit})
+        """Discord's shape: the recommended shard count (one per 1,000 guilds, at least one) and the session start
+        limit, whose ``remaining`` counts every session started so far."""
+        shards = self.limits.recommended_shards
+        if shards is None:
+            joined = sum(g.bot_joined for g in self.guilds.values())
+            shards = max(1, math.ceil(joined / GUILDS_PER_RECOMMENDED_SHARD))
+        limit = {
+            "total": self.limits.session_start_total,
+            "remaining": self.gateway.session_starts_remaining,
+            "reset_after": self.limits.session_reset_after_ms,
+            "max_concurrency": self.limits.max_concurrency,
+        }
+        return _json_response(200, {"url": self.gateway_url, "shards": shards, "session_start_limit": limit})
 
     def _command_scope(self, request: web.Request) -> tuple[list[JSON], int | None]:
         if int(request.match_info["app_id"]) != self.application_id:
@@ -1163,6 +1263,7 @@ class FakeDiscord:
         if ctype == 4:
             self._check_message_body(data, creating=True, attachments=len(request[_FILES]))
             message = self._interaction_message(inter, data, int(data.get("flags") or 0))
+            message.attachments = self._attachments(request, data, inter.channel_id, ephemeral=message.ephemeral)
         elif ctype == 5:
             message = self._interaction_message(
                 inter, {}, FLAG_LOADING | (int(data.get("flags") or 0) & FLAG_EPHEMERAL)
@@ -1209,11 +1310,16 @@ class FakeDiscord:
         original = inter.original
         if original is not None and original.flags & FLAG_LOADING:
             # The first follow-up after a defer replaces the "thinking" message (keeping its ephemerality).
+            attachments = self._attachments(request, body, inter.channel_id, ephemeral=original.ephemeral)
             self._apply_edit(original, {k: v for k, v in body.items() if k != "flags"}, record=False)
             original.flags &= ~FLAG_LOADING
+            original.attachments = attachments
             message = original
         else:
-            message = self._interaction_message(inter, body, int(body.get("flags") or 0))
+            flags = int(body.get("flags") or 0)
+            attachments = self._attachments(request, body, inter.channel_id, ephemeral=bool(flags & FLAG_EPHEMERAL))
+            message = self._interaction_message(inter, body, flags)
+            message.attachments = attachments
             inter.followups.append(message)
         if request.query.get("wait") in ("1", "true", "True"):
             return _json_response(200, message.payload())
@@ -1227,7 +1333,9 @@ class FakeDiscord:
         _, message = self._webhook_message(request)
         body = self._body(request)
         self._check_message_body(body, creating=False)
+        attachments = self._edited_attachments(request, body, message)
         self._apply_edit(message, body)
+        message.attachments = attachments
         message.flags &= ~FLAG_LOADING
         return _json_response(200, message.payload())
 
@@ -1235,6 +1343,114 @@ class FakeDiscord:
         _, message = self._webhook_message(request)
         message.deleted = True
         return web.Response(status=204)
+
+    # ------------------------------------------------------------------ REST: file uploads (attachments)
+    # Discord's "Uploading Files" (developers/reference) and the attachment objects (resources/message): files
+    # come in a multipart/form-data body, the JSON as `payload_json` and each file as `files[n]`, whose
+    # Content-Disposition must carry a filename and a unique name; `n` is the placeholder id that an entry of the
+    # JSON's `attachments` array (the callback's `data.attachments` for an interaction response) refers to, with
+    # the file's `filename` and `description` (alt text, at most 1,024 characters). Each file is at most
+    # `attachment_size_limit` (10 MiB by default), a message holds at most 10 attachments (error 30015). On an
+    # edit, new files are appended; with an `attachments` array, only the files it lists stay (existing ones by
+    # id, new ones by placeholder). Attachments of an ephemeral message are ephemeral. The bytes of every file
+    # stored are kept: `attachment_bytes(attachment)`.
+
+    async def _read_multipart(self, request: web.Request, path: str) -> None:
+        # Part by part (aiohttp's request.post() would fold two parts of one name into one).
+        request[_JSON_BODY] = {}  # payload_json is optional: files alone are a message
+        names: set[str] = set()
+        reader = await request.multipart()
+        while (part := await reader.next()) is not None:
+            if not isinstance(part, BodyPartReader) or part.name is None:
+                raise _form_error({"_errors": [{"code": "BASE_TYPE_REQUIRED", "message": "Each part needs a name."}]})
+            key = part.name
+            if key in names:
+                error = {"code": "DUPLICATE_FIELD", "message": f"Each form field must be named once: {key!r}"}
+                raise _form_error({key: {"_errors": [error]}})
+            names.add(key)
+            data = await part.read(decode=True)
+            placeholder = re.fullmatch(r"files\[(\d+)\]", key)
+            if key == "payload_json":
+                try:
+                    request[_JSON_BODY] = json.loads(data)
+                except ValueError:
+                    raise _ApiError(400, 50109, "The request body contains invalid JSON.") from None
+            elif placeholder is not None:
+                if not part.filename:
+                    error = {"code": "BASE_TYPE_REQUIRED", "message": "A file needs a filename (Content-Disposition)."}
+                    raise _form_error({key: {"_errors": [error]}})
+                request[_FILES].append(_Upload(int(placeholder[1]), part.filename, bytes(data)))
+            else:
+                self.unhandled.append((request.method, f"{path} (multipart field {key!r})"))
+
+    def _attachments(
+        self, request: web.Request, body: JSON, channel_id: int, *, ephemeral: bool, keep: list[JSON] | None = None
+    ) -> list[JSON]:
+        """The attachments a message gets from this request's files and its JSON's `attachments`; `keep` are the
+        message's own (an edit). Raises Discord's error for what Discord refuses."""
+        uploads: dict[int, _Upload] = {upload.placeholder: upload for upload in request[_FILES]}
+        existing = {str(a["id"]): a for a in keep or []}
+        listed = body.get("attachments")
+        if listed is None:  # no array: every file is added, and an edit keeps what the message had
+            entries: list[JSON] = [{"id": placeholder} for placeholder in sorted(uploads)]
+            kept = list(existing.values())
+        else:
+            if not isinstance(listed, list) or not all(isinstance(item, dict) for item in listed):
+                raise _form_error(
+                    {"attachments": {"_errors": [{"code": "BASE_TYPE_LIST", "message": "Must be a list."}]}}
+                )
+            entries, kept = [], []
+            for index, item in enumerate(listed):
+                if str(item.get("id")) in existing:
+                    kept.append(existing[str(item["id"])] | _described(item))
+                elif isinstance(item.get("id"), int | str) and str(item["id"]).isdigit() and int(item["id"]) in uploads:
+                    entries.append(item)
+                else:
+                    error = {"code": "ATTACHMENT_NOT_FOUND", "message": f"No file or attachment {item.get('id')!r}."}
+                    raise _form_error({"attachments": {str(index): {"id": {"_errors": [error]}}}})
+                if len(str(item.get("description") or "")) > 1024:
+                    error = {"code": "BASE_TYPE_MAX_LENGTH", "message": "Must be 1024 or fewer in length."}
+                    raise _form_error({"attachments": {str(index): {"description": {"_errors": [error]}}}})
+        if len(kept) + len(entries) > _MAX_ATTACHMENTS:
+            raise _ApiError(400, 30015, "Maximum number of attachments in a message reached (10)")
+        added = []
+        for entry in entries:
+            upload = uploads[int(entry["id"])]
+            if len(upload.data) > _ATTACHMENT_SIZE_LIMIT:
+                raise _ApiError(413, 40005, "Request entity too large")
+            added.append(self._stored_attachment(upload, entry, channel_id, ephemeral=ephemeral))
+        return kept + added
+
+    def _edited_attachments(self, request: web.Request, body: JSON, message: FakeMessage) -> list[JSON]:
+        if not request[_FILES] and "attachments" not in body:
+            return message.attachments
+        return self._attachments(
+            request, body, message.channel_id, ephemeral=message.ephemeral, keep=message.attachments
+        )
+
+    def _stored_attachment(self, upload: _Upload, entry: JSON, channel_id: int, *, ephemeral: bool) -> JSON:
+        attachment_id = str(self._next_id())
+        filename = str(entry.get("filename") or upload.filename)
+        content_type, _ = mimetypes.guess_type(filename)  # Discord reports the type it detects, not the part's
+        attachment: JSON = {
+            "id": attachment_id,
+            "filename": filename,
+            "size": len(upload.data),
+            "url": f"https://cdn.discordapp.com/attachments/{channel_id}/{attachment_id}/{filename}",
+            "proxy_url": f"https://media.discordapp.net/attachments/{channel_id}/{attachment_id}/{filename}",
+        } | _described(entry)
+        if content_type:
+            attachment["content_type"] = content_type
+        if upload.data[:8] == b"\x89PNG\r\n\x1a\n" and len(upload.data) >= 24:  # IHDR: width, height
+            attachment["width"], attachment["height"] = struct.unpack(">II", upload.data[16:24])
+        if ephemeral:
+            attachment["ephemeral"] = True
+        self.uploaded[attachment_id] = upload.data
+        return attachment
+
+    def attachment_bytes(self, attachment: JSON) -> bytes:
+        """The file behind an attachment object of a message the fake stored."""
+        return self.uploaded[str(attachment["id"])]
 
     # ------------------------------------------------------------------ REST: channels, messages, guilds
 
@@ -1304,6 +1520,7 @@ class FakeDiscord:
         self._check_message_body(body, creating=True, attachments=len(files))
         if body.get("embeds") and not perms & EMBED_LINKS:
             raise _ApiError(403, 50013, "Missing Permissions")
+        attachments = self._attachments(request, body, channel.id, ephemeral=False)
         nonce = body.get("nonce")
         remembered = self._remembered_nonce(channel.id, nonce)
         if remembered is not None and body.get("enforce_nonce"):
@@ -1323,15 +1540,7 @@ class FakeDiscord:
             tts=bool(body.get("tts")),
             message_reference=body.get("message_reference"),
         )
-        message.attachments = [
-            f
-            | {
-                "id": str(self._next_id()),
-                "url": f"https://cdn.discordapp.com/attachments/{channel.id}/{f['filename']}",
-                "proxy_url": f"https://media.discordapp.net/attachments/{channel.id}/{f['filename']}",
-            }
-            for f in files
-        ]
+        message.attachments = attachments
         guild = self.guilds[channel.guild_id]
         self._effective_mentions(guild, message, perms)
         channel.last_message_id = message.id
@@ -1388,10 +1597,12 @@ class FakeDiscord:
         self._check_message_body(body, creating=False)
         if body.get("embeds") and not perms & EMBED_LINKS:
             raise _ApiError(403, 50013, "Missing Permissions")
-        merged = {"content": message.content, "embeds": message.embeds, "attachments": message.attachments} | body
+        attachments = self._edited_attachments(request, body, message)
+        merged = {"content": message.content, "embeds": message.embeds, "attachments": attachments} | body
         if is_empty_message(merged):
             raise _ApiError(400, 50006, "Cannot send an empty message")
         self._apply_edit(message, body)
+        message.attachments = attachments
         guild = self.guilds[channel.guild_id]
         self._effective_mentions(guild, message, perms)
         self._dispatch("MESSAGE_UPDATE", message.payload(), guild=guild)

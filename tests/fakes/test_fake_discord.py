@@ -34,6 +34,7 @@ from tests.fakes.fake_discord import (
 )
 
 TOKEN = "fake-discord-token.Abc.Secret"
+IDENTIFY_WINDOW = 0.05  # the fake's identify rate-limit window here (Discord's is 5 s), and MiniBot's pause
 STREAMERS = ["shroud", "shroomy", "xqc"]
 
 
@@ -87,7 +88,9 @@ class MiniBot(commands.Bot):
         await self.tree.sync()
 
     async def before_identify_hook(self, shard_id: int | None, *, initial: bool = False) -> None:
-        """Skip discord.py's 5 s pause before a re-IDENTIFY."""
+        """discord.py's pause before a re-IDENTIFY, as long as the fake's shortened window (not 5 s)."""
+        if not initial:
+            await asyncio.sleep(IDENTIFY_WINDOW)
 
 
 class ErrorCollector(logging.Handler):
@@ -127,7 +130,7 @@ def no_discord_errors() -> Iterator[ErrorCollector]:
 
 @pytest.fixture
 async def fake() -> AsyncIterator[FakeDiscord]:
-    fake = FakeDiscord(token=TOKEN)
+    fake = FakeDiscord(token=TOKEN, identify_window_seconds=IDENTIFY_WINDOW)
     await fake.start()
     with patch_discord_endpoints(fake):
         yield fake
@@ -925,3 +928,188 @@ async def test_ready_guild_filter_applies_to_every_ready(fake: FakeDiscord, worl
         await expect_event(bot, "ready", fake.invalidate_session())
         assert list(bot.guilds) == []
         assert "GUILD_CREATE" not in fake.dispatched
+
+
+# --------------------------------------------------------------------------- sharding
+
+
+async def raw_identify(fake: FakeDiscord, shard: list[int] | None, *, token: str = TOKEN) -> tuple[Any, Any]:
+    """IDENTIFY over a bare websocket; returns (the first answer, or None if the socket closed; the close code)."""
+    data: dict[str, Any] = {"token": token, "intents": 1, "properties": {}}
+    if shard is not None:
+        data["shard"] = shard
+    async with aiohttp.ClientSession() as session, session.ws_connect(f"{fake.gateway_url}?v=10&encoding=json") as ws:
+        assert (await ws.receive_json())["op"] == 10
+        await ws.send_json({"op": 2, "d": data})
+        msg = await ws.receive(timeout=5)
+        answer = msg.json() if msg.type is aiohttp.WSMsgType.TEXT else None
+        return answer, ws.close_code
+
+
+async def test_gateway_bot_recommends_a_shard_per_thousand_guilds_and_counts_session_starts() -> None:
+    fake = FakeDiscord(token=TOKEN, identify_window_seconds=0.0)
+    for index in range(2001):
+        fake.add_guild(f"g{index}")
+    await fake.start()
+    try:
+        auth = {"Authorization": f"Bot {TOKEN}"}
+        async with aiohttp.ClientSession() as session:
+            async with session.get(f"{fake.api_base}/gateway/bot", headers=auth) as resp:
+                first = await resp.json()
+            await raw_identify(fake, [0, 3])
+            await raw_identify(fake, [1, 3])
+            fake.limits.recommended_shards = 16
+            fake.limits.max_concurrency = 16
+            async with session.get(f"{fake.api_base}/gateway/bot", headers=auth) as resp:
+                second = await resp.json()
+    finally:
+        await fake.stop()
+    assert first == {
+        "url": fake.gateway_url,
+        "shards": 3,  # ceil(2001 / 1000)
+        "session_start_limit": {"total": 1000, "remaining": 1000, "reset_after": 14_400_000, "max_concurrency": 1},
+    }
+    assert second["shards"] == 16
+    assert second["session_start_limit"]["remaining"] == 998
+    assert second["session_start_limit"]["max_concurrency"] == 16
+
+
+async def test_each_shard_gets_ready_and_guild_create_for_its_own_guilds_only() -> None:
+    fake = FakeDiscord(token=TOKEN, identify_window_seconds=0.0)
+    placed = {shard: [fake.add_guild(f"s{shard}-{i}", shard=(shard, 3)).id for i in range(2)] for shard in range(3)}
+    spread = [fake.add_guild(f"spread{i}").id for i in range(6)]  # consecutive ids: consecutive shards
+    await fake.start()
+    try:
+        ready, _ = await raw_identify(fake, [1, 3])
+    finally:
+        await fake.stop()
+    assert ready["t"] == "READY"
+    assert ready["d"]["shard"] == [1, 3]
+    on_shard_1 = {g for g in [*placed[1], *spread] if (g >> 22) % 3 == 1}
+    assert {int(g["id"]) for g in ready["d"]["guilds"]} == on_shard_1
+    assert len(on_shard_1) == 4  # the two placed there, and two of the six spread ones
+    assert fake.dispatched_on.count(("GUILD_CREATE", 1)) == 4
+    assert {shard for _, shard in fake.dispatched_on} == {1}
+
+
+async def test_an_invalid_shard_is_closed_with_4010(fake: FakeDiscord) -> None:
+    fake.limits.identify_window_seconds = 0.0
+    for shard in ([3, 3], [0, 0], [-1, 2], [0], ["0", 1]):
+        answer, code = await raw_identify(fake, shard)
+        assert (answer, code) == (None, 4010), shard
+    assert [r.answer for r in fake.refused_identifies] == [4010] * 5
+    assert fake.identify_payloads == []
+
+
+async def test_a_shard_over_the_guild_cap_is_closed_with_4011(fake: FakeDiscord) -> None:
+    fake.limits.max_guilds_per_shard = 2  # Discord's is 2,500
+    fake.limits.identify_window_seconds = 0.0
+    for shard in (0, 0, 0, 1):
+        fake.add_guild(f"on {shard}", shard=(shard, 2))
+    assert await raw_identify(fake, None) == (None, 4011)  # four guilds on the only shard
+    assert await raw_identify(fake, [0, 2]) == (None, 4011)  # three
+    answer, _ = await raw_identify(fake, [1, 2])  # one
+    assert answer["t"] == "READY"
+    assert [(r.shard, r.answer) for r in fake.refused_identifies] == [(None, 4011), ([0, 2], 4011)]
+    assert fake.session_starts_remaining == 997  # the refused ones were session starts too
+
+
+async def test_identifies_over_max_concurrency_per_window_get_op_9(fake: FakeDiscord) -> None:
+    fake.limits.identify_window_seconds = 0.5
+    assert (await raw_identify(fake, [0, 2]))[0]["t"] == "READY"
+    answer, _ = await raw_identify(fake, [1, 2])  # same bucket (max_concurrency 1), within the window
+    assert answer == {"op": 9, "d": False, "s": None, "t": None}
+    fake.limits.max_concurrency = 2
+    assert (await raw_identify(fake, [1, 3]))[0]["t"] == "READY"  # bucket 1 of 2: free
+    await asyncio.sleep(0.5)
+    assert (await raw_identify(fake, [1, 2]))[0]["t"] == "READY"  # the window has passed
+    assert [(r.shard, r.answer) for r in fake.refused_identifies] == [([1, 2], "op 9")]
+    assert fake.session_starts_remaining == 997  # the op 9 started no session
+
+
+async def test_running_out_of_session_starts_resets_the_token(fake: FakeDiscord) -> None:
+    fake.limits.session_start_total = 1
+    fake.limits.identify_window_seconds = 0.0
+    assert (await raw_identify(fake, None))[0]["t"] == "READY"
+    assert await raw_identify(fake, None) == (None, 4004)
+    assert fake.token != TOKEN  # Discord resets it and emails the owner
+    assert [r.reason for r in fake.refused_identifies] == ["session start limit reached"]
+
+
+class ShardedMiniBot(commands.AutoShardedBot):
+    def __init__(self, **options: Any) -> None:
+        super().__init__(
+            command_prefix=commands.when_mentioned,
+            intents=discord.Intents.default(),
+            help_command=None,
+            guild_ready_timeout=0.05,
+            **options,
+        )
+        for command in _build_commands():
+            self.tree.add_command(command)
+
+    async def setup_hook(self) -> None:
+        await self.tree.sync()
+
+    async def before_identify_hook(self, shard_id: int | None, *, initial: bool = False) -> None:
+        if not initial:
+            await asyncio.sleep(IDENTIFY_WINDOW)
+
+
+async def test_a_sharded_client_gets_each_guilds_events_and_interactions_on_the_owning_shard(fake: FakeDiscord) -> None:
+    guilds = [fake.add_guild(f"guild on {shard}", shard=(shard, 3)) for shard in range(3)]
+    channels = [fake.add_text_channel(g.id, "alerts") for g in guilds]
+    bot = ShardedMiniBot(shard_count=3)
+    await bot.login(TOKEN)
+    task = asyncio.create_task(bot.connect())
+    try:
+        await asyncio.wait_for(bot.wait_until_ready(), 5)
+        assert sorted(bot.shards) == [0, 1, 2]
+        assert [bot.get_guild(g.id).shard_id for g in guilds] == [0, 1, 2]
+        for shard, channel in enumerate(channels):
+            inter = await fake.invoke("status", guild_id=channel.guild_id, channel_id=channel.id)
+            assert inter.shards == (shard,)
+            assert (await inter.wait_reply()).content == "All systems go"
+        dm = await fake.invoke("status")
+        assert dm.shards == (0,)  # no guild: shard 0
+        await dm.wait_reply()
+        created = await fake.create_channel(guilds[2].id, "late")
+        assert fake.dispatched_on[-1] == ("CHANNEL_CREATE", 2)
+        await asyncio.sleep(0.05)
+        assert bot.get_channel(created.id) is not None
+        # A single shard's session: the others are left alone.
+        resumed = bot.wait_for("shard_resumed", timeout=5)
+        await fake.disconnect_gateway(4000, shard=1)
+        assert await resumed == 1
+        assert [p["seq"] is not None for p in fake.resume_payloads] == [True]
+        assert fake.connected_shards == [0, 1, 2]
+    finally:
+        await bot.close()
+        await asyncio.wait_for(task, 5)
+    assert len(fake.identify_payloads) == 3
+
+
+async def test_an_unsharded_client_is_shard_0_of_1_and_gets_every_guild(
+    bot: MiniBot, fake: FakeDiscord, world: World
+) -> None:
+    assert "shard" not in fake.identify_payloads[0]
+    assert fake.gateway.session is not None
+    assert (fake.gateway.session.shard_id, fake.gateway.session.num_shards) == (0, 1)
+    other = fake.add_guild("Guild B", shard=(2, 3))  # shard 2 of 3, but this bot runs 1 shard: it is on 0
+    assert not other.bot_joined  # the session exists, so it must be told: join_guild
+    joined = await expect_event(bot, "guild_join", fake.join_guild(other))
+    assert joined.id == other.id
+
+
+async def test_a_close_with_1000_invalidates_the_session_and_4000_keeps_it(fake: FakeDiscord, world: World) -> None:
+    bot = ShardedMiniBot(shard_count=2)
+    await bot.login(TOKEN)
+    task = asyncio.create_task(bot.connect())
+    await asyncio.wait_for(bot.wait_until_ready(), 5)
+    resumed = bot.wait_for("shard_resumed", timeout=5)
+    await fake.disconnect_gateway(4000, shard=0)  # resumable: kept for the RESUME
+    await resumed
+    assert len(fake.gateway.sessions) == 2
+    await bot.close()  # discord.py's sharded client stops reading, then closes each shard with 1000
+    await asyncio.wait_for(task, 5)
+    await fake.wait_until(lambda: not fake.gateway.sessions, what="the closed sessions to be dropped")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bot import BotServices, TwitchNotifierBot
@@ -15,10 +15,12 @@ from twitch_api import TwitchClient
 from twitch_notifier.cogs.context import CogServices
 from twitch_notifier.core.notifier import Notifier
 from twitch_notifier.core.poller import Housekeeping, Poller
+from twitch_notifier.core.ports import Announcer
 from twitch_notifier.core.push import PushHandler
 from twitch_notifier.core.subscriptions import TWITCH_BUDGET, SubscriptionRules
 from twitch_notifier.discord_io.announcer import CALL_TIMEOUT, DiscordAnnouncer, GuildDirectory
 from twitch_notifier.discord_io.pacer import SendPacer
+from twitch_notifier.discord_io.sharding import IDENTIFY_INTERVAL, ShardScopedAnnouncer
 from twitch_notifier.eventsub.service import EventSubService, Transport
 from twitch_notifier.models import Category
 from twitch_notifier.ops.metrics import Metrics
@@ -54,24 +56,33 @@ def build_bot(
     wall_clock: Callable[[], float] = time.time,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     eventsub_options: Mapping[str, Any] | None = None,
+    identify_interval: float = IDENTIFY_INTERVAL,
 ) -> TwitchNotifierBot:
     """A TwitchNotifierBot wired to `db` and `twitch`, not yet started.
 
     `monotonic` drives the schedule of chores and the health check's staleness, `wall_clock` the Unix
     times exported as metrics, `clock` the dates the bot decides by (live-card throttle, pruning, how long
     a guild has been unseen); tests move them instead of reaching into the objects. `eventsub_options` tune
-    the EventSub service (shard count, keepalive, backoff) for tests."""
+    the EventSub service (shard count, keepalive, backoff) for tests; `identify_interval` spaces the Discord
+    shards' IDENTIFYs of one max_concurrency bucket (Discord allows one per 5 s; a fake may allow more).
+
+    One SendPacer serves every shard: Discord's global limit is per bot token, not per shard."""
     metrics = metrics or Metrics()
     guilds = GuildDirectory()  # the announcer exists before the bot it posts through
 
     async def box_art(game_ids: list[str]) -> list[Category]:
         return [category_from(game) for game in await twitch.get_games(game_ids)]
 
+    announcer: Announcer = DiscordAnnouncer(guilds, pacer or SendPacer(), call_timeout=discord_call_timeout)
+    if settings.shard_count is not None and settings.shard_ids is not None:
+        # Guilds of the other shards are another process's: not in this cache, and not "deleted channels".
+        announcer = ShardScopedAnnouncer(announcer, shard_count=settings.shard_count, shard_ids=settings.shard_ids)
     notifier = Notifier(
         db,
-        DiscordAnnouncer(guilds, pacer or SendPacer(), call_timeout=discord_call_timeout),
+        announcer,
         renderer=Cards(),
         offline_after_polls=settings.offline_after_polls,
+        update_interval=timedelta(seconds=settings.live_update_interval_seconds),
         vod_lookup=twitch.find_vod_url,
         art_lookup=box_art,
         clock=clock,
@@ -82,7 +93,14 @@ def build_bot(
         twitch=twitch,
         notifier=notifier,
         poller=Poller(db, twitch, notifier, monotonic=monotonic, wall_clock=wall_clock),
-        housekeeping=Housekeeping(db, twitch, notifier, monotonic=monotonic),
+        housekeeping=Housekeeping(
+            db,
+            twitch,
+            notifier,
+            monotonic=monotonic,
+            clock=clock,
+            history_retention=timedelta(days=settings.stats_retention_days),
+        ),
         metrics=metrics,
         cogs=CogServices(
             db=db,
@@ -96,6 +114,7 @@ def build_bot(
                 on_followed_changed=push.followed_changed if push is not None else None,
             ),
             push_enabled=push is not None,
+            clock=clock,
         ),
         push=push,
     )
@@ -103,6 +122,9 @@ def build_bot(
         services,
         check_interval=settings.check_interval_seconds,
         guild_ready_timeout=guild_ready_timeout,
+        shard_count=settings.shard_count,
+        shard_ids=settings.shard_ids,
+        identify_interval=identify_interval,
         monotonic=monotonic,
         clock=clock,
     )

@@ -32,6 +32,12 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_MISCONFIGURED = 2
 """The operator has something to fix (a variable, a token, a port); restarting will not help."""
+_SHARDING_REFUSED = {
+    SessionEnd.SHARDING_REQUIRED: "Discord refused the gateway: 4011 Sharding required (set SHARD_COUNT higher)",
+    SessionEnd.INVALID_SHARD: "Discord refused the gateway: 4010 Invalid shard (check SHARD_COUNT and SHARD_IDS)",
+}
+"""Refusals after IDENTIFY: restarting would spend one of Discord's 1,000 daily session starts per shard each time
+(running out resets the bot's token), so the process waits for the operator instead of exiting."""
 
 
 def _build(settings: Settings, db: Database, twitch: TwitchClient, metrics: Metrics) -> TwitchNotifierBot:
@@ -86,27 +92,51 @@ async def run(settings: Settings, *, builder: BotBuilder = _build) -> int:
                 settings.http_host or "*",
                 health_server.port,
             )
-            stopping = stop_on_signals(bot.close)
+            stopped = asyncio.Event()
+
+            async def stop() -> None:
+                stopped.set()
+                await bot.close()
+
+            stopping = stop_on_signals(stop)
+            _log.info("Discord shards: %s", settings.shard_plan)
             async with bot:
                 end = await run_session(bot, settings.discord_token)
-            if end is SessionEnd.INVALID_TOKEN:
-                _log.error(
-                    "Discord refused DISCORD_TOKEN. Copy the bot token again from "
-                    "https://discord.com/developers/applications -> your application -> Bot"
+            if end in _SHARDING_REFUSED:
+                # No exit: Fly restarts a process that exits (exit status 2 included), and every restart would
+                # IDENTIFY again. /healthz says why until the operator fixes the variable and restarts.
+                bot.gateway_problem = _SHARDING_REFUSED[end]
+                _log.warning(
+                    "Staying up without a Discord connection until restarted (each restart would spend session "
+                    "starts on a refused IDENTIFY); /healthz reports it meanwhile"
                 )
-                return EXIT_MISCONFIGURED
-            if end is SessionEnd.PRIVILEGED_INTENTS:
-                _log.error("Discord refused the gateway intents; this bot needs none of the privileged ones")
-                return EXIT_MISCONFIGURED
-            if end is SessionEnd.REFUSED:
-                return EXIT_FAILED
+                await stopped.wait()
+            status = _exit_status(end)
             for task in stopping:
                 await task
+            return status
     finally:
         if health_server is not None:
             await health_server.stop()
         await db.close()
         _log.info("Shut down cleanly")
+
+
+def _exit_status(end: SessionEnd) -> int:
+    """The exit status for why the Discord session ended, with the operator's line for what they must fix."""
+    if end is SessionEnd.INVALID_TOKEN:
+        _log.error(
+            "Discord refused DISCORD_TOKEN. Copy the bot token again from "
+            "https://discord.com/developers/applications -> your application -> Bot"
+        )
+        return EXIT_MISCONFIGURED
+    if end is SessionEnd.PRIVILEGED_INTENTS:
+        _log.error("Discord refused the gateway intents; this bot needs none of the privileged ones")
+        return EXIT_MISCONFIGURED
+    if end in _SHARDING_REFUSED:
+        return EXIT_MISCONFIGURED  # session.py logged which shard and what to set
+    if end is SessionEnd.REFUSED:
+        return EXIT_FAILED
     return EXIT_OK
 
 

@@ -6,7 +6,9 @@ and hands its cog exactly what that cog needs.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from discord.ext import commands
 
@@ -24,6 +26,8 @@ class CogServices:
     rules: SubscriptionRules
     push_enabled: bool = False
     """EventSub push is on: /streamers says which streamers are polled only, and /live trusts what push said."""
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    """The date the bot decides by (the same one the history is written with): /stats' periods end now."""
 
 
 def services_of(bot: commands.Bot) -> CogServices:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import Enum
 
+from twitch_notifier.core.history import StreamSummary, observations, summarize
 from twitch_notifier.core.ports import (
     AnnounceError,
     Announcer,
@@ -184,7 +185,12 @@ class Notifier:
                 return report
             snapshot = StreamsSnapshot({user_id: stream}, frozenset({user_id}), frozenset(), 0)
             await self._observe(
-                snapshot, report, received_at=received_at, previous=previous, pushed_at={user_id: self.clock()}
+                snapshot,
+                report,
+                received_at=received_at,
+                previous=previous,
+                pushed_at={user_id: self.clock()},
+                viewers_counted=False,
             )
         return report
 
@@ -227,7 +233,9 @@ class Notifier:
                 thumbnail_url=current.thumbnail_url,
             )
             snapshot = StreamsSnapshot({user_id: stream}, frozenset({user_id}), frozenset(), 0)
-            await self._observe(snapshot, report, previous=previous, pushed_at={user_id: current.pushed_at})
+            await self._observe(
+                snapshot, report, previous=previous, pushed_at={user_id: current.pushed_at}, viewers_counted=False
+            )
         return report
 
     def _forget_old_push_marks(self) -> None:
@@ -245,9 +253,12 @@ class Notifier:
         received_at: float | None = None,
         previous: dict[str, LiveStream] | None = None,
         pushed_at: dict[str, datetime | None] | None = None,
+        viewers_counted: bool = True,
     ) -> None:
         """Under the lock: store what `snapshot` says, then announce, update and close cards. `pushed_at`
-        marks streams push reported that the listing has not shown yet (a poll's streams clear it)."""
+        marks streams push reported that the listing has not shown yet (a poll's streams clear it). Every
+        stream seen goes into its history too, in the same write; its viewer count only when
+        `viewers_counted` (a push carries none worth a sample)."""
         self._retired -= self._removed
         self._removed.clear()
         if previous is None:
@@ -262,7 +273,11 @@ class Notifier:
                 for s in live
             ]
         await self._db.apply_live_changes(
-            live, outcome.missed, outcome.offline, ended_streams=[s.stream_id for s in outcome.ended]
+            live,
+            outcome.missed,
+            outcome.offline,
+            ended_streams=[s.stream_id for s in outcome.ended],
+            observations=observations(live, viewers_counted=viewers_counted),
         )
         report.checked += len(snapshot.checked)
         report.failed += len(snapshot.failed)
@@ -427,8 +442,10 @@ class Notifier:
             keys = sorted(to_edit)
             found = await asyncio.gather(*(self._find_vod(uid, sid) for uid, sid in keys))
             vods = {sid: url for (_, sid), url in zip(keys, found, strict=True)}
+        recaps = await self._recaps(sid for _, sid in to_edit)
         results = await asyncio.gather(
-            *(self._close_one(card, vods.get(card.stream_id)) for card in cards), return_exceptions=True
+            *(self._close_one(card, vods.get(card.stream_id), recaps.get(card.stream_id)) for card in cards),
+            return_exceptions=True,
         )
         closed: list[tuple[int, str]] = []
         for card, result in zip(cards, results, strict=True):
@@ -440,6 +457,15 @@ class Notifier:
                 report.errors.append(repr(result))
         await self._db.close_cards(closed)
 
+    async def _recaps(self, stream_ids: Iterable[str]) -> dict[str, StreamSummary]:
+        """The recap of each ended stream whose card is edited (one read, however many guilds announced it);
+        a stream the history does not hold (ended before the bot kept one) gets none."""
+        ids = set(stream_ids)
+        if not ids:
+            return {}
+        histories = await self._db.stream_histories(ids)
+        return {stream_id: summarize(history) for stream_id, history in histories.items()}
+
     async def _find_vod(self, user_id: str, stream_id: str) -> str | None:
         if self._vod_lookup is None:
             return None
@@ -449,7 +475,7 @@ class Notifier:
             _log.warning("Could not look up the VOD of stream %s: %s", stream_id, exc)
             return None
 
-    async def _close_one(self, card: CardToClose, vod_url: str | None) -> bool:
+    async def _close_one(self, card: CardToClose, vod_url: str | None, recap: StreamSummary | None = None) -> bool:
         """True once the card is dealt with for good; False to try again next cycle."""
         if card.message_id is None or card.end_action is EndAction.KEEP:
             return True  # kept as it is, or a card from before message ids were stored
@@ -465,6 +491,7 @@ class Notifier:
                         started_at=card.started_at,
                         ended_at=card.ended_at,
                         vod_url=vod_url,
+                        recap=recap,
                     )
                     await self._announcer.edit(card.channel_id, card.message_id, message, guild_id=card.guild_id)
             except MessageGone:

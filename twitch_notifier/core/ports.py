@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
+from twitch_notifier.core.history import StreamSummary
 from twitch_notifier.models import (
     Announcement,
     CardToClose,
@@ -19,6 +20,8 @@ from twitch_notifier.models import (
     LiveStream,
     PendingAnnouncement,
     Streamer,
+    StreamHistory,
+    StreamObservation,
     Subscription,
 )
 from twitch_notifier.twitch.eventsub import ChannelInfo, Conduit, ConduitShard, EventSubListing, ShardUpdate
@@ -113,7 +116,11 @@ class CardRenderer(Protocol):
         started_at: datetime | None,
         ended_at: datetime | None,
         vod_url: str | None,
-    ) -> Announcement: ...
+        recap: StreamSummary | None = None,
+    ) -> Announcement:
+        """The "was live" card; `recap` (from the stream's history, when kept) adds its peak and average
+        viewers and its categories, each linked to its moment in the VOD when there is one."""
+        ...
 
 
 class NotifierStore(Protocol):
@@ -129,7 +136,12 @@ class NotifierStore(Protocol):
         missed: dict[str, int],
         ended: Iterable[str],
         ended_streams: Iterable[str] = (),
-    ) -> None: ...
+        observations: Iterable[StreamObservation] = (),
+    ) -> None:
+        """One observation's changes in one write, its streams' history included (never a write per stream)."""
+        ...
+
+    async def stream_histories(self, stream_ids: Iterable[str]) -> dict[str, StreamHistory]: ...
 
     async def games_needing_art(self, game_ids: Iterable[str], older_than: datetime) -> list[str]: ...
 
@@ -166,6 +178,14 @@ class PollerStore(Protocol):
     async def monitored_user_ids(self) -> list[str]: ...
 
     async def refresh_streamers(self, found: Iterable[Streamer], missing: Iterable[str]) -> None: ...
+
+    async def prune_history(self, older_than: datetime) -> int:
+        """Forget streams that ended before `older_than`; end open ones no longer live at their last sighting."""
+        ...
+
+    async def history_to_thin(self, ended_before: datetime, limit: int) -> list[StreamHistory]: ...
+
+    async def store_thinned(self, histories: Iterable[StreamHistory]) -> None: ...
 
 
 class SubscriptionStore(Protocol):

@@ -201,4 +201,39 @@ MIGRATIONS: tuple[Migration, ...] = (
         ALTER TABLE live_streams ADD COLUMN pushed_at TEXT;
         """,
     ),
+    Migration(
+        7,
+        "stream history for /stats and the recap on ended cards: one row per stream (start, last seen, end, peak "
+        "viewers, and once thinned its time-weighted totals), its viewer counts and its categories, each keyed by "
+        "seconds since the stream's start; a streamer nobody follows takes their history along",
+        # Samples and categories are rows of their own (WITHOUT ROWID, keyed by stream and offset): a poll adds a
+        # row per live stream, where one growing text per stream would be rewritten whole on every poll.
+        """
+        CREATE TABLE stream_history (
+            id               INTEGER PRIMARY KEY,
+            stream_id        TEXT NOT NULL UNIQUE,
+            twitch_user_id   TEXT NOT NULL REFERENCES streamers (twitch_user_id) ON DELETE CASCADE,
+            started_at       TEXT NOT NULL,
+            last_seen_at     TEXT NOT NULL,
+            ended_at         TEXT,
+            peak_viewers     INTEGER NOT NULL DEFAULT 0,
+            viewer_seconds   INTEGER,
+            observed_seconds INTEGER
+        );
+        CREATE INDEX ix_stream_history_user ON stream_history (twitch_user_id, started_at);
+        CREATE TABLE stream_samples (
+            history_id INTEGER NOT NULL REFERENCES stream_history (id) ON DELETE CASCADE,
+            offset_s   INTEGER NOT NULL,
+            viewers    INTEGER NOT NULL,
+            PRIMARY KEY (history_id, offset_s)
+        ) WITHOUT ROWID;
+        CREATE TABLE stream_categories (
+            history_id INTEGER NOT NULL REFERENCES stream_history (id) ON DELETE CASCADE,
+            offset_s   INTEGER NOT NULL,
+            game_id    TEXT NOT NULL,
+            game_name  TEXT NOT NULL,
+            PRIMARY KEY (history_id, offset_s)
+        ) WITHOUT ROWID;
+        """,
+    ),
 )

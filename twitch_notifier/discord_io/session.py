@@ -2,7 +2,8 @@
 a gateway that refuses) keep trying with capped exponential backoff, one log line per attempt.
 
 Only what no retry can fix ends the session: an invalid token, intents Discord refuses, or a close code
-that means the configuration is wrong. discord.py's own reconnect loop handles drops once connected.
+that means the configuration is wrong (4011: more shards needed; 4010: a shard Discord refuses). discord.py's
+own reconnect loop handles drops once connected, shard by shard.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from typing import cast
 
 import aiohttp
 import discord
+
+from twitch_notifier.discord_io.sharding import INVALID_SHARD, MAX_GUILDS_PER_SHARD, SHARDING_REQUIRED, ShardLaunchError
 
 __all__ = ["Backoff", "SessionEnd", "run_session"]
 
@@ -33,6 +36,7 @@ _TRANSIENT = (
     aiohttp.ClientError,
     OSError,
     TimeoutError,
+    ShardLaunchError,
 )
 
 
@@ -41,6 +45,10 @@ class SessionEnd(Enum):
     """The bot was closed (a signal, or close() called): the normal end."""
     INVALID_TOKEN = "invalid token"  # noqa: S105 - the name of an outcome, not a secret
     PRIVILEGED_INTENTS = "privileged intents refused"
+    SHARDING_REQUIRED = "sharding required"
+    """4011: a shard would hold more than 2,500 guilds; SHARD_COUNT must grow (see the log line)."""
+    INVALID_SHARD = "invalid shard"
+    """4010: Discord refused the shard id or count (see the log line)."""
     REFUSED = "refused by Discord"
     """Discord closed the gateway with a code no retry can fix (see the log line)."""
 
@@ -100,7 +108,7 @@ async def _stay_connected(
             return SessionEnd.PRIVILEGED_INTENTS
         except discord.ConnectionClosed as exc:
             if client.is_closed():  # discord.py closes the client for codes it cannot recover from
-                return _refused(exc)
+                return _refused(client, exc)
             attempt += 1
             await _pause(client, "connect to", exc, attempt, backoff, sleep)
         except _TRANSIENT as exc:
@@ -108,8 +116,9 @@ async def _stay_connected(
             await _pause(client, "connect to", exc, attempt, backoff, sleep)
         except AttributeError as exc:
             # discord.py 2.7 (issue #10520): when the very first gateway connection fails, its reconnect
-            # path reads `self.ws.sequence` while ws is still None. That is an outage, not a bug of ours.
-            if cast(object, client.ws) is not None:
+            # path reads `self.ws.sequence` while ws is still None. That is an outage, not a bug of ours. The
+            # sharded client has no such path (and no `ws` at all): there it is a bug, and raised.
+            if isinstance(client, discord.AutoShardedClient) or cast(object, client.ws) is not None:
                 raise
             attempt += 1
             await _pause(client, "connect to", exc, attempt, backoff, sleep)
@@ -125,9 +134,28 @@ async def _fresh_http(client: discord.Client) -> None:
     client.http.connector = discord.utils.MISSING
 
 
-def _refused(exc: discord.ConnectionClosed) -> SessionEnd:
+def _refused(client: discord.Client, exc: discord.ConnectionClosed) -> SessionEnd:
     if exc.code == AUTHENTICATION_FAILED:
         return SessionEnd.INVALID_TOKEN
+    shard = f"shard {exc.shard_id} of {client.shard_count}" if exc.shard_id is not None else "the session"
+    if exc.code == SHARDING_REQUIRED:
+        _log.error(
+            "Discord closed %s with code 4011 (Sharding required): a shard may hold at most %s servers, and "
+            "%d shard(s) are too few for this bot. Set SHARD_COUNT higher (about one shard per 1,000 servers), or "
+            "leave SHARD_COUNT empty to use Discord's recommendation; not reconnecting until restarted",
+            shard,
+            f"{MAX_GUILDS_PER_SHARD:,}",
+            client.shard_count or 1,
+        )
+        return SessionEnd.SHARDING_REQUIRED
+    if exc.code == INVALID_SHARD:
+        _log.error(
+            "Discord closed %s with code 4010 (Invalid shard): check SHARD_COUNT and SHARD_IDS (every id below "
+            "SHARD_COUNT; above 150,000 servers, SHARD_COUNT a multiple of the number Discord assigned); not "
+            "reconnecting until restarted",
+            shard,
+        )
+        return SessionEnd.INVALID_SHARD
     _log.error("Discord closed the gateway with code %s (%s); not retrying", exc.code, exc.reason or "no reason")
     return SessionEnd.REFUSED
 
@@ -141,6 +169,8 @@ def _describe(exc: BaseException) -> str:
         return "no gateway URL"
     if isinstance(exc, AttributeError):
         return "the first gateway connection failed"
+    if isinstance(exc, ShardLaunchError):
+        return str(exc)[:200]
     text = str(exc) or type(exc).__name__
     return text[:200]
 

@@ -1,12 +1,14 @@
 """The bot's own HTTP endpoint: GET /healthz for the platform's health check, GET /metrics for Prometheus.
 
-`evaluate_health` is the pure rule (connected to Discord, polled recently); `HealthServer` serves it with aiohttp,
+`evaluate_health` is the pure rule (every Discord shard of this process connected, polled recently); `HealthServer`
+serves it with aiohttp,
 together with any extra `routes` handed to it (the EventSub webhook receiver), so one port serves them all.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,6 +40,31 @@ class HealthStatus:
     details: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, slots=True)
+class ShardStatus:
+    """One Discord gateway shard this process runs, as /healthz lists it."""
+
+    id: int
+    connected: bool
+    """The shard's session is up: READY or RESUMED received, and its socket open."""
+    latency: float | None = None
+    """Seconds between the last heartbeat and its ACK; None before the first ACK."""
+    guilds: int = 0
+
+    def details(self) -> dict[str, Any]:
+        latency = self.latency if self.latency is not None and math.isfinite(self.latency) else None
+        return {
+            "id": self.id,
+            "connected": self.connected,
+            "latency_seconds": None if latency is None else round(latency, 4),
+            "guilds": self.guilds,
+        }
+
+
+def _shard_list(ids: Sequence[int]) -> str:
+    return ", ".join(str(shard) for shard in ids)
+
+
 def _seconds(value: float) -> str:
     return f"{value:.0f}" if value >= 10 else f"{value:.1f}"
 
@@ -49,8 +76,12 @@ def evaluate_health(
     started_at: float,
     interval: float,
     now: float,
+    shards: Sequence[ShardStatus] = (),
+    gateway_problem: str | None = None,
 ) -> HealthStatus:
-    """Healthy when the Discord gateway is connected and a poll cycle finished within 3 intervals.
+    """Healthy when the Discord gateway is connected, every one of this process's `shards` with it, and a poll
+    cycle finished within 3 intervals. `gateway_problem` is the reason to give when the gateway is not connected
+    (Discord refused it, for instance), instead of the plain "not connected".
 
     `last_cycle_finished`, `started_at` and `now` are read from one clock (the bot uses time.monotonic(), so
     a jump of the wall clock cannot make it look stale or fresh).
@@ -59,14 +90,24 @@ def evaluate_health(
     """
     limit = STALE_AFTER_INTERVALS * interval
     age = None if last_cycle_finished is None else max(0.0, now - last_cycle_finished)
+    down = [shard.id for shard in shards if not shard.connected]
     details: dict[str, Any] = {
-        "gateway_connected": gateway_connected,
+        "gateway_connected": gateway_connected and not down,
         "last_poll_age_seconds": None if age is None else round(age, 1),
         "interval_seconds": interval,
         "uptime_seconds": round(max(0.0, now - started_at), 1),
     }
+    if shards:
+        details["shards"] = [shard.details() for shard in shards]
     if not gateway_connected:
-        return HealthStatus(False, "Discord gateway not connected", details)
+        return HealthStatus(False, gateway_problem or "Discord gateway not connected", details)
+    if down:
+        return HealthStatus(
+            False,
+            f"Discord shard{'s' if len(down) > 1 else ''} {_shard_list(down)} not connected "
+            f"({len(down)} of {len(shards)})",
+            details,
+        )
     if age is None:
         if now - started_at > limit:
             return HealthStatus(False, "no poll cycle completed since start-up", details)

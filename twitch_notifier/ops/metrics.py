@@ -1,11 +1,12 @@
-"""Prometheus metrics of the notifier: poll cycles, Twitch requests, notifications and current counts.
+"""Prometheus metrics of the notifier: poll cycles, Twitch requests, notifications, Discord shards and current counts.
 
 Each `Metrics` owns its own registry, so several bots (or tests) in one process never share a counter.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import math
+from collections.abc import Callable, Iterable, Mapping
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
@@ -102,6 +103,37 @@ class Metrics:
             ["kind"],
             registry=self.registry,
         )
+        self.shard_connected = Gauge(
+            f"{PREFIX}shard_connected",
+            "1 while the Discord gateway shard's session is up (READY or RESUMED, socket open), per shard this "
+            "process runs.",
+            ["shard"],
+            registry=self.registry,
+        )
+        self.shard_latency_seconds = Gauge(
+            f"{PREFIX}shard_latency_seconds",
+            "Heartbeat round trip of the Discord gateway shard (NaN before its first heartbeat ACK).",
+            ["shard"],
+            registry=self.registry,
+        )
+        self.shard_guilds = Gauge(
+            f"{PREFIX}shard_guilds",
+            "Discord servers on the shard (Discord closes a shard above 2,500 with 4011: re-shard past about 2,000).",
+            ["shard"],
+            registry=self.registry,
+        )
+        self.gateway_session_starts = Gauge(
+            f"{PREFIX}gateway_session_starts",
+            "Discord's session_start_limit at the last connect (remaining: IDENTIFYs left until it resets; total: "
+            "per day). Running out makes Discord reset the bot's token.",
+            ["kind"],
+            registry=self.registry,
+        )
+        self.gateway_max_concurrency = Gauge(
+            f"{PREFIX}gateway_max_concurrency",
+            "Discord's max_concurrency at the last connect: shards that may IDENTIFY per 5 s (one per bucket).",
+            registry=self.registry,
+        )
         self._before_render: list[Callable[[], None]] = []
         # Known label values start at 0, so rates and alerts work before the first event of each kind.
         for outcome in ("ok", "error"):
@@ -164,6 +196,22 @@ class Metrics:
             self.eventsub_streamers.labels(mode=mode).set(count)
         self.eventsub_cost.labels(kind="used").set(cost)
         self.eventsub_cost.labels(kind="limit").set(max_cost)
+
+    def set_shards(self, shards: Iterable[tuple[int, bool, float | None, int]]) -> None:
+        """Every shard this process runs, as (shard id, connected, latency in seconds or None, guilds); shards
+        no longer listed are dropped."""
+        for gauge in (self.shard_connected, self.shard_latency_seconds, self.shard_guilds):
+            gauge.clear()
+        for shard_id, connected, latency, guilds in shards:
+            label = str(shard_id)
+            self.shard_connected.labels(shard=label).set(1 if connected else 0)
+            self.shard_latency_seconds.labels(shard=label).set(math.nan if latency is None else latency)
+            self.shard_guilds.labels(shard=label).set(guilds)
+
+    def set_session_starts(self, *, remaining: int, total: int, max_concurrency: int) -> None:
+        self.gateway_session_starts.labels(kind="remaining").set(remaining)
+        self.gateway_session_starts.labels(kind="total").set(total)
+        self.gateway_max_concurrency.set(max_concurrency)
 
     def before_render(self, refresh: Callable[[], None]) -> None:
         """Call `refresh` before every render (to copy live state, such as EventSub's, into gauges)."""

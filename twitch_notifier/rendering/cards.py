@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from twitch_notifier.core.history import StreamSummary
 from twitch_notifier.models import Announcement, LiveStream, Streamer
 from twitch_notifier.rendering.messages import ended_announcement, live_announcement
 
@@ -27,7 +28,14 @@ class Cards:
         started_at: datetime | None,
         ended_at: datetime | None,
         vod_url: str | None,
+        recap: StreamSummary | None = None,
     ) -> Announcement:
         return ended_announcement(
-            streamer, title=title, game_name=game_name, started_at=started_at, ended_at=ended_at, vod_url=vod_url
+            streamer,
+            title=title,
+            game_name=game_name,
+            started_at=started_at,
+            ended_at=ended_at,
+            vod_url=vod_url,
+            recap=recap,
         )

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
+from twitch_notifier.core.history import StreamSummary
 from twitch_notifier.models import JSON, Announcement, LiveStream, Streamer
 from twitch_notifier.rendering.invisible import strip_invisible
 from twitch_notifier.rendering.limits import (
@@ -197,8 +198,11 @@ def ended_announcement(
     started_at: datetime | None,
     ended_at: datetime | None,
     vod_url: str | None = None,
+    recap: StreamSummary | None = None,
 ) -> Announcement:
-    """The muted "was live" card a live card turns into when the stream ends."""
+    """The muted "was live" card a live card turns into when the stream ends; with a `recap` (the stream's
+    history) it adds the peak and average viewers and the category timeline, each change linked to its moment
+    in the VOD."""
     url = channel_url(streamer.login)
     name = escape_and_truncate(_name(streamer), NAME_SHOWN)
     target = vod_url if vod_url and _URL_SAFE.match(vod_url) else url
@@ -223,6 +227,8 @@ def ended_announcement(
         embed["fields"].append(
             {"name": "Duration", "value": format_duration((ended_at - started_at).total_seconds()), "inline": True}
         )
+    if recap is not None:
+        embed["fields"] += recap_fields(recap, target if target != url else None)
     if ended_at is not None:
         embed["timestamp"] = ended_at.astimezone(UTC).isoformat()
     if _URL_SAFE.match(streamer.profile_image_url):
@@ -238,6 +244,52 @@ def ended_announcement(
         components=components,
         allowed_mentions={"parse": [], "replied_user": False},
     )
+
+
+def stream_offset(offset: timedelta) -> str:
+    """A moment of a stream as its VOD player shows it: `1:02:03`, `0:45:00`."""
+    seconds = max(0, int(offset.total_seconds()))
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+def vod_at(vod_url: str, offset: timedelta) -> str:
+    """The VOD's URL starting at `offset` into the stream, in Twitch's own `?t=1h2m3s` form."""
+    seconds = max(0, int(offset.total_seconds()))
+    separator = "&" if "?" in vod_url else "?"
+    return f"{vod_url}{separator}t={seconds // 3600}h{seconds // 60 % 60}m{seconds % 60}s"
+
+
+def recap_fields(recap: StreamSummary, vod_url: str | None) -> list[JSON]:
+    """The recap's embed fields: peak and average viewers, and (when the category changed) the timeline, one
+    line per category with its start, linked into the VOD when Twitch kept one, cut to fit one field."""
+    fields: list[JSON] = [{"name": "Peak viewers", "value": f"{recap.peak_viewers:,}", "inline": True}]
+    if recap.average_viewers is not None:
+        fields.append({"name": "Average viewers", "value": f"{round(recap.average_viewers):,}", "inline": True})
+    if len(recap.timeline) < 2:
+        return fields
+    lines = []
+    for period in recap.timeline:
+        at = stream_offset(period.offset)
+        when = f"[{at}]({vod_at(vod_url, period.offset)})" if vod_url else f"`{at}`"
+        name = escape_and_truncate(shown(period.game_name, NO_CATEGORY), NAME_SHOWN)
+        lines.append(f"{when} {name} · {format_duration(period.duration.total_seconds())}")
+    fields.append({"name": "Categories", "value": fit_lines(lines, EMBED_FIELD_VALUE_LIMIT), "inline": False})
+    return fields
+
+
+def fit_lines(lines: Sequence[str], limit: int) -> str:
+    """As many whole lines as fit in `limit` characters, and how many more there were."""
+    kept: list[str] = []
+    used = 0
+    for index, line in enumerate(lines):
+        rest = len(lines) - index - 1
+        tail = f"\n… and {rest} more" if rest else ""
+        if used + len(line) + 1 + len(tail) > limit:
+            kept.append(f"… and {len(lines) - index} more")
+            break
+        kept.append(line)
+        used += len(line) + 1
+    return "\n".join(kept)
 
 
 def overrides_summary(ping: str | None, template: str | None, games: Sequence[str] | None) -> str:

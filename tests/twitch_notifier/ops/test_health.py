@@ -17,6 +17,7 @@ from twitch_notifier.ops.health import (
     METRICS_PATH,
     HealthServer,
     HealthStatus,
+    ShardStatus,
     evaluate_health,
 )
 from twitch_notifier.ops.metrics import Metrics
@@ -366,3 +367,57 @@ async def test_the_start_up_line_counts_extra_routes_without_naming_them(caplog)
     [line] = [r.getMessage() for r in caplog.records if "listening" in r.getMessage()]
     assert "1 more route" in line
     assert "unguessable" not in line
+
+
+# -- shards ---------------------------------------------------------------------------------------------
+
+
+def sharded(*shards: ShardStatus, connected: bool = True, problem: str | None = None) -> HealthStatus:
+    return evaluate_health(
+        gateway_connected=connected,
+        last_cycle_finished=START + 100,
+        started_at=START,
+        interval=INTERVAL,
+        now=START + 130,
+        shards=shards,
+        gateway_problem=problem,
+    )
+
+
+def test_every_shard_connected_is_healthy_and_each_is_listed() -> None:
+    status = sharded(ShardStatus(0, True, 0.0421, guilds=1200), ShardStatus(1, True, None, guilds=1180))
+    assert status.healthy
+    assert status.details["gateway_connected"] is True
+    assert status.details["shards"] == [
+        {"id": 0, "connected": True, "latency_seconds": 0.0421, "guilds": 1200},
+        {"id": 1, "connected": True, "latency_seconds": None, "guilds": 1180},
+    ]
+
+
+def test_one_shard_down_is_unhealthy_and_named() -> None:
+    status = sharded(ShardStatus(0, True, 0.01), ShardStatus(1, False), ShardStatus(2, True, 0.02))
+    assert not status.healthy
+    assert status.reason == "Discord shard 1 not connected (1 of 3)"
+    assert status.details["gateway_connected"] is False
+    assert [s["connected"] for s in status.details["shards"]] == [True, False, True]
+
+
+def test_several_shards_down_are_all_named() -> None:
+    status = sharded(ShardStatus(4, False), ShardStatus(5, True), ShardStatus(7, False))
+    assert status.reason == "Discord shards 4, 7 not connected (2 of 3)"
+
+
+def test_a_latency_that_is_not_a_number_is_reported_as_none() -> None:
+    status = sharded(ShardStatus(0, True, float("inf")), ShardStatus(1, True, float("nan")))
+    assert [s["latency_seconds"] for s in status.details["shards"]] == [None, None]
+
+
+def test_a_known_gateway_problem_is_the_reason() -> None:
+    problem = "Discord refused the gateway: 4011 Sharding required (set SHARD_COUNT higher)"
+    status = sharded(ShardStatus(0, False), connected=False, problem=problem)
+    assert not status.healthy
+    assert status.reason == problem
+
+
+def test_without_shards_the_details_have_no_shard_list() -> None:
+    assert "shards" not in health(last=START + 100, now=START + 130).details

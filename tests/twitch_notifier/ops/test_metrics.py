@@ -160,3 +160,27 @@ def test_eventsub_state_is_copied_into_gauges_when_rendered() -> None:
     assert value(metrics, "twitch_notifier_eventsub_shards", state="enabled") == 0
     assert value(metrics, "twitch_notifier_eventsub_subscriptions", status="user_removed") == 1
     assert value(metrics, "twitch_notifier_eventsub_cost", kind="limit") == 10_000
+
+
+def test_shard_gauges_follow_the_shards_listed() -> None:
+    metrics = Metrics()
+    metrics.set_shards([(0, True, 0.05, 1200), (1, False, None, 1150)])
+    assert value(metrics, "twitch_notifier_shard_connected", shard="0") == 1
+    assert value(metrics, "twitch_notifier_shard_connected", shard="1") == 0
+    assert value(metrics, "twitch_notifier_shard_latency_seconds", shard="0") == pytest.approx(0.05)
+    latency = value(metrics, "twitch_notifier_shard_latency_seconds", shard="1")
+    assert latency is not None
+    assert latency != latency  # NaN before the first heartbeat ACK
+    assert value(metrics, "twitch_notifier_shard_guilds", shard="1") == 1150
+    metrics.set_shards([(1, True, 0.02, 1151)])  # shard 0 is no longer this process's
+    assert value(metrics, "twitch_notifier_shard_connected", shard="0") is None
+    assert value(metrics, "twitch_notifier_shard_connected", shard="1") == 1
+    assert "twitch_notifier_shard_connected:gauge" in parsed(metrics)
+
+
+def test_session_start_limit_gauges() -> None:
+    metrics = Metrics()
+    metrics.set_session_starts(remaining=987, total=1000, max_concurrency=16)
+    assert value(metrics, "twitch_notifier_gateway_session_starts", kind="remaining") == 987
+    assert value(metrics, "twitch_notifier_gateway_session_starts", kind="total") == 1000
+    assert value(metrics, "twitch_notifier_gateway_max_concurrency") == 16
