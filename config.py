@@ -109,6 +109,8 @@ class Settings:
             f"max_streamers_per_guild={self.max_streamers_per_guild}, "
             f"offline_after_polls={self.offline_after_polls}, http={self.http_host}:{self.http_port}, "
             f"eventsub={self.eventsub_transport}, shards={self.shard_plan}, "
+            f"live_update_interval_seconds={self.live_update_interval_seconds:g}, "
+            f"stats_retention_days={self.stats_retention_days}, "
             "secrets=<hidden>)"
         )
 
