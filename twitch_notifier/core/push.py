@@ -169,11 +169,6 @@ class PushHandler:
                 event.broadcaster_user_id, title=state.title, game_id=state.game_id, game_name=state.game_name
             )
 
-    def forget(self, user_ids: Iterable[str]) -> None:
-        """Streamers nobody follows any more: drop what is cached about them."""
-        for user_id in user_ids:
-            self._channel_state.pop(user_id, None)
-
     def _fresh(self, message: Notification | Revocation) -> bool:
         now = self._clock()
         sent = message.metadata.timestamp

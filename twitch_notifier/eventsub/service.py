@@ -14,13 +14,11 @@ import functools
 import logging
 import random
 import time
-from collections.abc import Callable, Coroutine
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
 from enum import StrEnum
 from http import HTTPStatus
 from typing import Any
-
-import aiohttp
 
 from twitch_notifier.core.ports import EventSubApi, PushStore
 from twitch_notifier.core.push import PushHandler, PushStats
@@ -62,7 +60,6 @@ class EventSubStatus:
     push: PushStats
     webhook: WebhookStats | None = None
     reconnects: int = 0
-    details: dict[str, object] = field(default_factory=dict)
 
 
 class EventSubService:
@@ -101,7 +98,6 @@ class EventSubService:
         self._shard_check_interval = shard_check_interval
         self._rng = random.Random()  # noqa: S311 - jitter
         self._tasks: set[asyncio.Task[None]] = set()
-        self._http: aiohttp.ClientSession | None = None
         self._webhook_enabled = False
         self.sockets: list[ShardSocket] = []
         self.receiver: WebhookReceiver | None = None
@@ -139,8 +135,6 @@ class EventSubService:
         if self.receiver is not None:
             await self.receiver.close()
         await self.handler.close()
-        if self._http is not None:
-            await self._http.close()
 
     def followed_changed(self) -> None:
         """Someone followed or unfollowed a streamer: subscriptions follow within a second or two."""
@@ -179,7 +173,7 @@ class EventSubService:
                 break
             except TwitchError as exc:
                 failures += 1
-                delay = self._rng.uniform(1, min(START_BACKOFF_MAX, 2.0**failures))
+                delay = self._retry_delay(failures)
                 _log.warning("EventSub push is not set up yet (%s); polling meanwhile, retrying in %.0f s", exc, delay)
                 await asyncio.sleep(delay)
         self._spawn(self.sync.run(), "EventSub subscriptions")
@@ -192,11 +186,23 @@ class EventSubService:
         self._spawn(self._watch_shards(), "EventSub shard check")
 
     async def _bind_socket(self, shard_id: str, session_id: str) -> bool:
+        return await self._bind(functools.partial(self.keeper.bind_websocket, shard_id, session_id))
+
+    async def _bind_webhook(self) -> bool:
+        return await self._bind(functools.partial(self.keeper.bind_webhook, "0", self._callback_url, self._secret))
+
+    async def _bind(self, bind: Callable[[], Awaitable[bool]]) -> bool:
+        """Bind a shard; if Twitch lost the conduit, the keeper has made a new one: subscribe everything on
+        it again (a full pass) and bind there."""
         try:
-            return await self.keeper.bind_websocket(shard_id, session_id)
+            return await bind()
         except ConduitLost:
             self.sync.request(full=True)
-            return await self.keeper.bind_websocket(shard_id, session_id)
+            return await bind()
+
+    def _retry_delay(self, failures: int) -> float:
+        """Seconds before set-up is tried again after `failures` failures in a row (jittered, capped)."""
+        return self._rng.uniform(1, min(START_BACKOFF_MAX, 2.0**failures))
 
     def _bound(self, first: bool) -> None:
         self._connected_again()
@@ -241,7 +247,7 @@ class EventSubService:
             except TwitchError as exc:
                 _log.warning("Could not bind the EventSub webhook shard (%s)", exc)
             failures += 1
-            await asyncio.sleep(self._rng.uniform(1, min(START_BACKOFF_MAX, 2.0**failures)))
+            await asyncio.sleep(self._retry_delay(failures))
 
     async def _await_verification(self, attempts: int = 30) -> None:
         """Twitch verifies a webhook shard with a challenge just after the bind: read its status back
@@ -255,13 +261,6 @@ class EventSubService:
             if self._webhook_enabled:
                 return
             await asyncio.sleep(1.0)
-
-    async def _bind_webhook(self) -> bool:
-        try:
-            return await self.keeper.bind_webhook("0", self._callback_url, self._secret)
-        except ConduitLost:
-            self.sync.request(full=True)
-            return await self.keeper.bind_webhook("0", self._callback_url, self._secret)
 
     async def _watch_shards(self) -> None:
         """Read the shards back from Twitch now and then: re-bind one that Twitch disabled behind our back."""
