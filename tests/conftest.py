@@ -1,5 +1,6 @@
 """The shared builders of the test suite: the fake Discord and fake Twitch on 127.0.0.1, the bot harness,
-a watch on ERROR logs, and `build_notifier` for unit tests of the notifier."""
+a watch on ERROR logs, a throwaway PostgreSQL server with a fresh database per test (`postgres_url`), and
+`build_notifier` for unit tests of the notifier."""
 
 import logging
 from typing import Any
@@ -16,6 +17,7 @@ from tests.e2e.harness import (
 )
 from tests.fakes.fake_discord import FakeDiscord, patch_discord_endpoints
 from tests.fakes.fake_twitch import FakeTwitch
+from tests.pg_cluster import PostgresCluster
 from twitch_notifier.core.notifier import Notifier
 from twitch_notifier.core.ports import Announcer, NotifierStore
 from twitch_notifier.rendering.cards import Cards
@@ -50,6 +52,27 @@ async def fake_twitch():
     yield fake
     await fake.stop()
     assert fake.unhandled == [], f"the bot called Twitch routes the fake does not implement: {fake.unhandled}"
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster():
+    """A throwaway PostgreSQL server (tests/pg_cluster.py), started the first time a test asks for one. No
+    server and no way to install one fails the test, saying why: a store test that skips cannot fail."""
+    try:
+        cluster = PostgresCluster()
+        cluster.start()
+    except RuntimeError as error:
+        pytest.fail(str(error))
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture
+async def postgres_url(postgres_cluster):
+    """The URL of a fresh, empty database on the test server, dropped after the test."""
+    url = await postgres_cluster.create_database()
+    yield url
+    await postgres_cluster.drop_database(url.rsplit("/", 1)[1])
 
 
 @pytest.fixture
