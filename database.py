@@ -1,26 +1,27 @@
-"""Persistence: one long-lived aiosqlite connection, a versioned schema, and every SQL statement of the bot.
+"""Persistence: every SQL statement of the bot, a versioned schema, and the one store class, `Database`.
 
-Knows nothing about Discord or Twitch clients; values cross its boundary as plain dataclasses.
+The statements are written once, in SQL that SQLite and PostgreSQL both accept, with a dialect fragment where
+the two have no common spelling (`_Dialect`); twitch_notifier/db/ runs them: a SQLite file (DATABASE_PATH, the
+embedded default) or a PostgreSQL database (DATABASE_URL). Knows nothing about Discord or Twitch clients; values
+cross its boundary as plain dataclasses.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import fcntl
 import json
 import logging
-import os
-import sqlite3
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Literal, TypeAlias
+from typing import Literal
 
-import aiosqlite
-
-from twitch_notifier.db.migrations import MIGRATIONS, Migration
+from twitch_notifier.db.driver import Backend, Driver, Executor, Row, SqlParams
+from twitch_notifier.db.errors import DatabaseError as DatabaseError
+from twitch_notifier.db.errors import DatabaseLocked as DatabaseLocked
+from twitch_notifier.db.errors import IntegrityViolation
+from twitch_notifier.db.migrations import SCHEMA_VERSION as SCHEMA_VERSION
+from twitch_notifier.db.sqlite_driver import SqliteDriver
 from twitch_notifier.models import (
     KEEP,
     AlreadySubscribed,
@@ -33,6 +34,7 @@ from twitch_notifier.models import (
     GuildStreamer,
     LiveStream,
     PendingAnnouncement,
+    ShardScope,
     Streamer,
     StreamHistory,
     StreamObservation,
@@ -42,22 +44,19 @@ from twitch_notifier.models import (
     ViewerSample,
 )
 
-SqlParams: TypeAlias = Sequence[object] | Mapping[str, object]
-"""Bound parameters of one statement: positional or named, never interpolated."""
+__all__ = [
+    "SCHEMA_VERSION",
+    "Clock",
+    "Database",
+    "DatabaseError",
+    "DatabaseLocked",
+    "SqlParams",
+    "open_database",
+]
 
 _log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = len(MIGRATIONS)
-
 Clock = Callable[[], datetime]
-
-
-class DatabaseError(Exception):
-    """The database file cannot be used (unreadable, corrupt, or from a newer version of the bot)."""
-
-
-class DatabaseLocked(DatabaseError):
-    """Another running bot holds the database file: two bots on one file would announce everything twice."""
 
 
 def _utc_now() -> datetime:
@@ -93,65 +92,6 @@ def _end_action(value: str | None) -> EndAction:
         return EndAction.KEEP
 
 
-# -- one instance per database file ------------------------------------------------------------------------
-
-
-def _claim_file(path: str) -> int | None:
-    """Check the database file's directory exists and take the instance lock (None for ":memory:")."""
-    if path == ":memory:":
-        return None
-    parent = Path(path).resolve().parent
-    if not parent.is_dir():
-        raise DatabaseError(f"DATABASE_PATH {path!r}: the directory {str(parent)!r} does not exist")
-    return _take_instance_lock(path)
-
-
-def _lock_path(path: str) -> Path:
-    resolved = Path(path).resolve()  # two spellings of one file (relative, symlinked) share one lock
-    return resolved.with_name(resolved.name + ".lock")
-
-
-def _take_instance_lock(path: str) -> int:
-    """Hold `<path>.lock` exclusively, without waiting, for as long as the returned descriptor stays open.
-
-    flock belongs to the open file, so the kernel releases it when the process dies, even by `kill -9`: a
-    crashed bot never leaves a stale lock behind. The holder's pid is written in for the refusal message."""
-    lock_path = _lock_path(path)
-    try:
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError as exc:
-        raise DatabaseError(f"cannot create the lock file {str(lock_path)!r} beside the database file: {exc}") from exc
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        holder = _lock_holder(fd)
-        os.close(fd)
-        raise DatabaseLocked(
-            f"the database file {path!r} is in use by another running bot (pid {holder or 'unknown'}); "
-            "stop it first, or give this one its own DATABASE_PATH"
-        ) from None
-    except OSError as exc:
-        os.close(fd)
-        raise DatabaseError(f"cannot lock {str(lock_path)!r}: {exc}") from exc
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-    return fd
-
-
-def _lock_holder(fd: int) -> int | None:
-    with contextlib.suppress(OSError, ValueError):
-        return int(os.pread(fd, 32, 0).decode().strip())
-    return None  # the holder has not written its pid yet, or the file is not ours
-
-
-def _release_instance_lock(fd: int) -> None:
-    # The file itself stays: a process that opened it just before a removal would lock the removed file
-    # while the next one creates and locks a new one, and both would run. An empty file says nobody holds it.
-    with contextlib.suppress(OSError):
-        os.ftruncate(fd, 0)
-    os.close(fd)
-
-
 # -- columns and rows --------------------------------------------------------------------------------------
 # Columns of several tables are read by name, so each gets an alias no other table in the query uses.
 
@@ -175,7 +115,7 @@ _LIVE_COLUMNS = """
 # gives it). CASE tries its branches in order and stops at the first, so SQLite's JSON functions never see
 # text they cannot parse: they raise on it, which would fail the whole query and the poll for every guild.
 # Elements are reached by path into the validated document, never by re-parsing an element's own text.
-_GAME_FILTER_ALLOWS = """
+_SQLITE_GAME_FILTER_ALLOWS = """
     CASE
         WHEN s.games IS NULL THEN 1
         WHEN NOT json_valid(s.games) THEN 0
@@ -186,6 +126,65 @@ _GAME_FILTER_ALLOWS = """
         ELSE EXISTS (SELECT 1 FROM json_each(s.games) j
                      WHERE json_extract(s.games, j.fullkey || '.id') = l.game_id)
     END
+"""
+# The same in PostgreSQL, where a cast of text that is not JSON raises: notifier_try_json (postgres_schema.py)
+# reads such text as NULL instead, and CASE's order keeps json_typeof and json_array_elements off it and off a
+# document that is not an array. `->` is NULL for a key an element lacks and for an element that is no object.
+_POSTGRES_GAME_FILTER_ALLOWS = """
+    CASE
+        WHEN s.games IS NULL THEN TRUE
+        WHEN notifier_try_json(s.games) IS NULL THEN FALSE
+        WHEN json_typeof(notifier_try_json(s.games)) != 'array' THEN FALSE
+        WHEN EXISTS (SELECT 1 FROM json_array_elements(notifier_try_json(s.games)) j
+                     WHERE j.value -> 'id' IS NULL OR j.value -> 'name' IS NULL) THEN FALSE
+        ELSE EXISTS (SELECT 1 FROM json_array_elements(notifier_try_json(s.games)) j
+                     WHERE j.value ->> 'id' = l.game_id)
+    END
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class _Dialect:
+    """The few fragments SQLite and PostgreSQL spell differently; every statement is otherwise written once.
+
+    A list travels as one parameter, the JSON text of the list (json.dumps), on both: SQLite reads it with
+    json_each, PostgreSQL with json_array_elements(_text)."""
+
+    backend: Backend
+    greatest: str
+    """The scalar maximum of two values: max(a, b) in SQLite, greatest(a, b) in PostgreSQL."""
+    game_filter_allows: str
+
+    def elements(self, param: str, alias: str = "j") -> str:
+        """A table of the JSON array bound at `param`, one row per element in `{alias}.value`: a string as text,
+        a number as a number in SQLite and as text in PostgreSQL (so compare it with CAST(… AS BIGINT));
+        `{alias}.key` orders the rows as the array does."""
+        if self.backend == "sqlite":
+            return f"json_each({param}) {alias}"
+        return f"json_array_elements_text(CAST({param} AS json)) WITH ORDINALITY AS {alias}(value, key)"
+
+    def arrays(self, param: str, alias: str = "j") -> str:
+        """A table of the JSON array of arrays bound at `param`: `{alias}.value ->> 0` is an element's first item
+        (a number in SQLite, text in PostgreSQL: CAST it)."""
+        if self.backend == "sqlite":
+            return f"json_each({param}) {alias}"
+        return f"json_array_elements(CAST({param} AS json)) AS {alias}(value)"
+
+
+_DIALECTS: dict[Backend, _Dialect] = {
+    "sqlite": _Dialect("sqlite", greatest="max", game_filter_allows=_SQLITE_GAME_FILTER_ALLOWS),
+    "postgresql": _Dialect("postgresql", greatest="greatest", game_filter_allows=_POSTGRES_GAME_FILTER_ALLOWS),
+}
+
+# UPDATE OR IGNORE, in SQL both engines accept: a subscription whose streamer the target channel already
+# announces stays where it is, where moving it would break the guild + streamer + channel uniqueness.
+_MOVE_SUBSCRIPTIONS = """
+    UPDATE subscriptions SET channel_id = :to_channel, last_error = NULL
+    WHERE guild_id = :guild_id AND channel_id = :from_channel
+      AND NOT EXISTS (SELECT 1 FROM subscriptions taken
+                      WHERE taken.guild_id = subscriptions.guild_id
+                        AND taken.twitch_user_id = subscriptions.twitch_user_id
+                        AND taken.channel_id = :to_channel AND taken.id != subscriptions.id)
 """
 _GUILD_SETTINGS_COLUMNS = {
     "announce_channel_id": "announce_channel_id",
@@ -231,7 +230,7 @@ def _games_from_json(text: str | None) -> tuple[tuple[Category, ...] | None, boo
     return tuple(Category(str(item["id"]), str(item["name"])) for item in items), False
 
 
-def _streamer(row: sqlite3.Row) -> Streamer:
+def _streamer(row: Row) -> Streamer:
     return Streamer(
         twitch_user_id=row["streamer_user_id"],
         login=row["streamer_login"],
@@ -240,7 +239,7 @@ def _streamer(row: sqlite3.Row) -> Streamer:
     )
 
 
-def _subscription(row: sqlite3.Row) -> Subscription:
+def _subscription(row: Row) -> Subscription:
     games, games_unreadable = _games_from_json(row["sub_games"])
     return Subscription(
         id=row["sub_id"],
@@ -257,7 +256,7 @@ def _subscription(row: sqlite3.Row) -> Subscription:
     )
 
 
-def _live(row: sqlite3.Row) -> LiveStream:
+def _live(row: Row) -> LiveStream:
     return LiveStream(
         twitch_user_id=row["live_user_id"],
         stream_id=row["live_stream_id"],
@@ -300,7 +299,7 @@ def _history_rows(observations: Iterable[StreamObservation], moment: datetime) -
 
 
 def _history(
-    row: sqlite3.Row,
+    row: Row,
     samples: Mapping[int, Sequence[ViewerSample]] | None = None,
     categories: Mapping[int, Sequence[CategoryChange]] | None = None,
 ) -> StreamHistory:
@@ -320,167 +319,85 @@ def _history(
 
 
 class Database:
-    """All of the bot's storage. Use `await Database.open(path)` and `await db.close()`."""
+    """All of the bot's storage, on either back-end. Use `await open_database(path, url)` (or `Database.open`
+    for a SQLite file, `Database.open_url` for PostgreSQL) and `await db.close()`."""
 
-    def __init__(
-        self, conn: aiosqlite.Connection, path: str, *, clock: Clock = _utc_now, lock_fd: int | None = None
-    ) -> None:
-        self._conn = conn
-        self.path = path
+    def __init__(self, driver: Driver, *, clock: Clock = _utc_now) -> None:
+        self._driver = driver
+        self._sql = _DIALECTS[driver.backend]
+        self.backend: Backend = driver.backend
+        self.path = driver.name
+        """The SQLite file's path, or the PostgreSQL URL with its password left out: what messages show."""
         self._clock = clock
-        self._lock_fd = lock_fd
-        # One connection serves every coroutine, and a transaction is the connection's state: whatever ran on
-        # it while another coroutine's transaction is open would see (or write into) that transaction. So
-        # every statement takes this lock, and a transaction holds it from BEGIN to COMMIT or ROLLBACK.
-        # aiosqlite runs the connection's statements one at a time on its own thread anyway: the lock costs
-        # no parallelism, it only keeps a reader from slipping in between a transaction's statements.
-        self._lock = asyncio.Lock()
         self.query_count = 0  # statements executed; benchmarks use it to prove O(1) queries per cycle
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
     @classmethod
     async def open(cls, path: str, *, clock: Clock = _utc_now) -> Database:
-        """Open (creating if absent) and migrate; a file that is not a usable database is an error, and so
-        is a file another running bot has open (DatabaseLocked). `clock` gives the time every stored
-        timestamp is taken from."""
-        lock_fd = _claim_file(path)
-        try:
-            try:
-                # Autocommit mode: transactions are explicit (see `transaction()`), never opened behind our back.
-                conn = await aiosqlite.connect(path, isolation_level=None)
-            except sqlite3.Error as exc:
-                raise DatabaseError(f"cannot open the database file {path!r}: {exc}") from exc
-            conn.row_factory = aiosqlite.Row
-            db = cls(conn, path, clock=clock, lock_fd=lock_fd)
-            try:
-                await db._configure()
-                await db._migrate()
-            except sqlite3.DatabaseError as exc:
-                await conn.close()
-                raise DatabaseError(
-                    f"the database file {path!r} is not a usable SQLite database ({exc}); restore it from a "
-                    "backup or move it away to start with an empty one"
-                ) from exc
-            except BaseException:
-                await conn.close()
-                raise
-        except BaseException:
-            if lock_fd is not None:
-                _release_instance_lock(lock_fd)
-            raise
-        return db
+        """Open a SQLite file (creating if absent) and migrate; a file that is not a usable database is an
+        error, and so is a file another running bot has open (DatabaseLocked). `clock` gives the time every
+        stored timestamp is taken from."""
+        return cls(await SqliteDriver.open(path), clock=clock)
 
-    async def _configure(self) -> None:
-        # Reading the schema first makes a corrupt or foreign file fail here, before anything is written.
-        async with self._conn.execute("SELECT count(*) FROM sqlite_master") as cursor:
-            await cursor.fetchall()
-        await self._conn.execute("PRAGMA journal_mode=WAL")
-        await self._conn.execute("PRAGMA synchronous=NORMAL")
-        await self._conn.execute("PRAGMA foreign_keys=ON")
-        await self._conn.execute("PRAGMA busy_timeout=5000")
+    @classmethod
+    async def open_url(cls, url: str, *, clock: Clock = _utc_now) -> Database:
+        """Connect to a PostgreSQL database (`postgresql://user:password@host:port/database`) and migrate;
+        an unreachable server, a refused login, an unknown database or one of a newer bot is a DatabaseError
+        naming DATABASE_URL, without its password. Several processes may share the database."""
+        # Imported here: a bot on SQLite never loads asyncpg.
+        from twitch_notifier.db.postgres_driver import PostgresDriver
 
-    async def _migrate(self) -> None:
-        async with self._conn.execute("PRAGMA user_version") as cursor:
-            row = await cursor.fetchone()
-        version = row["user_version"] if row else 0
-        if version > SCHEMA_VERSION:
-            raise DatabaseError(
-                f"the database file {self.path!r} has schema version {version}, newer than this bot's "
-                f"{SCHEMA_VERSION}: upgrade the bot instead of running an older version on it"
-            )
-        for migration in MIGRATIONS[version:]:
-            if migration.rebuilds_tables:
-                await self._rebuilding_migration(migration)
-            else:
-                # executescript commits on its own, so the version bump is part of the same script.
-                await self._conn.executescript(
-                    f"BEGIN; {migration.sql}; PRAGMA user_version = {migration.version}; COMMIT;"
-                )
-            _log.info(
-                "Database %s migrated to schema version %d: %s", self.path, migration.version, migration.description
-            )
-
-    async def _rebuilding_migration(self, migration: Migration) -> None:
-        await self._conn.execute("PRAGMA foreign_keys=OFF")
-        try:
-            try:
-                # executescript commits anything pending first, then leaves this script's transaction open.
-                await self._conn.executescript(f"BEGIN; {migration.sql};")
-                async with self._conn.execute("PRAGMA foreign_key_check") as cursor:
-                    broken = list(await cursor.fetchall())
-                if broken:
-                    raise DatabaseError(
-                        f"migrating {self.path!r} to schema version {migration.version} would break "
-                        f"{len(broken)} foreign key(s) (first: {tuple(broken[0])}); nothing was changed"
-                    )
-                await self._conn.execute(f"PRAGMA user_version = {migration.version}")
-            except BaseException:
-                if self._conn.in_transaction:
-                    await self._conn.execute("ROLLBACK")
-                raise
-            await self._conn.execute("COMMIT")
-        finally:
-            await self._conn.execute("PRAGMA foreign_keys=ON")
+        return cls(await PostgresDriver.open(url), clock=clock)
 
     async def close(self) -> None:
-        try:
-            async with self._lock:  # a transaction still running finishes first
-                try:
-                    await self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-                except sqlite3.Error:
-                    _log.warning("WAL checkpoint failed while closing %s", self.path, exc_info=True)
-                await self._conn.close()
-        finally:
-            if self._lock_fd is not None:
-                _release_instance_lock(self._lock_fd)
-                self._lock_fd = None
+        await self._driver.close()
 
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
-        """One write transaction; rolled back if anything inside raises. Nothing else runs on the connection
-        until it ends, so inside it use the connection it yields, never this class's own methods."""
-        async with self._lock:
-            try:
-                # Inside the try: aiosqlite runs a queued BEGIN even when the awaiting task is cancelled, and
-                # an open transaction nobody rolls back would refuse every later write.
-                await self._conn.execute("BEGIN IMMEDIATE")
-                yield self._conn
-            except BaseException:
-                with contextlib.suppress(sqlite3.OperationalError):  # "no transaction is active"
-                    await asyncio.shield(self._conn.execute("ROLLBACK"))
-                raise
-            else:
-                await self._conn.execute("COMMIT")
+    def transaction(self) -> AbstractAsyncContextManager[Executor]:
+        """One write transaction; rolled back if anything inside raises. Nothing else writes until it ends
+        (on SQLite nothing else runs at all), so inside it use the executor it yields, never this class's own
+        methods."""
+        return self._driver.transaction()
 
-    async def _fetchall(self, sql: str, params: SqlParams = ()) -> list[sqlite3.Row]:
+    async def _fetchall(self, sql: str, params: SqlParams = ()) -> list[Row]:
         self.query_count += 1
-        async with self._lock, self._conn.execute(sql, params) as cursor:
-            return list(await cursor.fetchall())
+        return await self._driver.fetchall(sql, params)
 
-    async def _fetchone(self, sql: str, params: SqlParams = ()) -> sqlite3.Row | None:
+    async def _fetchone(self, sql: str, params: SqlParams = ()) -> Row | None:
         self.query_count += 1
-        async with self._lock, self._conn.execute(sql, params) as cursor:
-            return await cursor.fetchone()
+        return await self._driver.fetchone(sql, params)
 
     async def _execute(self, sql: str, params: SqlParams = ()) -> int:
         """Run one statement in its own transaction; returns the number of rows changed."""
         self.query_count += 1
-        async with self.transaction() as conn, conn.execute(sql, params) as cursor:
-            return cursor.rowcount
+        return await self._driver.execute(sql, params)
 
     def _now(self) -> str:
         return _stored_time(self._clock())
 
+    async def schema_version(self) -> int:
+        """The schema version of the open database (SCHEMA_VERSION once opened)."""
+        return await self._driver.schema_version()
+
     async def pragma(self, name: str) -> object:
-        """A read-only diagnostic: the value of journal_mode, foreign_keys, busy_timeout, user_version or
-        synchronous, or for foreign_key_check the list of broken references (empty when all hold)."""
+        """A read-only diagnostic of a SQLite database: the value of journal_mode, foreign_keys, busy_timeout,
+        user_version or synchronous, or for foreign_key_check the list of broken references (empty when all
+        hold). PostgreSQL has no pragmas: there it raises DatabaseError."""
+        if self.backend != "sqlite":
+            raise DatabaseError(f"pragma({name!r}): pragmas are SQLite's; this database is PostgreSQL")
         if name == "foreign_key_check":
             return [tuple(row) for row in await self._fetchall("PRAGMA foreign_key_check")]
         if name not in _DIAGNOSTIC_PRAGMAS:
             raise ValueError(f"not a diagnostic pragma: {name!r}")
         row = await self._fetchone(f"PRAGMA {name}")  # the name is one of the fixed set above
         return row[0] if row else None  # a setting answers one row of one column
+
+    async def notify(self, channel: str, payload: str = "") -> None:
+        """Tell the other processes on this database something happened (PostgreSQL's NOTIFY on `channel`, sent
+        at once, outside any transaction). With SQLite there is one process, so nobody to tell: nothing runs."""
+        if self.backend == "sqlite":
+            return
+        await self._fetchone("SELECT pg_notify(:channel, :payload)", {"channel": channel, "payload": payload})
 
     # -- guild settings and presence ---------------------------------------------------------------
 
@@ -568,12 +485,12 @@ class Database:
         self.query_count += 1
         async with self.transaction() as conn:
             if unseen_since is not None:
-                async with conn.execute(
+                seen = await conn.fetchone(
                     "SELECT 1 FROM guilds_seen WHERE guild_id = ? AND last_seen_at >= ?",
                     (guild_id, _stored_time(unseen_since)),
-                ) as cursor:
-                    if await cursor.fetchone() is not None:
-                        return False
+                )
+                if seen is not None:
+                    return False
             await conn.execute("DELETE FROM subscriptions WHERE guild_id = ?", (guild_id,))
             await conn.execute("DELETE FROM guild_settings WHERE guild_id = ?", (guild_id,))
             await conn.execute("DELETE FROM guilds_seen WHERE guild_id = ?", (guild_id,))
@@ -605,14 +522,14 @@ class Database:
         )
         return [row["guild_id"] for row in rows]
 
-    @staticmethod
-    async def _mark_seen(conn: aiosqlite.Connection, guild_ids: Iterable[int], now: str) -> None:
+    async def _mark_seen(self, conn: Executor, guild_ids: Iterable[int], now: str) -> None:
         # A command from a guild is a sighting too, so every guild holding data has one. A sighting never
         # moves back in time (a slow READY handler racing a newer event).
         await conn.executemany(
-            """
+            f"""
             INSERT INTO guilds_seen (guild_id, last_seen_at) VALUES (?, ?)
-            ON CONFLICT (guild_id) DO UPDATE SET last_seen_at = max(last_seen_at, excluded.last_seen_at)
+            ON CONFLICT (guild_id) DO UPDATE SET
+                last_seen_at = {self._sql.greatest}(guilds_seen.last_seen_at, excluded.last_seen_at)
             """,
             [(guild_id, now) for guild_id in guild_ids],
         )
@@ -638,19 +555,17 @@ class Database:
         self.query_count += 1
         async with self.transaction() as conn:
             if max_per_guild is not None:
-                async with conn.execute(
-                    "SELECT count(*) AS n FROM subscriptions WHERE guild_id = ?", (guild_id,)
-                ) as cursor:
-                    row = await cursor.fetchone()
+                row = await conn.fetchone("SELECT count(*) AS n FROM subscriptions WHERE guild_id = ?", (guild_id,))
                 if row is not None and row["n"] >= max_per_guild:
                     raise SubscriptionLimitReached(max_per_guild)
             await self._upsert_streamer(conn, streamer, now)
             try:
-                cursor = await conn.execute(
+                inserted = await conn.fetchone(
                     """
                     INSERT INTO subscriptions (guild_id, twitch_user_id, channel_id, added_by, created_at,
                                                ping, message_template, games)
                     VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                    RETURNING id
                     """,
                     (
                         guild_id,
@@ -663,9 +578,9 @@ class Database:
                         _games_json(games),
                     ),
                 )
-            except sqlite3.IntegrityError as exc:
+            except IntegrityViolation as exc:
                 raise AlreadySubscribed(streamer.login) from exc
-            subscription_id = cursor.lastrowid or 0
+            subscription_id = int(inserted["id"]) if inserted is not None else 0
             if games:
                 await self._upsert_games(conn, games, now)
             await self._mark_seen(conn, [guild_id], now)
@@ -703,7 +618,7 @@ class Database:
         async with self.transaction() as conn:
             try:
                 await conn.execute(f"UPDATE subscriptions SET {', '.join(sets)} WHERE id = :id", params)
-            except sqlite3.IntegrityError as exc:
+            except IntegrityViolation as exc:
                 raise AlreadySubscribed(str(subscription_id)) from exc
             if update.games is not KEEP and update.games is not None:
                 await self._upsert_games(conn, update.games, now)
@@ -753,12 +668,13 @@ class Database:
 
     async def search_guild_subscriptions(self, guild_id: int, prefix: str, limit: int = 25) -> list[Subscription]:
         """Autocomplete: this guild's subscriptions whose streamer's login or display name contains the text."""
-        pattern = "%" + prefix.strip().lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        # "!" escapes: a backslash reads differently in the two engines' string literals, "!" the same.
+        pattern = "%" + prefix.strip().lower().replace("!", "!!").replace("%", "!%").replace("_", "!_") + "%"
         rows = await self._fetchall(
             f"""
             SELECT {_SUBSCRIPTION_COLUMNS} FROM subscriptions s
             JOIN streamers st ON st.twitch_user_id = s.twitch_user_id
-            WHERE s.guild_id = ? AND (st.login LIKE ? ESCAPE '\\' OR lower(st.display_name) LIKE ? ESCAPE '\\')
+            WHERE s.guild_id = ? AND (lower(st.login) LIKE ? ESCAPE '!' OR lower(st.display_name) LIKE ? ESCAPE '!')
             ORDER BY lower(st.display_name), s.id LIMIT ?
             """,
             (guild_id, pattern, pattern, limit),
@@ -808,7 +724,7 @@ class Database:
         rows = await self._fetchall(
             f"""
             SELECT {_STREAMER_COLUMNS} FROM streamers st
-            WHERE st.twitch_user_id IN (SELECT value FROM json_each(?))
+            WHERE st.twitch_user_id IN (SELECT j.value FROM {self._sql.elements("?")})
             """,
             (json.dumps(list(user_ids)),),
         )
@@ -890,7 +806,7 @@ class Database:
         self.query_count += 1
         async with self.transaction() as conn:
             await conn.executemany(
-                "UPDATE streamers SET push_state = ? WHERE twitch_user_id = ? AND push_state IS NOT ?",
+                "UPDATE streamers SET push_state = ? WHERE twitch_user_id = ? AND push_state IS DISTINCT FROM ?",
                 [(state, user_id, state) for user_id, state in states.items()],
             )
 
@@ -915,39 +831,35 @@ class Database:
         self.query_count += 1
         async with self.transaction() as conn:
             if default is not None and default != channel_id:
-                # OR IGNORE: a streamer the default channel already announces keeps that entry; the one of the
-                # deleted channel stays behind, marked, for the admin to remove.
-                cursor = await conn.execute(
-                    "UPDATE OR IGNORE subscriptions SET channel_id = ?, last_error = NULL "
-                    "WHERE guild_id = ? AND channel_id = ?",
-                    (default, guild_id, channel_id),
+                # A streamer the default channel already announces keeps that entry; the one of the deleted
+                # channel stays behind, marked, for the admin to remove.
+                moved = await conn.execute(
+                    _MOVE_SUBSCRIPTIONS, {"to_channel": default, "guild_id": guild_id, "from_channel": channel_id}
                 )
-                moved = cursor.rowcount
-                cursor = await conn.execute(
+                marked = await conn.execute(
                     "UPDATE subscriptions SET last_error = ? WHERE guild_id = ? AND channel_id = ?",
                     (error, guild_id, channel_id),
                 )
-                return moved, cursor.rowcount
-            cursor = await conn.execute(
+                return moved, marked
+            marked = await conn.execute(
                 "UPDATE subscriptions SET last_error = ? WHERE guild_id = ? AND channel_id = ?",
                 (error, guild_id, channel_id),
             )
-            return 0, cursor.rowcount
+            return 0, marked
 
     async def move_guild_subscriptions(self, guild_id: int, from_channels: Iterable[int], to_channel: int) -> int:
         """Move a guild's subscriptions from (deleted) channels to `to_channel`, clearing their marks."""
-        rows = [(to_channel, guild_id, channel_id) for channel_id in from_channels]
+        rows = [{"to_channel": to_channel, "guild_id": guild_id, "from_channel": c} for c in from_channels]
         if not rows:
             return 0
         self.query_count += 1
         async with self.transaction() as conn:
-            # OR IGNORE: an entry whose streamer `to_channel` already announces stays where it was (marked).
-            cursor = await conn.executemany(
-                "UPDATE OR IGNORE subscriptions SET channel_id = ?, last_error = NULL "
-                "WHERE guild_id = ? AND channel_id = ?",
-                rows,
-            )
-            return cursor.rowcount
+            # An entry whose streamer `to_channel` already announces stays where it was (marked). One channel
+            # after the other: an entry moved from the first is what a second entry of its streamer meets.
+            moved = 0
+            for row in rows:
+                moved += await conn.execute(_MOVE_SUBSCRIPTIONS, row)
+            return moved
 
     async def clear_channel_errors(self, guild_id: int, channel_id: int) -> int:
         return await self._execute(
@@ -959,7 +871,7 @@ class Database:
         )
 
     @staticmethod
-    async def _upsert_streamer(conn: aiosqlite.Connection, streamer: Streamer, now: str) -> None:
+    async def _upsert_streamer(conn: Executor, streamer: Streamer, now: str) -> None:
         await conn.execute(
             """
             INSERT INTO streamers (twitch_user_id, login, display_name, profile_image_url, updated_at)
@@ -972,7 +884,7 @@ class Database:
         )
 
     @staticmethod
-    async def _upsert_games(conn: aiosqlite.Connection, games: Iterable[Category], now: str) -> None:
+    async def _upsert_games(conn: Executor, games: Iterable[Category], now: str) -> None:
         # A category without box art (typed in a filter) must not wipe box art fetched earlier.
         await conn.executemany(
             """
@@ -1003,17 +915,18 @@ class Database:
         if not ids:
             return []
         rows = await self._fetchall(
-            """
-            SELECT j.value AS game_id FROM json_each(?) j
+            f"""
+            SELECT j.value AS game_id FROM {self._sql.elements("?")}
             LEFT JOIN games g ON g.id = j.value
             WHERE g.id IS NULL OR g.box_art_url = '' OR g.updated_at < ?
+            ORDER BY j.key
             """,
             (json.dumps(ids), _stored_time(older_than)),
         )
         return [row["game_id"] for row in rows]
 
     @staticmethod
-    async def _delete_orphan_streamers(conn: aiosqlite.Connection) -> None:
+    async def _delete_orphan_streamers(conn: Executor) -> None:
         # A streamer nobody follows any more is not polled; its live state and history go with it.
         await conn.execute(
             """
@@ -1075,17 +988,17 @@ class Database:
             if ended_stream_ids != "[]":
                 await conn.execute(
                     "UPDATE stream_history SET ended_at = last_seen_at "
-                    "WHERE ended_at IS NULL AND stream_id IN (SELECT value FROM json_each(?))",
+                    f"WHERE ended_at IS NULL AND stream_id IN (SELECT j.value FROM {self._sql.elements('?')})",
                     (ended_stream_ids,),
                 )
                 # Before the live rows are replaced or deleted: they hold when each stream was last seen.
                 await conn.execute(
-                    """
+                    f"""
                     UPDATE announcements SET ended_at = coalesce(
                         (SELECT l.last_seen_at FROM live_streams l WHERE l.stream_id = announcements.stream_id),
                         :now)
                     WHERE ended_at IS NULL AND closed_at IS NULL
-                      AND stream_id IN (SELECT value FROM json_each(:ids))
+                      AND stream_id IN (SELECT j.value FROM {self._sql.elements(":ids")})
                     """,
                     {"ids": ended_stream_ids, "now": now},
                 )
@@ -1095,8 +1008,8 @@ class Database:
                     INSERT INTO live_streams (twitch_user_id, stream_id, title, game_name, viewer_count,
                                               started_at, thumbnail_url, missed_polls, last_seen_at, game_id,
                                               pushed_at)
-                    SELECT :user_id, :stream_id, :title, :game, :viewers, :started_at, :thumbnail, :missed, :now,
-                           :game_id, :pushed_at
+                    SELECT :user_id, :stream_id, :title, :game, CAST(:viewers AS BIGINT), :started_at, :thumbnail,
+                           CAST(:missed AS BIGINT), :now, :game_id, :pushed_at
                     WHERE EXISTS (SELECT 1 FROM streamers WHERE twitch_user_id = :user_id)
                     ON CONFLICT (twitch_user_id) DO UPDATE SET
                         stream_id = excluded.stream_id, title = excluded.title,
@@ -1112,11 +1025,24 @@ class Database:
             if ended_rows:
                 await conn.executemany("DELETE FROM live_streams WHERE twitch_user_id = ?", ended_rows)
 
-    async def pending_announcements(self) -> list[PendingAnnouncement]:
+    def _on_shards(self, guild_column: str, scope: ShardScope | None) -> tuple[str, dict[str, object]]:
+        """`AND` the guild in `guild_column` (a fixed fragment) is on one of the scope's shards, with its
+        parameters; nothing for None, which is every guild. Discord's rule: (guild_id >> 22) % shard_count."""
+        if scope is None:
+            return "", {}
+        return (
+            f"AND ({guild_column} >> 22) % :shard_count IN "
+            f"(SELECT CAST(shard.value AS BIGINT) FROM {self._sql.elements(':shard_ids', 'shard')})",
+            {"shard_count": scope.count, "shard_ids": json.dumps(list(scope.ids))},
+        )
+
+    async def pending_announcements(self, scope: ShardScope | None = None) -> list[PendingAnnouncement]:
         """Every (subscription, live stream) pair with no announcement yet — the 'went live' set — with the
         ping and template in effect. A subscription with a game filter only while the stream's category is
         in it, so a stream switching into a listed category becomes pending then (and is announced once);
-        one whose filter is unreadable never, without failing the query for the others."""
+        one whose filter is unreadable never, without failing the query for the others. With `scope`, only
+        the pairs of guilds on its shards."""
+        on_shards, params = self._on_shards("s.guild_id", scope)
         rows = await self._fetchall(
             f"""
             SELECT s.id AS subscription_id, s.guild_id AS guild_id, s.channel_id AS channel_id,
@@ -1129,9 +1055,10 @@ class Database:
             LEFT JOIN announcements a ON a.subscription_id = s.id AND a.stream_id = l.stream_id
             LEFT JOIN guild_settings gs ON gs.guild_id = s.guild_id
             LEFT JOIN games gm ON gm.id = l.game_id
-            WHERE a.subscription_id IS NULL AND {_GAME_FILTER_ALLOWS}
+            WHERE a.subscription_id IS NULL AND {self._sql.game_filter_allows} {on_shards}
             ORDER BY l.twitch_user_id, s.id
-            """
+            """,
+            params,
         )
         return [
             PendingAnnouncement(
@@ -1152,18 +1079,21 @@ class Database:
         self, pending: PendingAnnouncement, message_id: int | None, stream: LiveStream | None = None
     ) -> None:
         """Mark a stream as announced for one subscription, with what its card shows; committed at once to
-        keep the crash-between-send-and-commit window as small as possible."""
+        keep the crash-between-send-and-commit window as small as possible. The pair's claim (see
+        claim_announcements) goes in the same transaction: once announced, nobody claims it again."""
         now = self._now()
         self.query_count += 1
         async with self.transaction() as conn:
             await conn.execute(
                 """
-                INSERT OR IGNORE INTO announcements
+                INSERT INTO announcements
                     (subscription_id, stream_id, twitch_user_id, guild_id, channel_id, message_id, created_at,
                      title, game_name, viewer_count, thumbnail_url, started_at, card_updated_at)
-                SELECT :sub, :stream_id, :user_id, :guild_id, :channel_id, :message_id, :now,
-                       :title, :game, :viewers, :thumbnail, :started_at, :now
+                SELECT CAST(:sub AS BIGINT), :stream_id, :user_id, CAST(:guild_id AS BIGINT),
+                       CAST(:channel_id AS BIGINT), CAST(:message_id AS BIGINT), :now,
+                       :title, :game, CAST(:viewers AS BIGINT), :thumbnail, :started_at, :now
                 WHERE EXISTS (SELECT 1 FROM subscriptions WHERE id = :sub)
+                ON CONFLICT DO NOTHING
                 """,
                 {
                     "sub": pending.subscription_id,
@@ -1184,10 +1114,62 @@ class Database:
                 "UPDATE subscriptions SET last_error = NULL WHERE id = ? AND last_error IS NOT NULL",
                 (pending.subscription_id,),
             )
+            await conn.execute(
+                "DELETE FROM announcement_claims WHERE subscription_id = ? AND stream_id = ?",
+                (pending.subscription_id, pending.stream_id),
+            )
 
-    async def cards_to_update(self, not_since: datetime) -> list[CardUpdate]:
+    async def claim_announcements(
+        self, pending: Sequence[PendingAnnouncement], owner: str, until: datetime
+    ) -> set[tuple[int, str]]:
+        """Claim the right to announce these pairs for `owner` (one process) until `until`, in one statement;
+        returns the (subscription id, stream id) pairs `owner` now holds: claimed now, already its own, or
+        taken over from a claim that expired. Never a pair that is announced already, or whose subscription
+        is gone. Two processes claiming the same pairs at once split them: each pair goes to one of them."""
+        pairs = list(dict.fromkeys((p.subscription_id, p.stream_id) for p in pending))
+        if not pairs:
+            return set()
+        rows = await self._claim(pairs, owner, _stored_time(until))
+        return {(int(row["subscription_id"]), str(row["stream_id"])) for row in rows}
+
+    async def _claim(self, pairs: list[tuple[int, str]], owner: str, until: str) -> list[Row]:
+        self.query_count += 1
+        async with self.transaction() as conn:
+            return await conn.fetchall(
+                f"""
+                INSERT INTO announcement_claims (subscription_id, stream_id, owner, expires_at)
+                SELECT CAST(c.value ->> 0 AS BIGINT), CAST(c.value ->> 1 AS TEXT), :owner, :until
+                FROM {self._sql.arrays(":pairs", "c")}
+                WHERE EXISTS (SELECT 1 FROM subscriptions s WHERE s.id = CAST(c.value ->> 0 AS BIGINT))
+                  AND NOT EXISTS (SELECT 1 FROM announcements a
+                                  WHERE a.subscription_id = CAST(c.value ->> 0 AS BIGINT)
+                                    AND a.stream_id = CAST(c.value ->> 1 AS TEXT))
+                ON CONFLICT (subscription_id, stream_id) DO UPDATE SET
+                    owner = excluded.owner, expires_at = excluded.expires_at
+                WHERE announcement_claims.owner = excluded.owner OR announcement_claims.expires_at < :now
+                RETURNING subscription_id, stream_id
+                """,
+                {"pairs": json.dumps(pairs), "owner": owner, "until": until, "now": self._now()},
+            )
+
+    async def drop_claims(self, scope: ShardScope, *, except_owner: str) -> int:
+        """Forget the claims of every owner but `except_owner` on subscriptions of guilds on the scope's shards:
+        a process taking over shards whose previous holder is gone need not wait for its claims to expire.
+        Returns how many claims were dropped."""
+        on_shards, params = self._on_shards("s.guild_id", scope)
+        return await self._execute(
+            f"""
+            DELETE FROM announcement_claims WHERE owner != :owner
+              AND subscription_id IN (SELECT s.id FROM subscriptions s WHERE 1 = 1 {on_shards})
+            """,
+            {**params, "owner": except_owner},
+        )
+
+    async def cards_to_update(self, not_since: datetime, scope: ShardScope | None = None) -> list[CardUpdate]:
         """Live cards (in guilds with live updates on) whose stream's title, game, viewers or thumbnail
-        differ from what the card shows and that were not edited after `not_since` (one query)."""
+        differ from what the card shows and that were not edited after `not_since` (one query). With `scope`,
+        only the cards of guilds on its shards."""
+        on_shards, params = self._on_shards("a.guild_id", scope)
         rows = await self._fetchall(
             f"""
             SELECT a.subscription_id AS subscription_id, a.guild_id AS guild_id, a.channel_id AS channel_id,
@@ -1205,11 +1187,13 @@ class Database:
             WHERE a.closed_at IS NULL AND a.ended_at IS NULL AND a.message_id IS NOT NULL
               AND coalesce(gs.live_updates, 1) = 1
               AND coalesce(a.card_updated_at, a.created_at) <= :cutoff
-              AND (a.title IS NOT l.title OR a.game_name IS NOT l.game_name
-                   OR a.viewer_count IS NOT l.viewer_count OR a.thumbnail_url IS NOT l.thumbnail_url)
+              AND (a.title IS DISTINCT FROM l.title OR a.game_name IS DISTINCT FROM l.game_name
+                   OR a.viewer_count IS DISTINCT FROM l.viewer_count
+                   OR a.thumbnail_url IS DISTINCT FROM l.thumbnail_url)
+              {on_shards}
             ORDER BY a.subscription_id
             """,
-            {"cutoff": _stored_time(not_since)},
+            {**params, "cutoff": _stored_time(not_since)},
         )
         return [
             CardUpdate(
@@ -1254,9 +1238,11 @@ class Database:
                 rows,
             )
 
-    async def cards_to_close(self) -> list[CardToClose]:
-        """Announcements whose stream has ended and whose card was not yet edited, deleted or kept."""
-        return await self._cards("a.ended_at IS NOT NULL", {})
+    async def cards_to_close(self, scope: ShardScope | None = None) -> list[CardToClose]:
+        """Announcements whose stream has ended and whose card was not yet edited, deleted or kept; with
+        `scope`, only those of guilds on its shards."""
+        on_shards, params = self._on_shards("a.guild_id", scope)
+        return await self._cards(f"a.ended_at IS NOT NULL {on_shards}", params)
 
     async def open_cards_of(self, subscription_id: int) -> list[CardToClose]:
         """Every card of one subscription not yet dealt with, live or ended: what is closed when it is
@@ -1264,7 +1250,7 @@ class Database:
         return await self._cards("a.subscription_id = :sub", {"sub": subscription_id})
 
     async def _cards(self, condition: str, params: dict[str, object]) -> list[CardToClose]:
-        # `condition` is one of the two fixed fragments above, never text from outside.
+        # `condition` is one of the fixed fragments above, never text from outside.
         rows = await self._fetchall(
             f"""
             SELECT a.subscription_id AS subscription_id, a.stream_id AS stream_id, a.guild_id AS guild_id,
@@ -1316,30 +1302,36 @@ class Database:
             )
 
     async def prune_announcements(self, older_than: datetime) -> int:
-        """Forget announcements of streams long over (kept a while so a blinking stream never repeats)."""
-        return await self._execute(
-            """
-            DELETE FROM announcements WHERE created_at < ?
-            AND stream_id NOT IN (SELECT stream_id FROM live_streams)
-            """,
-            (_stored_time(older_than),),
-        )
+        """Forget announcements of streams long over (kept a while so a blinking stream never repeats), and claims
+        that expired that long ago without an announcement (their stream ended before anyone posted it)."""
+        cutoff = _stored_time(older_than)
+        self.query_count += 1
+        async with self.transaction() as conn:
+            pruned = await conn.execute(
+                """
+                DELETE FROM announcements WHERE created_at < ?
+                AND stream_id NOT IN (SELECT stream_id FROM live_streams)
+                """,
+                (cutoff,),
+            )
+            await conn.execute("DELETE FROM announcement_claims WHERE expires_at < ?", (cutoff,))
+        return pruned
 
     # -- stream history (statistics) ---------------------------------------------------------------
 
-    @staticmethod
-    async def _record_history(conn: aiosqlite.Connection, rows: Sequence[Mapping[str, object]]) -> None:
+    async def _record_history(self, conn: Executor, rows: Sequence[Mapping[str, object]]) -> None:
         """Inside apply_live_changes' transaction: each stream seen is (re)opened and last seen now, with a
         viewer sample when the source counted viewers and a category change when its category differs from
         the last one recorded (the first one counts from the stream's start: the bot may have come late)."""
+        greatest = self._sql.greatest
         await conn.executemany(
-            """
+            f"""
             INSERT INTO stream_history (stream_id, twitch_user_id, started_at, last_seen_at, peak_viewers)
-            SELECT :stream_id, :user_id, :started_at, :now, coalesce(:viewers, 0)
+            SELECT :stream_id, :user_id, :started_at, :now, coalesce(CAST(:viewers AS BIGINT), 0)
             WHERE EXISTS (SELECT 1 FROM streamers WHERE twitch_user_id = :user_id)
             ON CONFLICT (stream_id) DO UPDATE SET
-                last_seen_at = max(last_seen_at, excluded.last_seen_at), ended_at = NULL,
-                peak_viewers = max(peak_viewers, excluded.peak_viewers)
+                last_seen_at = {greatest}(stream_history.last_seen_at, excluded.last_seen_at), ended_at = NULL,
+                peak_viewers = {greatest}(stream_history.peak_viewers, excluded.peak_viewers)
             """,
             rows,
         )
@@ -1348,7 +1340,8 @@ class Database:
             await conn.executemany(
                 """
                 INSERT INTO stream_samples (history_id, offset_s, viewers)
-                SELECT id, :offset, :viewers FROM stream_history WHERE stream_id = :stream_id
+                SELECT id, CAST(:offset AS BIGINT), CAST(:viewers AS BIGINT) FROM stream_history
+                WHERE stream_id = :stream_id
                 ON CONFLICT (history_id, offset_s) DO UPDATE SET viewers = excluded.viewers
                 """,
                 sampled,
@@ -1358,10 +1351,10 @@ class Database:
             INSERT INTO stream_categories (history_id, offset_s, game_id, game_name)
             SELECT h.id,
                    CASE WHEN EXISTS (SELECT 1 FROM stream_categories c WHERE c.history_id = h.id)
-                        THEN :offset ELSE 0 END,
+                        THEN CAST(:offset AS BIGINT) ELSE 0 END,
                    :game_id, :game_name
             FROM stream_history h
-            WHERE h.stream_id = :stream_id AND :game_id IS NOT (
+            WHERE h.stream_id = :stream_id AND CAST(:game_id AS TEXT) IS DISTINCT FROM (
                 SELECT c.game_id FROM stream_categories c WHERE c.history_id = h.id
                 ORDER BY c.offset_s DESC LIMIT 1)
             ON CONFLICT (history_id, offset_s) DO UPDATE SET
@@ -1388,9 +1381,10 @@ class Database:
                 row["h_id"] for row in rows if samples == "all" or row["h_viewer_seconds"] is None or row is rows[-1]
             ]
             for sample in await self._fetchall(
-                """
+                f"""
                 SELECT history_id, offset_s, viewers FROM stream_samples
-                WHERE history_id IN (SELECT value FROM json_each(?)) ORDER BY history_id, offset_s
+                WHERE history_id IN (SELECT CAST(j.value AS BIGINT) FROM {self._sql.elements("?")})
+                ORDER BY history_id, offset_s
                 """,
                 (json.dumps(wanted),),
             ):
@@ -1398,9 +1392,10 @@ class Database:
         changes: dict[int, list[CategoryChange]] = {}
         if categories:
             for change in await self._fetchall(
-                """
+                f"""
                 SELECT history_id, offset_s, game_id, game_name FROM stream_categories
-                WHERE history_id IN (SELECT value FROM json_each(?)) ORDER BY history_id, offset_s
+                WHERE history_id IN (SELECT CAST(j.value AS BIGINT) FROM {self._sql.elements("?")})
+                ORDER BY history_id, offset_s
                 """,
                 (json.dumps([row["h_id"] for row in rows]),),
             ):
@@ -1415,7 +1410,10 @@ class Database:
         if ids == "[]":
             return {}
         found = await self._histories(
-            "h.stream_id IN (SELECT value FROM json_each(:ids))", {"ids": ids}, samples="all", categories=True
+            f"h.stream_id IN (SELECT j.value FROM {self._sql.elements(':ids')})",
+            {"ids": ids},
+            samples="all",
+            categories=True,
         )
         return {history.stream_id: history for history in found}
 
@@ -1475,10 +1473,9 @@ class Database:
                 WHERE ended_at IS NULL AND stream_id NOT IN (SELECT stream_id FROM live_streams)
                 """
             )
-            cursor = await conn.execute(
+            return await conn.execute(
                 "DELETE FROM stream_history WHERE coalesce(ended_at, last_seen_at) < ?", (_stored_time(older_than),)
             )
-            return cursor.rowcount
 
     async def history_to_thin(self, ended_before: datetime, limit: int) -> list[StreamHistory]:
         """Up to `limit` streams that ended before `ended_before` and still have every sample, oldest first."""
@@ -1498,10 +1495,7 @@ class Database:
         self.query_count += 1
         async with self.transaction() as conn:
             for history in items:
-                async with conn.execute(
-                    "SELECT id FROM stream_history WHERE stream_id = ?", (history.stream_id,)
-                ) as cursor:
-                    row = await cursor.fetchone()
+                row = await conn.fetchone("SELECT id FROM stream_history WHERE stream_id = ?", (history.stream_id,))
                 if row is None:
                     continue  # forgotten meanwhile
                 history_id = row["id"]
@@ -1514,3 +1508,11 @@ class Database:
                     "UPDATE stream_history SET viewer_seconds = ?, observed_seconds = ? WHERE id = ?",
                     (history.viewer_seconds, history.observed_seconds, history_id),
                 )
+
+
+async def open_database(path: str, url: str | None, *, clock: Clock = _utc_now) -> Database:
+    """The store the settings ask for: PostgreSQL at `url` (DATABASE_URL) when it is set, else the SQLite file at
+    `path` (DATABASE_PATH, the embedded default)."""
+    if url:
+        return await Database.open_url(url, clock=clock)
+    return await Database.open(path, clock=clock)

@@ -34,6 +34,8 @@ ALLOWED: dict[str, set[str]] = {
     "database": {"twitch_notifier.models", "twitch_notifier.db"},
     "twitch_api": {"twitch_notifier.twitch", "twitch_notifier.models"},
     "twitch_notifier.ops": {"twitch_notifier.models", "twitch_notifier.core"},
+    # Several processes on PostgreSQL: shard locks, the leader election and NOTIFY wake-ups (asyncpg, no Discord).
+    "twitch_notifier.cluster": {"twitch_notifier.models"},
     # EventSub push: the WebSocket shards, the webhook receiver and the conduit/subscription upkeep.
     "twitch_notifier.eventsub": {"twitch_notifier.models", "twitch_notifier.twitch", "twitch_notifier.core"},
     "twitch_notifier.discord_io": {
@@ -58,6 +60,7 @@ ALLOWED: dict[str, set[str]] = {
         "twitch_notifier.cogs",
         "twitch_notifier.ops",
         "twitch_notifier.eventsub",
+        "twitch_notifier.cluster",
         "database",
         "twitch_api",
         "config",
@@ -71,6 +74,7 @@ ALLOWED: dict[str, set[str]] = {
         "twitch_notifier.cogs",
         "twitch_notifier.ops",
         "twitch_notifier.eventsub",
+        "twitch_notifier.cluster",
         "database",
         "twitch_api",
         "config",
@@ -91,8 +95,10 @@ RESTRICTED = {
         "twitch_notifier.eventsub",
         "twitch_notifier.demo",
     },
-    "aiosqlite": {"database"},
-    "sqlite3": {"database"},
+    "aiosqlite": {"database", "twitch_notifier.db"},
+    "sqlite3": {"database", "twitch_notifier.db"},
+    # PostgreSQL: the store's driver, and the cluster's dedicated session (imported when DATABASE_URL is set).
+    "asyncpg": {"database", "twitch_notifier.db", "twitch_notifier.cluster"},
     # Plotting, and what comes with it, only where charts are drawn (and there only lazily: see LAZY).
     "matplotlib": {"twitch_notifier.rendering.charts"},
     "numpy": {"twitch_notifier.rendering.charts"},

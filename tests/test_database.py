@@ -1,4 +1,9 @@
-"""Unit tests for database.py: schema, migrations, subscriptions, live state and announcements."""
+"""Unit tests for database.py: schema, migrations, subscriptions, live state and announcements.
+
+Every test of the store's behaviour runs on both back-ends (ids `sqlite` and `postgresql`: the `db` and
+`open_store` fixtures); tests named `test_sqlite_…` are about the SQLite file itself (pragmas, the file lock,
+corrupt files, upgrades of files written by older bots) and run on SQLite only.
+"""
 
 import asyncio
 import contextlib
@@ -9,15 +14,19 @@ import sys
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
+import asyncpg
 import pytest
 
 from database import SCHEMA_VERSION, Database, DatabaseError, DatabaseLocked
 from twitch_notifier.db.migrations import MIGRATIONS
+from twitch_notifier.db.paramstyle import numbered
 from twitch_notifier.models import (
     AlreadySubscribed,
     Category,
     GuildSettings,
     LiveStream,
+    PendingAnnouncement,
+    ShardScope,
     Streamer,
     SubscriptionLimitReached,
     SubscriptionUpdate,
@@ -41,32 +50,90 @@ def live(streamer: Streamer, stream_id: str, **changes) -> LiveStream:
     return LiveStream(**values)
 
 
-def read_only(db: Database) -> sqlite3.Connection:
-    """The database file as any other SQLite reader sees it: what is committed, and no way to change it."""
-    return sqlite3.connect(f"file:{db.path}?mode=ro", uri=True)
-
-
-def announcements_of(db: Database, stream_id: str) -> list[tuple[int, int, int | None]]:
-    """(subscription id, channel id, message id) of every announcement of one stream, read from the file."""
-    conn = read_only(db)
+async def committed(db: Database, sql: str, params: tuple = ()) -> list[tuple]:
+    """Rows as another client of the database sees them, outside the bot's connections: what is committed
+    (SQLite: the file opened read-only; PostgreSQL: a connection of its own). `?` parameters."""
+    if db.backend == "sqlite":
+        conn = sqlite3.connect(f"file:{db.path}?mode=ro", uri=True)
+        try:
+            return conn.execute(sql, params).fetchall()
+        finally:
+            conn.close()
+    pg = await asyncpg.connect(db.path)  # the test server trusts: the URL shown is the URL
     try:
-        return conn.execute(
-            "SELECT subscription_id, channel_id, message_id FROM announcements WHERE stream_id = ? "
-            "ORDER BY subscription_id",
-            (stream_id,),
-        ).fetchall()
+        return [tuple(row) for row in await pg.fetch(numbered(sql).sql, *params)]
     finally:
+        await pg.close()
+
+
+async def write_outside(db: Database, sql: str, params: tuple = ()) -> None:
+    """A write by another tool (or a bug) straight into the database, behind the bot's back."""
+    if db.backend == "sqlite":
+        conn = sqlite3.connect(db.path)
+        with conn:
+            conn.execute(sql, params)
         conn.close()
+        return
+    pg = await asyncpg.connect(db.path)
+    try:
+        await pg.execute(numbered(sql).sql, *params)
+    finally:
+        await pg.close()
+
+
+async def announcements_of(db: Database, stream_id: str) -> list[tuple[int, int, int | None]]:
+    """(subscription id, channel id, message id) of every announcement of one stream, as committed."""
+    return await committed(
+        db,
+        "SELECT subscription_id, channel_id, message_id FROM announcements WHERE stream_id = ? "
+        "ORDER BY subscription_id",
+        (stream_id,),
+    )
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_location(request, tmp_path) -> tuple[str, str]:
+    """(back-end, where): a SQLite file path, or the URL of a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        return "sqlite", str(tmp_path / "bot.db")
+    return "postgresql", request.getfixturevalue("postgres_url")
 
 
 @pytest.fixture
-async def db(tmp_path):
+async def open_store(store_location):
+    """Opens the test's database (the same one each time) on the back-end of the test's id; closes what it
+    opened that the test left open."""
+    backend, where = store_location
+    opened: list[Database] = []
+
+    async def open_(**options) -> Database:
+        if backend == "sqlite":
+            database = await Database.open(where, **options)
+        else:
+            database = await Database.open_url(where, **options)
+        opened.append(database)
+        return database
+
+    yield open_
+    for database in opened:
+        with contextlib.suppress(Exception):  # closed by the test already
+            await database.close()
+
+
+@pytest.fixture
+async def db(open_store):
+    return await open_store()
+
+
+@pytest.fixture
+async def sqlite_db(tmp_path):
     database = await Database.open(str(tmp_path / "bot.db"))
     yield database
     await database.close()
 
 
-async def test_pragmas_and_version(db):
+async def test_sqlite_pragmas_and_version(sqlite_db):
+    db = sqlite_db
     assert await db.pragma("journal_mode") == "wal"
     assert await db.pragma("foreign_keys") == 1
     assert await db.pragma("busy_timeout") == 5000
@@ -75,21 +142,22 @@ async def test_pragmas_and_version(db):
     assert await db.pragma("foreign_key_check") == []
     with pytest.raises(ValueError, match="not a diagnostic pragma"):
         await db.pragma("journal_mode=DELETE")
+    assert (db.backend, await db.schema_version()) == ("sqlite", SCHEMA_VERSION)
 
 
-async def test_reopen_keeps_data(tmp_path):
-    path = str(tmp_path / "bot.db")
-    first = await Database.open(path)
+async def test_reopen_keeps_data(open_store):
+    first = await open_store()
+    assert await first.schema_version() == SCHEMA_VERSION
     await first.set_announce_channel(1, 10)
     await first.add_subscription(1, 10, SHROUD)
     await first.close()
-    second = await Database.open(path)
+    second = await open_store()
     assert await second.get_announce_channel(1) == 10
     assert [s.streamer for s in await second.guild_subscriptions(1)] == [SHROUD]
     await second.close()
 
 
-async def test_corrupt_file_is_a_clear_error_and_is_not_replaced(tmp_path):
+async def test_sqlite_corrupt_file_is_a_clear_error_and_is_not_replaced(tmp_path):
     path = tmp_path / "bot.db"
     garbage = b"this is not a database" * 100
     path.write_bytes(garbage)
@@ -98,7 +166,7 @@ async def test_corrupt_file_is_a_clear_error_and_is_not_replaced(tmp_path):
     assert path.read_bytes() == garbage
 
 
-async def test_newer_schema_is_refused(tmp_path):
+async def test_sqlite_newer_schema_is_refused(tmp_path):
     path = tmp_path / "bot.db"
     conn = sqlite3.connect(path)
     conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
@@ -107,7 +175,7 @@ async def test_newer_schema_is_refused(tmp_path):
         await Database.open(str(path))
 
 
-async def test_missing_directory_is_named(tmp_path):
+async def test_sqlite_missing_directory_is_named(tmp_path):
     with pytest.raises(DatabaseError, match="does not exist"):
         await Database.open(str(tmp_path / "nope" / "bot.db"))
 
@@ -173,7 +241,7 @@ async def test_pending_announcements_follow_live_state_and_records(db):
     ]
     await db.record_announcement(pending[0], 555)
     assert [p.subscription_id for p in await db.pending_announcements()] == [sub_b.id]
-    assert announcements_of(db, "s1") == [(sub_a.id, 10, 555)]
+    assert await announcements_of(db, "s1") == [(sub_a.id, 10, 555)]
     # The same stream id coming back after it ended is not pending again for who already had it.
     await db.apply_live_changes([], {}, [SHROUD.twitch_user_id])
     await db.apply_live_changes([live(SHROUD, "s1")], {}, [])
@@ -204,7 +272,7 @@ async def test_record_for_removed_subscription_is_ignored(db):
     [pending] = await db.pending_announcements()
     await db.remove_subscription_by_id(1, pending.subscription_id)
     await db.record_announcement(pending, 1)
-    assert announcements_of(db, "s1") == []
+    assert await announcements_of(db, "s1") == []
 
 
 async def test_subscription_error_is_cleared_by_a_successful_announcement(db):
@@ -253,8 +321,8 @@ async def test_prune_keeps_live_streams_announcements(db):
         await db.record_announcement(pending, 1)
     await db.apply_live_changes([], {}, [POKI.twitch_user_id])
     assert await db.prune_announcements(datetime.now(UTC) + timedelta(days=1)) == 1
-    assert announcements_of(db, "s1") != []
-    assert announcements_of(db, "p1") == []
+    assert await announcements_of(db, "s1") != []
+    assert await announcements_of(db, "p1") == []
 
 
 async def test_queries_are_parameterised_against_hostile_text(db):
@@ -269,7 +337,7 @@ async def test_queries_are_parameterised_against_hostile_text(db):
     assert await db.count_subscriptions(1) == 1
     assert await db.remove_subscription_by_id(1, sub.id) is not None
     assert await db.count_subscriptions(1) == 0
-    assert await db.pragma("foreign_key_check") == []
+    assert await committed(db, "SELECT count(*) FROM streamers") == [(0,)]
 
 
 async def test_counts(db):
@@ -295,7 +363,7 @@ async def test_concurrent_writers_take_turns(db):
     assert await db.pending_announcements() == []
 
 
-async def test_migrates_a_version_1_database_without_loss(tmp_path):
+async def test_sqlite_migrates_a_version_1_database_without_loss(tmp_path):
     path = tmp_path / "v1.db"
     conn = sqlite3.connect(path)
     conn.executescript(f"BEGIN; {MIGRATIONS[0].sql}; PRAGMA user_version = 1; COMMIT;")
@@ -364,7 +432,7 @@ def _build(path, version: int) -> sqlite3.Connection:
     return conn
 
 
-async def test_migrates_a_version_2_database_without_loss(tmp_path):
+async def test_sqlite_migrates_a_version_2_database_without_loss(tmp_path):
     path = tmp_path / "v2.db"
     conn = _build(path, 2)
     t = "2026-01-01T00:00:00+00:00"
@@ -404,8 +472,8 @@ async def test_migrates_a_version_2_database_without_loss(tmp_path):
         assert subs[7].missing_since == datetime.fromisoformat(t)
         assert (subs[7].ping, subs[7].message_template, subs[7].games) == (None, None, None)
         assert [s.id for s in await db.guild_subscriptions(2)] == [12]
-        assert announcements_of(db, "s-live") == [(7, 10, 111), (12, 20, 333)]
-        assert announcements_of(db, "p-over") == [(9, 11, 222)]
+        assert await announcements_of(db, "s-live") == [(7, 10, 111), (12, 20, 333)]
+        assert await announcements_of(db, "p-over") == [(9, 11, 222)]
         assert await db.pending_announcements() == []  # nothing is announced twice after the upgrade
         assert (await db.live_streams())["37402112"].game_id == ""
         settings = await db.get_guild_settings(1)
@@ -424,12 +492,12 @@ async def test_migrates_a_version_2_database_without_loss(tmp_path):
         with pytest.raises(AlreadySubscribed):
             await db.add_subscription(1, 10, Streamer("37402112", "shroud", "shroud"))
         await db.remove_subscription_by_id(1, 9)
-        assert announcements_of(db, "p-over") == []
+        assert await announcements_of(db, "p-over") == []
     finally:
         await db.close()
 
 
-async def test_a_migration_that_would_break_foreign_keys_is_rolled_back(tmp_path):
+async def test_sqlite_a_migration_that_would_break_foreign_keys_is_rolled_back(tmp_path):
     path = tmp_path / "broken.db"
     conn = _build(path, 2)
     conn.execute("PRAGMA foreign_keys=OFF")
@@ -521,11 +589,7 @@ async def test_box_art_cache(db):
     assert await db.games_needing_art(["1", "2"], old) == ["2"]
     assert await db.games_needing_art(["1"], datetime.now(UTC) + timedelta(days=1)) == ["1"]
     await db.store_games([Category("1", "One renamed")])  # no art: keeps the cached art
-    conn = read_only(db)
-    try:
-        row = conn.execute("SELECT id, name, box_art_url FROM games WHERE id = '1'").fetchone()
-    finally:
-        conn.close()
+    [row] = await committed(db, "SELECT id, name, box_art_url FROM games WHERE id = '1'")
     assert Category(*row) == Category("1", "One renamed", "https://art/1.jpg")
 
 
@@ -612,10 +676,7 @@ async def test_an_unreadable_game_filter_announces_nothing_and_says_so(db, store
     sub = await db.add_subscription(1, 10, SHROUD, games=[valorant])
     other = await db.add_subscription(1, 11, SHROUD)
     fine = await db.add_subscription(2, 20, SHROUD, games=[valorant])
-    conn = sqlite3.connect(db.path)  # another tool, or a bug, wrote it
-    with conn:
-        conn.execute("UPDATE subscriptions SET games = ? WHERE id = ?", (stored, sub.id))
-    conn.close()
+    await write_outside(db, "UPDATE subscriptions SET games = ? WHERE id = ?", (stored, sub.id))
     await db.apply_live_changes([live(SHROUD, "s1", game_id="516575")], {}, [])
     assert [p.subscription_id for p in await db.pending_announcements()] == [other.id, fine.id]
     found = await db.get_subscription(1, sub.id)
@@ -637,11 +698,10 @@ async def test_an_unreadable_game_filter_announces_nothing_and_says_so(db, store
 STORED_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00")
 
 
-def stored_times(db: Database) -> list[str]:
-    conn = read_only(db)
-    try:
-        rows = conn.execute(
-            """
+async def stored_times(db: Database) -> list[str]:
+    rows = await committed(
+        db,
+        """
             SELECT updated_at FROM guild_settings UNION ALL SELECT updated_at FROM streamers
             UNION ALL SELECT missing_since FROM streamers UNION ALL SELECT created_at FROM subscriptions
             UNION ALL SELECT started_at FROM live_streams UNION ALL SELECT last_seen_at FROM live_streams
@@ -649,16 +709,14 @@ def stored_times(db: Database) -> list[str]:
             UNION ALL SELECT card_updated_at FROM announcements UNION ALL SELECT ended_at FROM announcements
             UNION ALL SELECT closed_at FROM announcements UNION ALL SELECT updated_at FROM games
             UNION ALL SELECT last_seen_at FROM guilds_seen
-            """
-        ).fetchall()
-    finally:
-        conn.close()
+            """,
+    )
     return [text for (text,) in rows if text is not None]
 
 
-async def test_every_time_is_written_one_way_from_the_injected_clock(tmp_path):
+async def test_every_time_is_written_one_way_from_the_injected_clock(open_store):
     moment = datetime(2026, 11, 27, 12, 0, 0, 987654, tzinfo=UTC)
-    db = await Database.open(str(tmp_path / "bot.db"), clock=lambda: moment)
+    db = await open_store(clock=lambda: moment)
     try:
         await db.set_announce_channel(1, 10)
         sub = await db.add_subscription(1, 10, SHROUD, games=[Category("516575", "VALORANT", "https://art")])
@@ -671,7 +729,7 @@ async def test_every_time_is_written_one_way_from_the_injected_clock(tmp_path):
         await db.record_announcement(pending, 5, stream)
         await db.refresh_streamers([SHROUD], [POKI.twitch_user_id])
         await db.mark_guilds_seen([1], moment)
-        times = stored_times(db)
+        times = await stored_times(db)
         assert set(times) == {"2026-11-27T12:00:00+00:00", "2026-11-27T12:30:15+00:00"}
         assert all(STORED_TIME.fullmatch(t) for t in times)
         [state] = (await db.live_streams()).values()
@@ -682,7 +740,7 @@ async def test_every_time_is_written_one_way_from_the_injected_clock(tmp_path):
         assert (card.started_at, card.ended_at) == (started.replace(microsecond=0), moment.replace(microsecond=0))
         assert card.ended_at.tzinfo is UTC
         await db.close_cards([(sub.id, "s1")])
-        assert all(STORED_TIME.fullmatch(t) for t in stored_times(db))
+        assert all(STORED_TIME.fullmatch(t) for t in await stored_times(db))
         [poki] = await db.find_subscriptions(1, "pokimane")
         assert poki.missing_since == moment.replace(microsecond=0)
         # The times the core compares with are written the same way: to the second, in UTC.
@@ -696,7 +754,7 @@ async def test_every_time_is_written_one_way_from_the_injected_clock(tmp_path):
 # -- one bot per database file -----------------------------------------------------------------------------
 
 
-async def test_a_second_open_of_the_same_file_is_refused_until_the_first_closes(tmp_path):
+async def test_sqlite_a_second_open_of_the_same_file_is_refused_until_the_first_closes(tmp_path):
     path = tmp_path / "bot.db"
     lock = tmp_path / "bot.db.lock"
     first = await Database.open(str(path))
@@ -721,7 +779,7 @@ async def test_a_second_open_of_the_same_file_is_refused_until_the_first_closes(
         await second.close()
 
 
-async def test_a_failed_open_releases_the_file(tmp_path):
+async def test_sqlite_a_failed_open_releases_the_file(tmp_path):
     path = tmp_path / "bot.db"
     path.write_bytes(b"this is not a database" * 100)
     for _ in range(2):  # the second attempt is refused for the file, not for a lock the first left behind
@@ -729,7 +787,7 @@ async def test_a_failed_open_releases_the_file(tmp_path):
             await Database.open(str(path))
 
 
-async def test_in_memory_databases_share_nothing_so_need_no_lock():
+async def test_sqlite_in_memory_databases_share_nothing_so_need_no_lock():
     first = await Database.open(":memory:")
     second = await Database.open(":memory:")
     try:
@@ -772,7 +830,7 @@ async def open_in_another_process(path: Path) -> tuple[int, str]:
     return process.returncode, output.decode()
 
 
-async def test_a_second_process_on_the_same_file_is_refused_and_told_the_pid(tmp_path):
+async def test_sqlite_a_second_process_on_the_same_file_is_refused_and_told_the_pid(tmp_path):
     path = tmp_path / "bot.db"
     db = await Database.open(str(path))
     try:
@@ -791,8 +849,8 @@ async def test_a_second_process_on_the_same_file_is_refused_and_told_the_pid(tmp
 T0 = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 
 
-async def test_guilds_keep_their_last_sighting_and_a_short_ready_forgets_nothing(tmp_path):
-    db = await Database.open(str(tmp_path / "bot.db"), clock=lambda: T0)
+async def test_guilds_keep_their_last_sighting_and_a_short_ready_forgets_nothing(open_store):
+    db = await open_store(clock=lambda: T0)
     try:
         # A command from a guild is a sighting: every guild holding data has one.
         await db.add_subscription(1, 10, SHROUD)
@@ -813,16 +871,15 @@ async def test_guilds_keep_their_last_sighting_and_a_short_ready_forgets_nothing
         assert await db.absent_guilds(T0 + timedelta(days=1)) == [1, 2]
         assert await db.guild_ids() == {1, 2}
         # Data written without a sighting (another tool) counts as never seen.
-        conn = sqlite3.connect(db.path)
-        with conn:
-            conn.execute("INSERT INTO guild_settings (guild_id, updated_at) VALUES (5, '2026-11-27T12:00:00+00:00')")
-        conn.close()
+        await write_outside(
+            db, "INSERT INTO guild_settings (guild_id, updated_at) VALUES (5, '2026-11-27T12:00:00+00:00')"
+        )
         assert await db.absent_guilds(T0 - timedelta(days=30)) == [5]
     finally:
         await db.close()
 
 
-async def test_migration_counts_every_guild_held_as_seen_now(tmp_path):
+async def test_sqlite_migration_counts_every_guild_held_as_seen_now(tmp_path):
     path = tmp_path / "v3.db"
     conn = _build(path, 3)
     t = "2026-01-01T00:00:00+00:00"
@@ -840,7 +897,7 @@ async def test_migration_counts_every_guild_held_as_seen_now(tmp_path):
     try:
         assert await db.absent_guilds(before) == []
         assert await db.absent_guilds(datetime.now(UTC) + timedelta(seconds=2)) == [1, 2]
-        assert all(STORED_TIME.fullmatch(t) for t in stored_times(db))
+        assert all(STORED_TIME.fullmatch(t) for t in await stored_times(db))
     finally:
         await db.close()
 
@@ -889,7 +946,7 @@ async def test_delete_guild_with_a_cutoff_spares_a_guild_seen_since(db):
 # -- EventSub: bot state and push states (migration 6) -----------------------------------------------------
 
 
-async def test_migrates_a_version_5_database_keeping_everything_and_adding_push_state(tmp_path: Path) -> None:
+async def test_sqlite_migrates_a_version_5_database_keeping_everything_and_adding_push_state(tmp_path: Path) -> None:
     path = tmp_path / "v5.db"
     conn = _build(path, 5)
     t = "2026-01-01T00:00:00+00:00"
@@ -936,9 +993,8 @@ async def test_migrates_a_version_5_database_keeping_everything_and_adding_push_
         check.close()
 
 
-async def test_bot_state_round_trips_and_is_forgotten_with_none(tmp_path: Path) -> None:
-    path = str(tmp_path / "bot.db")
-    db = await Database.open(path)
+async def test_bot_state_round_trips_and_is_forgotten_with_none(open_store) -> None:
+    db = await open_store()
     try:
         assert await db.get_state("eventsub_conduit_id") is None
         await db.set_state("eventsub_conduit_id", "bfcfc993-26b1-b876-44d9-afe75a379dac")
@@ -948,7 +1004,7 @@ async def test_bot_state_round_trips_and_is_forgotten_with_none(tmp_path: Path) 
         await db.set_state("never-set", None)  # forgetting what is not there is fine
     finally:
         await db.close()
-    db = await Database.open(path)  # it survives a restart: that is what it is for
+    db = await open_store()  # it survives a restart: that is what it is for
     try:
         assert await db.get_state("eventsub_conduit_id") == "26b1c993-new"
         await db.set_state("eventsub_conduit_id", None)
@@ -1048,15 +1104,14 @@ def seen(streamer: Streamer, stream_id: str, viewers: int | None, game: str = "V
 
 
 @pytest.fixture
-async def clocked(tmp_path):
+async def clocked(open_store):
     clock = Clock(STARTED + timedelta(minutes=1))
-    database = await Database.open(str(tmp_path / "bot.db"), clock=clock)
+    database = await open_store(clock=clock)
     await database.add_subscription(1, 10, SHROUD)
-    yield database, clock
-    await database.close()
+    return database, clock
 
 
-async def test_migrates_a_version_6_database_and_records_a_stream_already_live(tmp_path: Path) -> None:
+async def test_sqlite_migrates_a_version_6_database_and_records_a_stream_already_live(tmp_path: Path) -> None:
     path = tmp_path / "v6.db"
     conn = _build(path, 6)
     t = "2026-01-01T00:00:00+00:00"
@@ -1073,7 +1128,7 @@ async def test_migrates_a_version_6_database_and_records_a_stream_already_live(t
     conn.close()
     db = await Database.open(str(path), clock=lambda: STARTED + timedelta(hours=2))
     try:
-        assert await db.pragma("user_version") == SCHEMA_VERSION == 7
+        assert await db.pragma("user_version") == SCHEMA_VERSION
         assert await db.streamer_history("37402112", None) == []
         # The first sighting after the upgrade: the stream began two hours ago, its category counts from then.
         await db.apply_live_changes([], {}, [], observations=[seen(SHROUD, "s-live", 50)])
@@ -1136,14 +1191,10 @@ async def test_the_last_unfollow_takes_the_history_along(clocked):
     sub = (await db.guild_subscriptions(1))[0]
     await db.apply_live_changes([], {}, [], observations=[seen(SHROUD, "s1", 7)])
     await db.remove_subscription_by_id(1, sub.id)
-    conn = read_only(db)
-    try:
-        counts = [
-            conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]  # noqa: S608 - fixed names
-            for t in ("stream_history", "stream_samples", "stream_categories")
-        ]
-    finally:
-        conn.close()
+    counts = [
+        (await committed(db, f"SELECT count(*) FROM {t}"))[0][0]  # noqa: S608 - fixed names
+        for t in ("stream_history", "stream_samples", "stream_categories")
+    ]
     assert counts == [0, 0, 0]
 
 
@@ -1222,7 +1273,7 @@ def history_bytes(path: Path) -> int:
     return row[0] or 0
 
 
-async def test_bytes_per_stream_hour_raw_and_thinned(tmp_path):
+async def test_sqlite_bytes_per_stream_hour_raw_and_thinned(tmp_path):
     """Ten streamers live four hours each, a poll every 90 s, one change of category: what a stream-hour of
     history costs, as recorded and once thinned (bench/stats.py measures a year of it)."""
     from twitch_notifier.core.history import thin
@@ -1254,3 +1305,148 @@ async def test_bytes_per_stream_hour_raw_and_thinned(tmp_path):
     print(f"history: {raw:.0f} bytes per stream-hour as recorded, {thinned:.0f} once thinned")  # noqa: T201
     assert raw < 1000
     assert thinned < raw / 3
+
+
+# -- several processes: announcement claims (migration 8) and shard scopes ---------------------------------
+
+
+def guild_on(shard: int, n: int = 0) -> int:
+    """A guild id with (guild_id >> 22) == shard + 4n: on shard `shard` of 4 (and on `shard % 2` of 2)."""
+    return ((shard + 4 * n) << 22) | 12345
+
+
+async def two_live_subscriptions(db: Database) -> list[PendingAnnouncement]:
+    # `clocked` follows SHROUD in guild 1 (shard 0): POKI is followed on shards 0 and 1 only.
+    await db.add_subscription(guild_on(0), 10, POKI)
+    await db.add_subscription(guild_on(1), 20, POKI)
+    await db.apply_live_changes([live(POKI, "p1")], {}, [])
+    pending = await db.pending_announcements()
+    assert len(pending) == 2
+    return pending
+
+
+def pairs(pending: list[PendingAnnouncement]) -> set[tuple[int, str]]:
+    return {(p.subscription_id, p.stream_id) for p in pending}
+
+
+async def test_a_claim_is_its_owners_until_it_expires(clocked):
+    db, clock = clocked
+    pending = await two_live_subscriptions(db)
+    lease = timedelta(seconds=30)
+    assert await db.claim_announcements(pending, "a", clock.now + lease) == pairs(pending)
+    assert await db.claim_announcements(pending, "b", clock.now + lease) == set()  # held by a
+    clock.advance(20)
+    assert await db.claim_announcements(pending, "a", clock.now + lease) == pairs(pending)  # renewed by its owner
+    clock.advance(20)
+    assert await db.claim_announcements(pending, "b", clock.now + lease) == set()  # the renewal still holds
+    clock.advance(11)
+    assert await db.claim_announcements(pending[:1], "b", clock.now + lease) == pairs(pending[:1])  # expired: taken
+    assert await db.claim_announcements(pending, "a", clock.now + lease) == pairs(pending[1:])
+    assert sorted(await committed(db, "SELECT owner FROM announcement_claims")) == [("a",), ("b",)]
+
+
+async def test_claiming_is_one_statement_whatever_the_count(clocked):
+    db, clock = clocked
+    subs = [await db.add_subscription(2, 20 + i, Streamer(str(i), f"u{i}", f"U{i}")) for i in range(25)]
+    await db.apply_live_changes([live(sub.streamer, f"st{i}") for i, sub in enumerate(subs)], {}, [])
+    pending = await db.pending_announcements()
+    before = db.query_count
+    held = await db.claim_announcements(pending + pending[:3], "a", clock.now + timedelta(minutes=1))  # repeats too
+    assert db.query_count - before == 1
+    assert held == pairs(pending)
+    assert len(held) == 25
+    before = db.query_count
+    assert await db.claim_announcements([], "a", clock.now) == set()
+    assert db.query_count == before
+
+
+async def test_an_announced_pair_is_never_claimed_again_and_takes_its_claim_along(clocked):
+    db, clock = clocked
+    first, second = await two_live_subscriptions(db)
+    until = clock.now + timedelta(minutes=1)
+    assert await db.claim_announcements([first, second], "a", until) == pairs([first, second])
+    await db.record_announcement(first, 555)
+    assert await committed(db, "SELECT subscription_id FROM announcement_claims") == [(second.subscription_id,)]
+    clock.advance(3600)  # every claim long expired
+    assert await db.claim_announcements([first], "a", clock.now + timedelta(minutes=1)) == set()
+    assert await db.claim_announcements([first], "b", clock.now + timedelta(minutes=1)) == set()
+    assert await db.claim_announcements([second], "b", clock.now + timedelta(minutes=1)) == pairs([second])
+
+
+async def test_pruning_forgets_claims_that_expired_long_ago_without_an_announcement(clocked):
+    db, clock = clocked
+    first, second = await two_live_subscriptions(db)
+    await db.claim_announcements([first], "crashed", clock.now + timedelta(minutes=2))
+    clock.advance(3600)
+    await db.claim_announcements([second], "alive", clock.now + timedelta(minutes=2))
+    await db.prune_announcements(clock.now - timedelta(minutes=30))
+    assert await committed(db, "SELECT owner FROM announcement_claims") == [("alive",)]
+
+
+async def test_claims_of_a_removed_subscription_go_with_it(clocked):
+    db, clock = clocked
+    first, second = await two_live_subscriptions(db)
+    until = clock.now + timedelta(minutes=1)
+    await db.claim_announcements([first, second], "a", until)
+    await db.remove_subscription_by_id(first.guild_id, first.subscription_id)
+    assert await committed(db, "SELECT subscription_id FROM announcement_claims") == [(second.subscription_id,)]
+    assert await db.claim_announcements([first], "b", until) == set()  # a subscription that is gone
+
+
+async def test_drop_claims_forgets_other_owners_claims_on_the_scopes_shards_only(clocked):
+    db, clock = clocked
+    on_0, on_1 = await two_live_subscriptions(db)
+    until = clock.now + timedelta(minutes=5)
+    await db.claim_announcements([on_0, on_1], "gone", until)
+    assert await db.drop_claims(ShardScope(2, (0,)), except_owner="taker") == 1
+    assert await db.claim_announcements([on_0, on_1], "taker", until) == pairs([on_0])  # on_1 is not its to take
+    assert await db.drop_claims(ShardScope(2, (0,)), except_owner="taker") == 0  # its own claims stay
+    assert await db.drop_claims(ShardScope(2, (0, 1)), except_owner="taker") == 1
+    assert await committed(db, "SELECT owner FROM announcement_claims") == [("taker",)]
+
+
+async def test_a_shard_scope_filters_pending_announcements_and_cards(clocked):
+    db, clock = clocked
+    guilds = [guild_on(0), guild_on(1), guild_on(2), guild_on(0, n=3), guild_on(3, n=5)]
+    subs = [await db.add_subscription(guild, 10, POKI) for guild in guilds]
+    await db.apply_live_changes([live(POKI, "p1")], {}, [])
+    scopes = [ShardScope(4, (0,)), ShardScope(4, (1, 3)), ShardScope(2, (0,)), ShardScope(1, (0,)), ShardScope(4, ())]
+    every = {p.subscription_id for p in await db.pending_announcements()}
+    assert every == {sub.id for sub in subs}
+    for scope in scopes:
+        expected = {sub.id for sub in subs if scope.holds(sub.guild_id)}
+        assert {p.subscription_id for p in await db.pending_announcements(scope)} == expected, scope
+    assert {p.subscription_id for p in await db.pending_announcements(ShardScope(4, (1, 3)))} == {
+        subs[1].id,
+        subs[4].id,
+    }
+    for pending in await db.pending_announcements():
+        await db.record_announcement(pending, 900 + pending.subscription_id, live(POKI, "p1"))
+    await db.apply_live_changes([live(POKI, "p1", title="changed")], {}, [])
+    later = clock.now + timedelta(hours=1)
+    assert {c.subscription_id for c in await db.cards_to_update(later)} == every
+    for scope in scopes:
+        expected = {sub.id for sub in subs if scope.holds(sub.guild_id)}
+        assert {c.subscription_id for c in await db.cards_to_update(later, scope)} == expected, scope
+    await db.apply_live_changes([], {}, [POKI.twitch_user_id], ended_streams=["p1"])
+    assert {c.subscription_id for c in await db.cards_to_close()} == every
+    for scope in scopes:
+        expected = {sub.id for sub in subs if scope.holds(sub.guild_id)}
+        assert {c.subscription_id for c in await db.cards_to_close(scope)} == expected, scope
+
+
+async def test_notify_is_sent_on_postgresql_and_nothing_on_sqlite(db):
+    before = db.query_count
+    await db.notify("twitch_notifier_test", "payload")
+    await db.notify("twitch_notifier_test")
+    assert db.query_count - before == (2 if db.backend == "postgresql" else 0)
+
+
+async def test_pragmas_are_sqlites_only(db):
+    assert db.backend in ("sqlite", "postgresql")
+    assert await db.schema_version() == SCHEMA_VERSION
+    if db.backend == "sqlite":
+        assert await db.pragma("user_version") == SCHEMA_VERSION
+    else:
+        with pytest.raises(DatabaseError, match="SQLite"):
+            await db.pragma("user_version")

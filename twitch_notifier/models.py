@@ -26,6 +26,7 @@ __all__ = [
     "GuildStreamer",
     "LiveStream",
     "PendingAnnouncement",
+    "ShardScope",
     "StreamHistory",
     "StreamObservation",
     "Streamer",
@@ -148,6 +149,18 @@ class LiveStream:
     pushed_at: datetime | None = None
     """When EventSub reported this stream live, while the poll's listing has not shown it yet (None once
     it has, or when the poll found it first)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ShardScope:
+    """The Discord shards one process runs (SHARD_IDS of SHARD_COUNT): it posts and edits for their guilds only."""
+
+    count: int
+    ids: tuple[int, ...]
+
+    def holds(self, guild_id: int) -> bool:
+        """Whether the guild is on one of these shards (Discord: shard = (guild_id >> 22) % shard_count)."""
+        return (guild_id >> 22) % self.count in self.ids
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,6 +19,7 @@ from twitch_notifier.models import (
     Category,
     LiveStream,
     PendingAnnouncement,
+    ShardScope,
     Streamer,
     StreamHistory,
     StreamObservation,
@@ -147,7 +148,20 @@ class NotifierStore(Protocol):
 
     async def store_games(self, games: Iterable[Category]) -> None: ...
 
-    async def pending_announcements(self) -> list[PendingAnnouncement]: ...
+    async def pending_announcements(self, scope: ShardScope | None = None) -> list[PendingAnnouncement]:
+        """The pairs not announced yet, of the scope's guilds only (None: every guild)."""
+        ...
+
+    async def claim_announcements(
+        self, pending: Sequence[PendingAnnouncement], owner: str, until: datetime
+    ) -> set[tuple[int, str]]:
+        """The (subscription id, stream id) pairs `owner` may announce: claimed now (in one write), already its
+        own, or taken over from an expired claim; never one announced already."""
+        ...
+
+    async def notify(self, channel: str, payload: str = "") -> None:
+        """Tell the bot's other processes on the same database (PostgreSQL NOTIFY); nothing with SQLite."""
+        ...
 
     async def streamers_by_id(self, user_ids: Iterable[str]) -> dict[str, Streamer]: ...
 
@@ -159,11 +173,11 @@ class NotifierStore(Protocol):
         self, pending: PendingAnnouncement, message_id: int | None, stream: LiveStream | None = None
     ) -> None: ...
 
-    async def cards_to_update(self, not_since: datetime) -> list[CardUpdate]: ...
+    async def cards_to_update(self, not_since: datetime, scope: ShardScope | None = None) -> list[CardUpdate]: ...
 
     async def mark_cards_rendered(self, cards: Iterable[tuple[int, LiveStream]]) -> None: ...
 
-    async def cards_to_close(self) -> list[CardToClose]: ...
+    async def cards_to_close(self, scope: ShardScope | None = None) -> list[CardToClose]: ...
 
     async def open_cards_of(self, subscription_id: int) -> list[CardToClose]: ...
 

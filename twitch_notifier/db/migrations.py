@@ -1,14 +1,15 @@
-"""The database schema's history: ordered migrations with their descriptions (database.py runs them).
+"""The database schema's history: ordered migrations with their descriptions (the drivers run them).
 
-MIGRATIONS[n] moves a database from schema version n (SQLite's `user_version`) to n + 1. A migration is never
-edited once released: files in the field were built by it; a change of schema is a new migration at the end.
+MIGRATIONS[n] moves a SQLite database from schema version n (its `user_version`) to n + 1; postgres_schema.py
+builds the same versions in PostgreSQL. A migration is never edited once released: files in the field were
+built by it; a change of schema is a new migration at the end (for both back-ends).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["MIGRATIONS", "Migration"]
+__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "Migration"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,4 +237,22 @@ MIGRATIONS: tuple[Migration, ...] = (
         ) WITHOUT ROWID;
         """,
     ),
+    Migration(
+        8,
+        "several processes on one database (PostgreSQL): a claim on each (subscription, stream) one of them is "
+        "announcing, held by its owner until it expires, so two processes never post the same announcement; "
+        "recording the announcement drops its claim, and removing a subscription drops its claims",
+        """
+        CREATE TABLE announcement_claims (
+            subscription_id INTEGER NOT NULL REFERENCES subscriptions (id) ON DELETE CASCADE,
+            stream_id       TEXT NOT NULL,
+            owner           TEXT NOT NULL,
+            expires_at      TEXT NOT NULL,
+            PRIMARY KEY (subscription_id, stream_id)
+        );
+        """,
+    ),
 )
+
+SCHEMA_VERSION = len(MIGRATIONS)
+"""The schema version this bot builds, on either back-end; a database with a newer one is refused."""
