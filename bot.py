@@ -16,7 +16,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
@@ -28,6 +28,7 @@ from discord.shard import SessionStartLimits, Shard
 
 from database import Database
 from twitch_api import TwitchClient
+from twitch_notifier.cluster.coordinator import Coordinator, SoloCoordinator
 from twitch_notifier.cogs.context import CogServices
 from twitch_notifier.core.notifier import CycleReport, Notifier
 from twitch_notifier.core.poller import Housekeeping, Poller, describe_cycle
@@ -37,6 +38,7 @@ from twitch_notifier.discord_io.replies import NO_MENTIONS
 from twitch_notifier.discord_io.sharding import IDENTIFY_INTERVAL, IdentifyPacer, ShardLaunchError, shard_of
 from twitch_notifier.discord_io.tree import NotifierCommandTree
 from twitch_notifier.eventsub.service import EventSubService
+from twitch_notifier.models import ShardScope
 from twitch_notifier.ops.health import HealthStatus, ShardStatus, evaluate_health
 from twitch_notifier.ops.metrics import Metrics
 
@@ -54,6 +56,8 @@ SHUTDOWN_CYCLE_GRACE = 10.0  # fly.toml's kill_timeout (30 s) leaves room for th
 FORGET_ABSENT_GUILDS_AFTER = timedelta(days=14)
 """A guild missing from READY is forgotten only after this long unseen: a READY can be partial (an outage)
 or from another application's token, and forgetting a guild deletes its whole configuration."""
+FOLLOWER_ROUND_INTERVAL = 10.0
+"""Seconds between two rounds of a process that does not lead, when no NOTIFY woke it sooner."""
 MAX_FORGOTTEN_SHARE = 0.1
 """More than this share of the held guilds missing at once looks like the wrong bot, not removals."""
 PRESENCE_REFRESH_INTERVAL = 6 * 3600.0
@@ -84,6 +88,8 @@ class BotServices:
     cogs: CogServices
     push: EventSubService | None = None
     """EventSub push (None when EVENTSUB_TRANSPORT=off): announces at once what polling would find later."""
+    coordinator: Coordinator = field(default_factory=SoloCoordinator)
+    """Which shards this process runs and whether it leads (polls Twitch, keeps EventSub): always, with SQLite."""
 
 
 class TwitchNotifierBot(commands.AutoShardedBot):
@@ -133,6 +139,7 @@ class TwitchNotifierBot(commands.AutoShardedBot):
         self._online_shards: set[int] = set()  # shards whose session is up now (READY or RESUMED)
         self._absent_check_pending = False
         self._close_requested = asyncio.Event()
+        self._background: set[asyncio.Task[None]] = set()
         self.db = services.db
         self.twitch = services.twitch
         self.notifier = services.notifier
@@ -142,8 +149,19 @@ class TwitchNotifierBot(commands.AutoShardedBot):
         self.cog_services = services.cogs
         self.push = services.push
         self._push_started = False
+        self.coordinator = services.coordinator
+        self.coordinator.on_elected = self._elected
+        self.coordinator.on_deposed = self._deposed
+        self.coordinator.on_live = self._woken
+        self.coordinator.on_followed = self._followed_elsewhere
+        self._coordinator_started = False
+        self._setup_done = False
+        self.fatal_problem: str | None = None
+        """Why the bot stopped itself (it lost the leader lock), for run() to exit with a failure."""
+        self._last_round_finished: float | None = None  # a follower's last fan-out round (monotonic)
         self.metrics.before_render(self._refresh_push_metrics)
         self.metrics.before_render(self._refresh_shard_metrics)
+        self.metrics.before_render(self._refresh_cluster_metrics)
         self.check_interval = check_interval
         self._monotonic = monotonic
         self.clock = clock
@@ -158,12 +176,68 @@ class TwitchNotifierBot(commands.AutoShardedBot):
         for extension in COG_EXTENSIONS:
             if extension not in self.extensions:
                 await self.load_extension(extension)
-        synced = await self.tree.sync()
-        _log.info("Synced %d slash commands", len(synced))
+        if self.shard_ids is None or 0 in self.shard_ids:
+            # The command list is the application's, not a shard's: with SHARD_IDS, the process running shard 0
+            # syncs it (scale-facts §2.2), rather than every process at every start.
+            synced = await self.tree.sync()
+            _log.info("Synced %d slash commands", len(synced))
+        await self.start_coordinator()
+        self._setup_done = True
+        if self.coordinator.is_leader:
+            self._start_push()
+        else:
+            self.poll_loop.interval = self._follower_interval()
+        self.poll_loop.start()
+
+    async def start_coordinator(self) -> None:
+        """Hold this process's shard locks (waiting while another process holds one) and join the leader election;
+        before the gateway connects, so no event of a shard arrives while another process still runs it. run()
+        calls it first, to turn an unreachable database into one message; setup_hook makes sure of it."""
+        if not self._coordinator_started:
+            self._coordinator_started = True
+            await self.coordinator.start()
+            if self.coordinator.status().mode != "solo":
+                # Whoever held these shards before is gone (its locks went with its session): its claims on
+                # announcements it had not posted yet are ours to post now, under the same nonces.
+                scope = self.notifier.scope or ShardScope(1, (0,))  # every shard: every guild
+                dropped = await self.db.drop_claims(scope, except_owner=self.coordinator.owner)
+                if dropped:
+                    _log.info("Took over %d unfinished announcement(s) of this shard range's previous process", dropped)
+
+    def _start_push(self) -> None:
         if self.push is not None and not self._push_started:
             self._push_started = True
             self.push.start()
-        self.poll_loop.start()
+
+    # -- the cluster (several processes on PostgreSQL; see twitch_notifier.cluster.coordinator) ----
+
+    async def _elected(self) -> None:
+        """This process leads now: it polls Twitch at once (the previous leader may have died mid-cycle)."""
+        self.poll_loop.interval = self.check_interval
+        if self._setup_done:
+            self._start_push()
+            self.poll_loop.poke()
+
+    def _deposed(self) -> None:
+        """The leader's database session is gone, so another process may lead already: stop at once (no poll, no
+        EventSub) and exit, for the supervisor to restart this process as a follower."""
+        self.fatal_problem = "lost the database session holding the leader lock"
+        task = asyncio.get_running_loop().create_task(self.close(), name="stand down")
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    def _follower_interval(self) -> float:
+        """How often a process that does not lead looks at the tables on its own: the leader's NOTIFY wakes it at
+        once, but a notification sent while it was reconnecting is never delivered (scale-facts §4.4)."""
+        return min(self.check_interval, FOLLOWER_ROUND_INTERVAL)
+
+    def _woken(self) -> None:
+        if not self.coordinator.is_leader:
+            self.poll_loop.poke()  # the leader recorded live state: post for this process's guilds now
+
+    def _followed_elsewhere(self) -> None:
+        if self.push is not None and self.coordinator.is_leader:
+            self.push.followed_changed()
 
     async def close(self) -> None:
         """Shut down: let a poll cycle in flight finish (bounded), then close the gateway and HTTP."""
@@ -181,6 +255,7 @@ class TwitchNotifierBot(commands.AutoShardedBot):
         await self.poll_loop.stop()
         if self.push is not None:
             await self.push.stop()
+        await self.coordinator.stop()
         await super().close()
 
     # -- shards ------------------------------------------------------------------------------------
@@ -223,7 +298,10 @@ class TwitchNotifierBot(commands.AutoShardedBot):
     async def before_identify_hook(self, shard_id: int | None, *, initial: bool = False) -> None:
         """One IDENTIFY per max_concurrency bucket per 5 s, as Discord counts them (discord.py's default waits 5 s
         before every IDENTIFY but the first, whatever the bucket)."""
-        waited = await self._identify_pacer.wait(shard_id or 0)
+        shard = shard_id or 0
+        waited = await self._identify_pacer.wait(shard)
+        # And across the processes of one database (SHARD_IDS), which Discord counts together.
+        await self.coordinator.identify_turn(self._identify_pacer.bucket(shard), self._identify_pacer.interval)
         if waited:
             _log.debug("Shard %s waited %.1f s for its IDENTIFY turn", shard_id, waited)
 
@@ -339,21 +417,32 @@ class TwitchNotifierBot(commands.AutoShardedBot):
                 "TwitchNotifierBot.launch_shard with discord/shard.py's launch_shard"
             ) from None
 
+    def _refresh_cluster_metrics(self) -> None:
+        cluster = self.coordinator.status()
+        self.metrics.set_cluster(leader=self.coordinator.is_leader, connected=cluster.connected)
+
     def _refresh_shard_metrics(self) -> None:
         self.metrics.set_shards((s.id, s.connected, s.latency, s.guilds) for s in self.shard_statuses())
 
     def health(self) -> HealthStatus:
         """Healthy per evaluate_health (every shard of this process connected; push being down is not unhealthy:
-        polling carries on), with each shard and EventSub's state among the details."""
+        polling carries on), with each shard and EventSub's state among the details. A process that is not the
+        leader is as fresh as its last round of posting (the leader polls)."""
+        finished = self.poller.last_finished
+        if not self.coordinator.is_leader and self._last_round_finished is not None:
+            finished = max(finished or 0.0, self._last_round_finished)
         status = evaluate_health(
             gateway_connected=self.is_ready() and not self.is_closed(),
-            last_cycle_finished=self.poller.last_finished,
+            last_cycle_finished=finished,
             started_at=self.started_at,
             interval=self.check_interval,
             now=self._monotonic(),
             shards=self.shard_statuses(),
             gateway_problem=self.gateway_problem,
         )
+        cluster = self.coordinator.status()
+        if cluster.mode != "solo":
+            status = HealthStatus(status.healthy, status.reason, {**status.details, "cluster": cluster.details()})
         if self.push is None:
             return HealthStatus(status.healthy, status.reason, {**status.details, "eventsub": "off"})
         push = self.push.status()
@@ -483,7 +572,10 @@ class TwitchNotifierBot(commands.AutoShardedBot):
     async def on_guild_remove(self, guild: discord.Guild) -> None:
         await self.db.delete_guild(guild.id)
         if self.push is not None:
-            self.push.followed_changed()
+            if self.coordinator.is_leader:
+                self.push.followed_changed()
+            else:
+                self.coordinator.tell_followed_changed()
         _log.info("Removed from guild %s (%s): its streamers and settings were deleted", guild.name, guild.id)
 
     async def on_guild_channel_delete(self, channel: discord.abc.GuildChannel) -> None:
@@ -502,6 +594,9 @@ class TwitchNotifierBot(commands.AutoShardedBot):
     async def poll_now(self) -> None:
         """Run one cycle; any failure is logged and the next cycle runs as usual."""
         if self._shutting_down:
+            return
+        if not self.coordinator.is_leader:
+            await self._follower_round()
             return
         async with self._cycle_lock:
             started = time.monotonic()
@@ -522,6 +617,25 @@ class TwitchNotifierBot(commands.AutoShardedBot):
                     await self._mark_guilds_seen()
             except Exception:
                 _log.exception("Housekeeping failed; it is tried again next cycle")
+
+    async def _follower_round(self) -> None:
+        """Not the leader: post, update and close the cards of this process's guilds from the tables (the leader
+        polls), and keep the guilds' presence current, as the poll cycle does for the leader."""
+        async with self._cycle_lock:
+            try:
+                report = await self.notifier.fan_out()
+                if (
+                    self._presence_marked is None
+                    or self._monotonic() - self._presence_marked > PRESENCE_REFRESH_INTERVAL
+                ):
+                    await self._mark_guilds_seen()
+            except Exception:
+                _log.exception(
+                    "Posting for this process's guilds failed; it is tried again in %s s", self.check_interval
+                )
+                return
+            self._last_round_finished = self._monotonic()
+            self.metrics.observe_fan_out(report.announced, report.announce_failed)
 
     def _record_cycle(self, report: CycleReport) -> None:
         self.metrics.observe_cycle(report.duration, True, report.announced, report.announce_failed)

@@ -78,6 +78,8 @@ class Settings:
     twitch_client_secret: str
     check_interval_seconds: float = DEFAULT_CHECK_INTERVAL_SECONDS
     database_path: str = DEFAULT_DATABASE_PATH
+    # PostgreSQL instead of SQLite (README "Many processes"): several processes share it; empty means SQLite.
+    database_url: str = ""
     log_level: str = DEFAULT_LOG_LEVEL
     twitch_api_base: str = DEFAULT_TWITCH_API_BASE
     twitch_auth_base: str = DEFAULT_TWITCH_AUTH_BASE
@@ -104,7 +106,7 @@ class Settings:
         # Secrets must never reach a log line, even through a debug print of the settings.
         return (
             f"Settings(check_interval_seconds={self.check_interval_seconds}, "
-            f"database_path={self.database_path!r}, log_level={self.log_level!r}, "
+            f"{self.database_description}, log_level={self.log_level!r}, "
             f"twitch_api_base={self.twitch_api_base!r}, twitch_auth_base={self.twitch_auth_base!r}, "
             f"max_streamers_per_guild={self.max_streamers_per_guild}, "
             f"offline_after_polls={self.offline_after_polls}, http={self.http_host}:{self.http_port}, "
@@ -118,8 +120,21 @@ class Settings:
 
     @property
     def secrets(self) -> tuple[str, ...]:
-        values = (self.discord_token, self.twitch_client_id, self.twitch_client_secret, self.eventsub_secret)
+        values = (
+            self.discord_token,
+            self.twitch_client_id,
+            self.twitch_client_secret,
+            self.eventsub_secret,
+            _url_password(self.database_url),
+        )
         return tuple(value for value in values if value)
+
+    @property
+    def database_description(self) -> str:
+        """Where the data lives, password hidden: `database_path='…'` or `database_url='postgresql://u:***@h/db'`."""
+        if self.database_url:
+            return f"database_url={redact_database_url(self.database_url)!r}"
+        return f"database_path={self.database_path!r}"
 
     @property
     def shard_plan(self) -> str:
@@ -209,11 +224,53 @@ def database_path_problem(path: str) -> str | None:
     return None
 
 
+def _url_password(url: str) -> str:
+    try:
+        return urlsplit(url).password or ""
+    except ValueError:
+        return ""
+
+
+def redact_database_url(url: str) -> str:
+    """DATABASE_URL with its password (if any) replaced by ***: what logs and messages may show."""
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:
+        return "<unreadable URL>"
+    if not password:
+        return url
+    netloc = parts.netloc.replace(f":{password}@", ":***@", 1)
+    return parts._replace(netloc=netloc).geturl()
+
+
+def database_url_problem(url: str) -> str | None:
+    """Why DATABASE_URL is not a PostgreSQL URL the bot can use, or None when it looks right (not connected)."""
+    shown = redact_database_url(url)
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        return f"DATABASE_URL {shown!r} is not a URL ({exc}): write postgresql://user:password@host:5432/database"
+    if parts.scheme not in ("postgresql", "postgres"):
+        return (
+            f"DATABASE_URL must be a PostgreSQL URL, postgresql://user:password@host:5432/database (leave it empty "
+            f"for SQLite at DATABASE_PATH), got {shown!r}"
+        )
+    if not parts.hostname and "host=" not in parts.query:
+        return f"DATABASE_URL {shown!r} names no host: write postgresql://user:password@host:5432/database"
+    if not parts.path.strip("/"):
+        return f"DATABASE_URL {shown!r} names no database: add it after the host, e.g. .../twitch_notifier"
+    del port  # read only to validate it
+    return None
+
+
 def describe_check(settings: Settings) -> str:
     """What `python bot.py --check` prints when the configuration is valid: also what it did not check."""
     return (
         f"Configuration OK: {settings}\n"
-        "The configuration is valid: every variable is set and well formed, and DATABASE_PATH is usable.\n"
+        "The configuration is valid: every variable is set and well formed, and "
+        f"{'DATABASE_URL is well formed (not connected)' if settings.database_url else 'DATABASE_PATH is usable'}.\n"
         "This check did NOT contact Discord or Twitch, so DISCORD_TOKEN, TWITCH_CLIENT_ID and "
         "TWITCH_CLIENT_SECRET were not verified: the bot verifies them when it starts."
     )
@@ -404,7 +461,11 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: str | Path
         problems.append(f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, got {env.get('LOG_LEVEL')!r}")
 
     database_path = env.get("DATABASE_PATH", "").strip() or DEFAULT_DATABASE_PATH
-    if (problem := database_path_problem(database_path)) is not None:
+    database_url = env.get("DATABASE_URL", "").strip()
+    if database_url:
+        if (problem := database_url_problem(database_url)) is not None:
+            problems.append(problem)
+    elif (problem := database_path_problem(database_path)) is not None:
         problems.append(problem)
     api_base = _base_url("TWITCH_API_BASE", env.get("TWITCH_API_BASE", "").strip() or DEFAULT_TWITCH_API_BASE, problems)
     auth_base = _base_url(
@@ -414,6 +475,14 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: str | Path
     discord_api_base, discord_gateway_url = _discord_endpoints(env, problems)
     shard_count, shard_ids = _shards(env, problems)
     eventsub_transport, eventsub_ws_url, callback_url, eventsub_secret = _eventsub(env, problems)
+    if shard_ids is not None and not database_url and eventsub_transport != "off":
+        problems.append(
+            f"SHARD_IDS ({env.get('SHARD_IDS', '').strip()!r}) runs only some of the {shard_count} shards: the "
+            "processes running the others must share one PostgreSQL database, so that exactly one of them keeps "
+            'the Twitch app\'s EventSub conduit. Set DATABASE_URL (README "Many processes"), or leave SHARD_IDS '
+            "empty to run every shard here, or set EVENTSUB_TRANSPORT=off for processes that each poll for their "
+            "own guilds from their own DATABASE_PATH"
+        )
 
     if problems:
         raise ConfigError(problems)
@@ -432,6 +501,7 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: str | Path
         twitch_client_secret=required["TWITCH_CLIENT_SECRET"],
         check_interval_seconds=interval,
         database_path=database_path,
+        database_url=database_url,
         log_level=log_level,
         twitch_api_base=api_base,
         twitch_auth_base=auth_base,

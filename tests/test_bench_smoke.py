@@ -4,6 +4,8 @@ their correctness claims (requests per cycle, constant queries, nothing lost), n
 import asyncio
 import math
 
+import pytest
+
 from bench import fanout, growth, poll_cycle, push_fanout, push_latency, startup
 from bench.common import FakeOptions, live_indices
 
@@ -130,3 +132,24 @@ async def test_stats_bench_draws_only_when_asked_and_measures_the_history():
     text = stats.report(result)
     for line in ("bytes per stream-hour", "Bot RSS before the first chart", "first chart (streamer, all)"):
         assert line in text
+
+
+@pytest.mark.cluster
+async def test_cluster_fanout_posts_every_server_once_over_two_processes_and_fails_over():
+    from bench import cluster_fanout
+
+    [result] = await cluster_fanout.run([40], processes=2)
+    assert result["plan"] == [[0], [1]]
+    assert result["messages"] == 40
+    assert result["duplicates"] == result["missing"] == 0
+    assert result["per_process_messages"] == [20, 20]  # each process its own shard's servers
+    assert result["misposted"] == 0
+    assert result["late_announced"] == result["late_expected"] > 0  # the new leader polled and it was posted
+    assert all(rss > 0 for rss in result["rss_ready_mb"] + result["rss_after_mb"])
+    assert cluster_fanout.check([result]) == []
+    text = cluster_fanout.report([result])
+    assert "Commit: " in text
+    assert "| Servers | Processes | Shards | Posted in s | Msgs/s sustained |" in text
+    assert "| Servers | Process | SHARD_IDS | Role" in text
+    assert "Checks (every server once, by its own shards' process; a new leader within 30 s" in text
+    assert "announces): all met" in text

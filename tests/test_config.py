@@ -625,7 +625,7 @@ def test_a_shard_count_alone_runs_every_shard() -> None:
     ],
 )
 def test_shard_ids_take_ids_and_ranges(raw: str, expected: tuple[int, ...], plan: str) -> None:
-    settings = load_settings({**REQUIRED, "SHARD_COUNT": "16", "SHARD_IDS": raw}, env_file=None)
+    settings = load_settings({**REQUIRED, "SHARD_COUNT": "16", "SHARD_IDS": raw, **SHARED_DATABASE}, env_file=None)
     assert settings.shard_ids == expected
     assert settings.shard_plan == plan
 
@@ -682,9 +682,58 @@ def test_shard_problems_are_reported_with_the_others() -> None:
 
 def test_shard_settings_come_from_dot_env_too(tmp_path: Path) -> None:
     env_file = tmp_path / ".env"
-    env_file.write_text("SHARD_COUNT=6\nSHARD_IDS=3-5\n")
+    env_file.write_text(f"SHARD_COUNT=6\nSHARD_IDS=3-5\nDATABASE_URL={SHARED_DATABASE['DATABASE_URL']}\n")
     settings = load_settings(REQUIRED, env_file=env_file)
     assert (settings.shard_count, settings.shard_ids) == (6, (3, 4, 5))
+
+
+def test_some_shards_without_a_shared_database_are_refused_while_eventsub_is_on() -> None:
+    [problem] = problems_of({**REQUIRED, "SHARD_COUNT": "4", "SHARD_IDS": "0-1"})
+    assert problem.startswith("SHARD_IDS ('0-1') runs only some of the 4 shards")
+    assert "Set DATABASE_URL" in problem
+    assert "EVENTSUB_TRANSPORT=off" in problem
+    # Polling only, each process on its own SQLite file, polls for its own guilds: nothing is shared, nothing clashes.
+    polling = load_settings(
+        {**REQUIRED, "SHARD_COUNT": "4", "SHARD_IDS": "0-1", "EVENTSUB_TRANSPORT": "off"}, env_file=None
+    )
+    assert polling.shard_ids == (0, 1)
+
+
+# -- DATABASE_URL -----------------------------------------------------------------------------------------
+
+SHARED_DATABASE = {"DATABASE_URL": "postgresql://bot:s3cret-pw@db.internal:5432/twitch_notifier"}
+
+
+def test_a_database_url_is_taken_and_its_password_never_shown() -> None:
+    settings = load_settings({**REQUIRED, **SHARED_DATABASE}, env_file=None)
+    assert settings.database_url == SHARED_DATABASE["DATABASE_URL"]
+    assert "s3cret-pw" in settings.secrets  # so the log filter hides it wherever it appears
+    assert "s3cret-pw" not in repr(settings)
+    assert "database_url='postgresql://bot:***@db.internal:5432/twitch_notifier'" in repr(settings)
+    assert config.redact_database_url("postgres://u@h/db") == "postgres://u@h/db"
+
+
+def test_with_a_database_url_the_database_path_is_not_checked(tmp_path: Path) -> None:
+    missing = str(tmp_path / "no" / "such" / "dir" / "bot.db")
+    settings = load_settings({**REQUIRED, **SHARED_DATABASE, "DATABASE_PATH": missing}, env_file=None)
+    assert settings.database_url
+
+
+@pytest.mark.parametrize(
+    ("raw", "says"),
+    [
+        ("mysql://u:pw@h/db", "DATABASE_URL must be a PostgreSQL URL, postgresql://user:password@host:5432/database"),
+        ("sqlite:///bot.db", "leave it empty for SQLite at DATABASE_PATH"),
+        ("postgresql:///db", "names no host"),
+        ("postgresql://u:pw@h:5432", "names no database"),
+        ("postgresql://u:pw@h:99999/db", "is not a URL"),
+    ],
+)
+def test_each_bad_database_url_is_one_precise_problem_without_its_password(raw: str, says: str) -> None:
+    [problem] = problems_of({**REQUIRED, "DATABASE_URL": raw})
+    assert problem.startswith("DATABASE_URL ")
+    assert says in problem
+    assert ":pw@" not in problem
 
 
 # -- STATS_RETENTION_DAYS ---------------------------------------------------------------------------------

@@ -1,16 +1,20 @@
 """Runs `python bot.py` as a real subprocess against the in-test fake Discord and fake Twitch.
 
 Used by the tests that need the shipped entry point: signals, exit statuses, the health endpoint, logs,
-and `kill -9` crash safety.
+and `kill -9` crash safety; and by those that run several at once on one database (tests/e2e/test_cluster.py,
+bench/cluster_fanout.py), which tell the processes' requests apart by their TCP ports (`tcp_ports`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import os
 import re
 import signal
 import sys
+from collections.abc import Callable, Hashable, Mapping
 from pathlib import Path
 
 import aiohttp
@@ -126,3 +130,75 @@ class BotProcess:
         if self.process.returncode is None:
             self.process.kill()
         await self.wait()
+
+    async def health(self) -> dict:
+        """/healthz as JSON, whatever its status."""
+        _, body = await self.get("/healthz")
+        return json.loads(body)
+
+    def memory_mb(self) -> tuple[float, float]:
+        """(VmRSS, VmHWM) of the process in MB: its resident memory now, and at its peak."""
+        assert self.process is not None
+        kb = {}
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            name, _, value = line.partition(":")
+            if name in ("VmRSS", "VmHWM"):
+                kb[name] = int(value.split()[0])
+        return kb["VmRSS"] / 1024, kb["VmHWM"] / 1024
+
+    def tcp_ports(self) -> set[int]:
+        """The local ports of the process's TCP sockets right now (Linux /proc): a fake that records its clients'
+        ports can tell which process sent what."""
+        assert self.process is not None
+        inodes = set()
+        with contextlib.suppress(FileNotFoundError, ProcessLookupError):  # it may have just exited
+            for fd in Path(f"/proc/{self.process.pid}/fd").iterdir():
+                with contextlib.suppress(OSError):
+                    target = os.readlink(fd)
+                    if target.startswith("socket:["):
+                        inodes.add(target[len("socket:[") : -1])
+        ports = set()
+        for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+            with contextlib.suppress(OSError):
+                for line in Path(table).read_text().splitlines()[1:]:
+                    fields = line.split()
+                    if len(fields) > 9 and fields[9] in inodes:
+                        ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+        return ports
+
+
+class PortSampler:
+    """Notes, every `interval` seconds while running, which process holds which local TCP port, so that a request a
+    fake recorded with its client's port can be traced to its process even after the connection closed (or the
+    process died). `processes()` gives the processes to watch, by any key."""
+
+    def __init__(self, processes: Callable[[], Mapping[Hashable, BotProcess]], interval: float = 0.02) -> None:
+        self._processes = processes
+        self._interval = interval
+        self.owners: dict[int, set[Hashable]] = {}  # port -> keys of the processes seen holding it
+        self._task: asyncio.Task | None = None
+
+    def sample(self) -> None:
+        for key, process in self._processes().items():
+            if process.process is not None and process.process.returncode is None:
+                for port in process.tcp_ports():
+                    self.owners.setdefault(port, set()).add(key)
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run())
+
+    async def _run(self) -> None:
+        while True:
+            self.sample()
+            await asyncio.sleep(self._interval)
+
+    def owner_of(self, port: int | None) -> set[Hashable]:
+        return set(self.owners.get(port, set())) if port is not None else set()
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None

@@ -17,11 +17,12 @@ from typing import Any
 
 from bot import TwitchNotifierBot
 from config import Settings
-from database import Database
+from database import Database, open_database
 from tests.fakes.fake_discord import FakeDiscord
 from tests.fakes.fake_twitch import FakeTwitch
 from twitch_api import TwitchClient
-from twitch_notifier.app.build import build_bot, build_twitch_client
+from twitch_notifier.app.build import build_bot, build_twitch_client, shard_scope
+from twitch_notifier.cluster.coordinator import PostgresCoordinator
 from twitch_notifier.discord_io.session import Backoff, SessionEnd, run_session
 
 DISCORD_TOKEN = "fake-discord-token.Abc123.SecretPart"
@@ -91,12 +92,20 @@ class BotHarness:
         self.identify_interval = IDENTIFY_INTERVAL  # between IDENTIFYs of one bucket; production's is 5.25 s
         # One shard (the fake's `session()` then names it), quick reconnects, the shortest keepalive Twitch allows.
         self.eventsub_options: dict[str, Any] = {"shard_count": 1, "socket_backoff": 0.05, "keepalive_seconds": 10}
+        # With database_url (PostgreSQL): elections every this many seconds (production's: 5 s).
+        self.election_interval = 0.1
 
     async def start(self, *, wait_first_cycle: bool = True, wait_ready: bool = True) -> TwitchNotifierBot:
         """Build the bot and start its session; with `wait_ready`, return once it is ready (every shard) and,
         with `wait_first_cycle`, once its first poll cycle is done."""
-        self.db = await Database.open(self.settings.database_path, clock=self.clock.now)
+        url = self.settings.database_url or None
+        self.db = await open_database(self.settings.database_path, url, clock=self.clock.now)
         self.twitch_client = build_twitch_client(self.settings, backoff_base=0.01, backoff_max=0.05)
+        coordinator = None
+        if url is not None:
+            coordinator = PostgresCoordinator(
+                url, shard_scope(self.settings), election_interval=self.election_interval, check_timeout=2.0
+            )
         bot = build_bot(
             self.settings,
             self.db,
@@ -109,6 +118,7 @@ class BotHarness:
             clock=self.clock.now,
             eventsub_options=self.eventsub_options,
             identify_interval=self.identify_interval,
+            coordinator=coordinator,
         )
         self.bot = bot
         # As production does (app.run): run_session logs in and connects, retrying while Discord is down.

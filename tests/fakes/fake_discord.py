@@ -21,6 +21,15 @@ GUILD_CREATE for its own guilds only, and every later guild event (interactions 
 shard's session, DMs to shard 0. ``add_guild(name, shard=(id, count))`` places a guild on a shard; by default
 guild ids fall on consecutive shards. The limits (2,500 guilds per shard, one IDENTIFY per bucket per 5 s, 1,000
 session starts) are in ``fake.limits`` (a GatewayLimits), which tests may lower.
+
+Several bot processes at once (one bot token, each running some shards of one shard count): every process has
+its own gateway sessions, and each guild's events go to the process whose session owns its shard. The REST limits
+are Discord's (``enforce_rate_limits=True``): the global one (``global_rate_limit`` requests per second) is keyed
+on the bot token, so every process spends one budget; the per-channel one (``message_rate_limit``) is per channel,
+whoever posts. Each request records its client's TCP port (``RecordedRequest.client_port``) and each channel message
+the port of the request that created it (``message_ports``), so a test can tell which process did what; enforced
+429s are in ``rate_limited``, the global ones also in ``global_rate_limited``. ``latency`` (seconds) holds every
+REST request that long before the fake handles it: a slow Discord.
 """
 
 from __future__ import annotations
@@ -137,6 +146,7 @@ _CLOCK_SLACK = 0.01  # a client that slept exactly Reset-After must not be refus
 DEFAULT_NONCE_WINDOW = 300.0  # Discord: a repeated nonce is caught "in the past few minutes"
 _JSON_BODY = web.RequestKey("fake_discord_json", object)
 _FILES = web.RequestKey("fake_discord_files", list)
+_CLIENT_PORT = web.RequestKey("fake_discord_client_port", object)  # read on arrival: the client may be gone later
 
 
 class _Upload(NamedTuple):
@@ -156,6 +166,7 @@ class RecordedRequest(NamedTuple):
     path: str  # without the /api/v10 prefix
     query: dict[str, str]
     json: Any
+    client_port: int | None = None  # the TCP port of the client's end: which process sent it, when several do
 
 
 class Rejection(NamedTuple):
@@ -247,6 +258,12 @@ def _json_response(status: int, data: Any, headers: Mapping[str, str] | None = N
     return web.Response(status=status, body=body, content_type="application/json", headers=headers)
 
 
+def _client_port(request: web.Request) -> int | None:
+    """The port of the client's end of the connection (each bot process has its own connections)."""
+    peer = request.transport.get_extra_info("peername") if request.transport is not None else None
+    return int(peer[1]) if isinstance(peer, tuple) and len(peer) >= 2 else None
+
+
 def _drop_connection(request: web.Request) -> web.Response:
     """Close the client's connection without an answer; the returned response is never written."""
     if request.transport is not None:
@@ -300,8 +317,10 @@ class FakeDiscord:
         max_concurrency: int = 1,
         session_start_total: int = 1000,
         identify_window_seconds: float = 5.0,
+        latency: float = 0.0,
     ) -> None:
         self.token = token
+        self.latency = latency
         self.limits = GatewayLimits(
             max_guilds_per_shard=max_guilds_per_shard,
             recommended_shards=recommended_shards,
@@ -334,6 +353,8 @@ class FakeDiscord:
         self.rejected: list[Rejection] = []
         self.uploaded: dict[str, bytes] = {}  # attachment id -> the file's bytes (see "file uploads")
         self.rate_limited: list[RecordedRequest] = []  # 429s from enforced (not injected) limits
+        self.global_rate_limited: list[RecordedRequest] = []  # those of them from the global limit
+        self.message_ports: dict[int, int | None] = {}  # channel message id -> client port of its creating request
         self.faults: list[Fault] = []
         self.hung: list[HungRequest] = []  # requests held by hang_next, in arrival order
         self.ready_guild_filter: Callable[[FakeGuild], bool] | None = None  # False: left out of every READY
@@ -365,7 +386,7 @@ class FakeDiscord:
         self._changed = asyncio.Event()
         self._route_specs: dict[str, _RouteSpec] = {}
         self._windows: dict[tuple[str, str], _Window] = {}
-        self._global_hits: list[float] = []
+        self._global_hits: dict[str, list[float]] = {}  # bot token -> its requests in the last second
         self._runner: web.AppRunner | None = None
         self.port = 0
 
@@ -968,13 +989,18 @@ class FakeDiscord:
         if not request.path.startswith(API_PREFIX + "/"):
             return await handler(request)
         path = request.path.removeprefix(API_PREFIX)
+        request[_CLIENT_PORT] = _client_port(request)
         try:
             try:
                 await self._read_body(request, path)
             finally:
                 self.requests.append(
-                    RecordedRequest(request.method, path, dict(request.query), request.get(_JSON_BODY))
+                    RecordedRequest(
+                        request.method, path, dict(request.query), request.get(_JSON_BODY), request[_CLIENT_PORT]
+                    )
                 )
+            if self.latency > 0:
+                await asyncio.sleep(self.latency)
             return await self._handle(request, handler, path)
         except _ApiError as err:
             return self._error_response(request, path, err)
@@ -1013,6 +1039,8 @@ class FakeDiscord:
             limited, headers = self._apply_rate_limits(request, spec, name)
             if limited is not None:
                 self.rate_limited.append(self.requests[-1])
+                if limited.headers.get("X-RateLimit-Global") == "true":
+                    self.global_rate_limited.append(self.requests[-1])
                 return limited
         response: web.StreamResponse = await handler(request)
         response.headers.update(headers)
@@ -1090,12 +1118,13 @@ class FakeDiscord:
         self, request: web.Request, spec: _RouteSpec, name: str
     ) -> tuple[web.Response | None, dict[str, str]]:
         now = asyncio.get_running_loop().time()
-        if spec.auth:  # the global limit counts bot-token requests only
-            self._global_hits = [t for t in self._global_hits if t > now - 1.0 + _CLOCK_SLACK]
-            if len(self._global_hits) >= self.global_rate_limit:
-                retry = _round_up(self._global_hits[0] + 1.0 - now)
+        if spec.auth:  # the global limit counts bot-token requests only, per token: every process of a bot shares it
+            hits = [t for t in self._global_hits.get(self.token, []) if t > now - 1.0 + _CLOCK_SLACK]
+            self._global_hits[self.token] = hits
+            if len(hits) >= self.global_rate_limit:
+                retry = _round_up(hits[0] + 1.0 - now)
                 return self._rate_limited(retry, global_=True, scope="global", bucket=name), {}
-            self._global_hits.append(now)
+            hits.append(now)
         if spec.bucket is None:
             return None, {}
         limit, period = self._bucket_limits[spec.bucket]
@@ -1545,6 +1574,7 @@ class FakeDiscord:
         self._effective_mentions(guild, message, perms)
         channel.last_message_id = message.id
         self.messages.append(message)
+        self.message_ports[message.id] = request.get(_CLIENT_PORT)
         if nonce is not None and remembered is None:
             self._nonces[(channel.id, nonce)] = (message, self.now())
         member = guild.members[self.bot_user_id].payload(with_user=False)

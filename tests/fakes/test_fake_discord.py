@@ -1113,3 +1113,135 @@ async def test_a_close_with_1000_invalidates_the_session_and_4000_keeps_it(fake:
     await bot.close()  # discord.py's sharded client stops reading, then closes each shard with 1000
     await asyncio.wait_for(task, 5)
     await fake.wait_until(lambda: not fake.gateway.sessions, what="the closed sessions to be dropped")
+
+
+# --------------------------------------------------------------------------- several bot processes at once
+
+
+@contextlib.asynccontextmanager
+async def running_shards(shard_ids: list[int], shard_count: int) -> AsyncIterator[ShardedMiniBot]:
+    """One "process" of a sharded bot: its own client, HTTP connections and gateway sessions."""
+    bot = ShardedMiniBot(shard_ids=shard_ids, shard_count=shard_count)
+    await bot.login(TOKEN)
+    task = asyncio.create_task(bot.connect())
+    try:
+        await asyncio.wait_for(bot.wait_until_ready(), 5)
+        yield bot
+    finally:
+        await bot.close()
+        await asyncio.wait_for(task, 5)
+
+
+async def test_two_processes_of_one_bot_each_get_their_own_shards_guilds_and_interactions(fake: FakeDiscord) -> None:
+    guilds = [fake.add_guild(f"guild on {shard}", shard=(shard, 2)) for shard in (0, 1, 0, 1)]
+    channels = [fake.add_text_channel(g.id, "alerts") for g in guilds]
+    async with running_shards([0], 2) as first, running_shards([1], 2) as second:
+        assert fake.connected_shards == [0, 1]
+        assert {g.id for g in first.guilds} == {guilds[0].id, guilds[2].id}
+        assert {g.id for g in second.guilds} == {guilds[1].id, guilds[3].id}
+        for channel, owner in zip(channels, (first, second, first, second), strict=True):
+            inter = await fake.invoke("status", guild_id=channel.guild_id, channel_id=channel.id)
+            assert inter.shards == (owner.get_guild(channel.guild_id).shard_id,)
+            assert (await inter.wait_reply()).content == "All systems go"
+        # Each process posts over its own connections, and the fake tells them apart.
+        one = await first.get_partial_messageable(channels[0].id).send("from the first")
+        two = await second.get_partial_messageable(channels[1].id).send("from the second")
+        assert fake.message_ports[one.id] is not None
+        assert fake.message_ports[two.id] is not None
+        assert fake.message_ports[one.id] != fake.message_ports[two.id]
+        # One process restarting its shard leaves the other's session alone.
+        resumed = second.wait_for("shard_resumed", timeout=5)
+        await fake.disconnect_gateway(4000, shard=1)
+        assert await resumed == 1
+        assert fake.connected_shards == [0, 1]
+    assert sorted(p["shard"] for p in fake.identify_payloads) == [[0, 2], [1, 2]]
+    assert fake.refused_identifies == []
+
+
+async def test_the_global_limit_is_one_budget_per_token_whatever_the_connection() -> None:
+    fake = FakeDiscord(token=TOKEN, enforce_rate_limits=True, global_rate_limit=4)
+    await fake.start()
+    auth = {"Authorization": f"Bot {TOKEN}"}
+    try:
+        # Two "processes": two sessions, so two sets of TCP connections.
+        async with aiohttp.ClientSession() as first, aiohttp.ClientSession() as second:
+            statuses = []
+            for session in (first, second, first, second):
+                async with session.get(f"{fake.api_base}/users/@me", headers=auth) as resp:
+                    statuses.append(resp.status)
+            assert statuses == [200] * 4
+            for session in (first, second):
+                async with session.get(f"{fake.api_base}/users/@me", headers=auth) as resp:
+                    assert resp.status == 429
+                    assert resp.headers["X-RateLimit-Global"] == "true"
+                    assert resp.headers["X-RateLimit-Scope"] == "global"
+                    assert (await resp.json())["global"] is True
+            # Interaction callbacks carry no bot token: not the global limit's (Discord: not bound to it).
+            async with first.post(f"{fake.api_base}/interactions/1/nope/callback", json={"type": 4}) as resp:
+                assert resp.status == 404
+            # A reset token is another authentication: a budget of its own.
+            new = fake.reset_token()
+            async with second.get(f"{fake.api_base}/users/@me", headers={"Authorization": f"Bot {new}"}) as resp:
+                assert resp.status == 200
+    finally:
+        await fake.stop()
+    ports = {r.client_port for r in fake.requests[:4]}
+    assert len(ports) == 2  # the two sessions, told apart
+    assert len(fake.rate_limited) == len(fake.global_rate_limited) == 2
+    assert {r.client_port for r in fake.global_rate_limited} == ports
+
+
+async def test_the_per_channel_limit_counts_every_process_posting_there() -> None:
+    fake = FakeDiscord(token=TOKEN, enforce_rate_limits=True, message_rate_limit=(2, 5.0))
+    guild = fake.add_guild("Guild A")
+    busy = fake.add_text_channel(guild.id, "busy")
+    quiet = fake.add_text_channel(guild.id, "quiet")
+    await fake.start()
+    auth = {"Authorization": f"Bot {TOKEN}"}
+    try:
+        async with aiohttp.ClientSession() as first, aiohttp.ClientSession() as second:
+            for session, text in ((first, "one"), (second, "two")):
+                async with session.post(
+                    f"{fake.api_base}/channels/{busy.id}/messages", headers=auth, json={"content": text}
+                ) as resp:
+                    assert resp.status == 200
+            async with first.post(
+                f"{fake.api_base}/channels/{busy.id}/messages", headers=auth, json={"content": "three"}
+            ) as resp:
+                assert resp.status == 429
+                assert resp.headers["X-RateLimit-Scope"] == "user"
+                assert "X-RateLimit-Global" not in resp.headers
+                assert resp.headers["X-RateLimit-Bucket"] == "fake-channel_message_create"
+                assert resp.headers["X-RateLimit-Remaining"] == "0"
+                assert 0 < (await resp.json())["retry_after"] <= 5
+            async with second.post(
+                f"{fake.api_base}/channels/{quiet.id}/messages", headers=auth, json={"content": "elsewhere"}
+            ) as resp:
+                assert resp.status == 200  # another channel, another bucket
+    finally:
+        await fake.stop()
+    assert [m.content for m in fake.messages] == ["one", "two", "elsewhere"]
+    assert len(fake.rate_limited) == 1
+    assert fake.global_rate_limited == []
+    first_port, second_port = (fake.message_ports[m.id] for m in fake.messages[:2])
+    assert first_port != second_port
+
+
+async def test_latency_holds_every_rest_request_before_it_is_handled() -> None:
+    fake = FakeDiscord(token=TOKEN, latency=0.2)
+    guild = fake.add_guild("Guild A")
+    channel = fake.add_text_channel(guild.id, "alerts")
+    await fake.start()
+    auth = {"Authorization": f"Bot {TOKEN}"}
+    loop = asyncio.get_running_loop()
+    try:
+        async with aiohttp.ClientSession() as session:
+            post = session.post(f"{fake.api_base}/channels/{channel.id}/messages", headers=auth, json={"content": "x"})
+            started = loop.time()
+            async with post as resp:
+                assert resp.status == 200
+            elapsed = loop.time() - started
+    finally:
+        await fake.stop()
+    assert elapsed >= 0.2  # a lower bound only: the sleep, never a measure of speed
+    assert [m.content for m in fake.messages] == ["x"]

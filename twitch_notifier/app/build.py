@@ -12,6 +12,7 @@ from bot import BotServices, TwitchNotifierBot
 from config import Settings
 from database import Database
 from twitch_api import TwitchClient
+from twitch_notifier.cluster.coordinator import Coordinator, PostgresCoordinator, SoloCoordinator
 from twitch_notifier.cogs.context import CogServices
 from twitch_notifier.core.notifier import Notifier
 from twitch_notifier.core.poller import Housekeeping, Poller
@@ -19,15 +20,40 @@ from twitch_notifier.core.ports import Announcer
 from twitch_notifier.core.push import PushHandler
 from twitch_notifier.core.subscriptions import TWITCH_BUDGET, SubscriptionRules
 from twitch_notifier.discord_io.announcer import CALL_TIMEOUT, DiscordAnnouncer, GuildDirectory
-from twitch_notifier.discord_io.pacer import SendPacer
+from twitch_notifier.discord_io.pacer import DEFAULT_RATE, SendPacer
 from twitch_notifier.discord_io.sharding import IDENTIFY_INTERVAL, ShardScopedAnnouncer
 from twitch_notifier.eventsub.service import EventSubService, Transport
-from twitch_notifier.models import Category
+from twitch_notifier.models import Category, ShardScope
 from twitch_notifier.ops.metrics import Metrics
 from twitch_notifier.rendering.cards import Cards
 from twitch_notifier.twitch.mapping import category_from
 
-__all__ = ["build_bot", "build_twitch_client"]
+__all__ = ["build_bot", "build_coordinator", "build_twitch_client", "pacer_rate", "shard_scope"]
+
+
+def shard_scope(settings: Settings) -> ShardScope | None:
+    """The shards this process posts for, when SHARD_IDS names only some of them (None: every guild)."""
+    if settings.shard_count is None or settings.shard_ids is None:
+        return None
+    return ShardScope(settings.shard_count, tuple(settings.shard_ids))
+
+
+def pacer_rate(settings: Settings) -> float:
+    """This process's share of the bot token's global limit: processes running some of the shards share the
+    budget in proportion to their shards (Discord counts every process of one token together). Each pacer lets
+    one send more through in any second than its rate (its burst), so each share gives one back: two processes
+    at 24/s each were measured at 51 sends in one second (bench/cluster_fanout.py), at 23/s they stay under 50."""
+    scope = shard_scope(settings)
+    if scope is None:
+        return DEFAULT_RATE
+    return max(1.0, DEFAULT_RATE * len(scope.ids) / scope.count - 1.0)
+
+
+def build_coordinator(settings: Settings) -> Coordinator:
+    """PostgreSQL (DATABASE_URL): shard locks and the leader election; SQLite: one process, always the leader."""
+    if not settings.database_url:
+        return SoloCoordinator(settings.shard_plan)
+    return PostgresCoordinator(settings.database_url, shard_scope(settings))
 
 
 def build_twitch_client(settings: Settings, metrics: Metrics | None = None, **options: float) -> TwitchClient:
@@ -57,6 +83,7 @@ def build_bot(
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     eventsub_options: Mapping[str, Any] | None = None,
     identify_interval: float = IDENTIFY_INTERVAL,
+    coordinator: Coordinator | None = None,
 ) -> TwitchNotifierBot:
     """A TwitchNotifierBot wired to `db` and `twitch`, not yet started.
 
@@ -66,14 +93,18 @@ def build_bot(
     the EventSub service (shard count, keepalive, backoff) for tests; `identify_interval` spaces the Discord
     shards' IDENTIFYs of one max_concurrency bucket (Discord allows one per 5 s; a fake may allow more).
 
-    One SendPacer serves every shard: Discord's global limit is per bot token, not per shard."""
+    One SendPacer serves every shard of the process: Discord's global limit is per bot token, not per shard; with
+    SHARD_IDS each process paces its share of it. `coordinator` defaults to the one the settings call for."""
     metrics = metrics or Metrics()
     guilds = GuildDirectory()  # the announcer exists before the bot it posts through
 
     async def box_art(game_ids: list[str]) -> list[Category]:
         return [category_from(game) for game in await twitch.get_games(game_ids)]
 
-    announcer: Announcer = DiscordAnnouncer(guilds, pacer or SendPacer(), call_timeout=discord_call_timeout)
+    coordinator = coordinator or build_coordinator(settings)
+    announcer: Announcer = DiscordAnnouncer(
+        guilds, pacer or SendPacer(pacer_rate(settings)), call_timeout=discord_call_timeout
+    )
     if settings.shard_count is not None and settings.shard_ids is not None:
         # Guilds of the other shards are another process's: not in this cache, and not "deleted channels".
         announcer = ShardScopedAnnouncer(announcer, shard_count=settings.shard_count, shard_ids=settings.shard_ids)
@@ -86,6 +117,9 @@ def build_bot(
         vod_lookup=twitch.find_vod_url,
         art_lookup=box_art,
         clock=clock,
+        scope=shard_scope(settings),
+        owner=coordinator.owner,
+        on_live_changed=coordinator.live_changed if settings.database_url else None,
     )
     push = _build_push(settings, db, twitch, notifier, metrics, clock, eventsub_options or {})
     services = BotServices(
@@ -111,12 +145,13 @@ def build_bot(
                 max_per_guild=settings.max_streamers_per_guild,
                 twitch_budget=twitch_budget,
                 retirer=notifier,
-                on_followed_changed=push.followed_changed if push is not None else None,
+                on_followed_changed=_followed_changed(push, coordinator),
             ),
             push_enabled=push is not None,
             clock=clock,
         ),
         push=push,
+        coordinator=coordinator,
     )
     bot = TwitchNotifierBot(
         services,
@@ -132,6 +167,21 @@ def build_bot(
     if push is not None:
         push.on_resumed = bot.poll_loop.poke  # Twitch never replays what it could not push: poll at once
     return bot
+
+
+def _followed_changed(push: EventSubService | None, coordinator: Coordinator) -> Callable[[], None] | None:
+    """What a follow or unfollow sets off: the EventSub sync here when this process leads, and a word to the
+    leader when another process does (its sync follows)."""
+    if push is None:
+        return None
+
+    def changed() -> None:
+        if coordinator.is_leader:
+            push.followed_changed()
+        else:
+            coordinator.tell_followed_changed()
+
+    return changed
 
 
 def _build_push(

@@ -10,8 +10,8 @@ import sys
 from collections.abc import Callable, Sequence
 
 from bot import TwitchNotifierBot
-from config import ConfigError, Settings, describe_check, load_settings
-from database import Database, DatabaseError, DatabaseLocked
+from config import ConfigError, Settings, describe_check, load_settings, redact_database_url
+from database import Database, DatabaseError, DatabaseLocked, open_database
 from twitch_api import TwitchAuthError, TwitchClient, TwitchError
 from twitch_notifier.app.build import build_bot, build_twitch_client
 from twitch_notifier.app.logs import setup_logging
@@ -47,15 +47,9 @@ def _build(settings: Settings, db: Database, twitch: TwitchClient, metrics: Metr
 async def run(settings: Settings, *, builder: BotBuilder = _build) -> int:
     """Open the database and Twitch client, run the bot until it stops; returns the exit status."""
     use_discord_endpoints(settings.discord_api_base, settings.discord_gateway_url)
-    try:
-        db = await Database.open(settings.database_path)
-    except DatabaseLocked as exc:
-        # Two bots on one file would poll and post everything twice: the second one refuses to start.
-        _log.error("DATABASE_PATH: %s", exc)
-        return EXIT_MISCONFIGURED
-    except DatabaseError as exc:
-        _log.error("DATABASE_PATH: %s", exc)
-        return EXIT_FAILED
+    db = await _open_store(settings)
+    if isinstance(db, int):
+        return db
     metrics = Metrics()
     health_server: HealthServer | None = None
     try:
@@ -100,6 +94,11 @@ async def run(settings: Settings, *, builder: BotBuilder = _build) -> int:
 
             stopping = stop_on_signals(stop)
             _log.info("Discord shards: %s", settings.shard_plan)
+            try:
+                await bot.start_coordinator()
+            except Exception as exc:  # asyncpg's errors, OSError: the database is not reachable
+                _log.error("DATABASE_URL: cannot hold this process's shard locks on the database: %s", exc)
+                return EXIT_FAILED
             async with bot:
                 end = await run_session(bot, settings.discord_token)
             if end in _SHARDING_REFUSED:
@@ -112,6 +111,9 @@ async def run(settings: Settings, *, builder: BotBuilder = _build) -> int:
                 )
                 await stopped.wait()
             status = _exit_status(end)
+            if bot.fatal_problem is not None:
+                _log.error("Stopped: %s; exiting for the supervisor to restart this process", bot.fatal_problem)
+                status = EXIT_FAILED
             for task in stopping:
                 await task
             return status
@@ -120,6 +122,24 @@ async def run(settings: Settings, *, builder: BotBuilder = _build) -> int:
             await health_server.stop()
         await db.close()
         _log.info("Shut down cleanly")
+
+
+async def _open_store(settings: Settings) -> Database | int:
+    """The database (SQLite at DATABASE_PATH, or PostgreSQL at DATABASE_URL), or the exit status when it cannot
+    be used, after one line naming the variable."""
+    variable = "DATABASE_URL" if settings.database_url else "DATABASE_PATH"
+    try:
+        db = await open_database(settings.database_path, settings.database_url or None)
+    except DatabaseLocked as exc:
+        # Two bots on one file would poll and post everything twice: the second one refuses to start.
+        _log.error("%s: %s", variable, exc)
+        return EXIT_MISCONFIGURED
+    except DatabaseError as exc:
+        _log.error("%s: %s", variable, exc)
+        return EXIT_FAILED
+    if settings.database_url:
+        _log.info("Database: PostgreSQL at %s", redact_database_url(settings.database_url))
+    return db
 
 
 def _exit_status(end: SessionEnd) -> int:

@@ -35,6 +35,7 @@ from twitch_notifier.models import (
     EndAction,
     LiveStream,
     PendingAnnouncement,
+    ShardScope,
     Streamer,
 )
 from twitch_notifier.twitch.errors import TwitchError
@@ -55,6 +56,10 @@ NONCE_LENGTH = 25
 PUSH_LISTING_GRACE = timedelta(minutes=5)
 """How long a stream EventSub reported live is kept live while the poll's listing does not show it yet
 (Twitch's listing lags a go-live by 30-60 s); after that the poll's misses count again."""
+CLAIM_LEASE = timedelta(minutes=2)
+"""How long a claim on an announcement keeps another process from posting it: longer than any one post takes
+(the announcer gives up waiting long before), short enough that a crashed claimer's posts are taken over soon.
+A process that takes over a shard range drops the old holder's claims at once (see cluster.coordinator)."""
 PUSH_ENDED_MEMORY = timedelta(minutes=30)
 """How long a stream EventSub reported ended is remembered, so that the listing's stale copy of it (or a
 late redelivery of its go-live) does not bring it back."""
@@ -126,8 +131,19 @@ class Notifier:
         update_interval: timedelta = LIVE_UPDATE_INTERVAL,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         monotonic: Callable[[], float] = time.monotonic,
+        scope: ShardScope | None = None,
+        owner: str = "solo",
+        claim_lease: timedelta = CLAIM_LEASE,
+        on_live_changed: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
+        """`scope` limits posting and editing to the guilds of this process's Discord shards (None: every guild);
+        `owner` names this process in announcement claims; `on_live_changed` is awaited after each write of
+        live state, so the processes running the other shards post for their guilds (cluster.coordinator)."""
         self._db = db
+        self.scope = scope
+        self.owner = owner
+        self._claim_lease = claim_lease
+        self._on_live_changed = on_live_changed
         self._monotonic = monotonic
         self._announcer = announcer
         self._renderer = renderer
@@ -164,6 +180,16 @@ class Notifier:
                 listing_grace=PUSH_LISTING_GRACE,
             )
             await self._observe(snapshot, report, previous=previous)
+        return report
+
+    async def fan_out(self, report: CycleReport | None = None) -> CycleReport:
+        """Post, update and close the cards of this process's guilds from what the tables say, without observing
+        Twitch: what a process that is not the leader does when woken (and on its own schedule)."""
+        report = report or CycleReport()
+        async with self._lock:
+            self._retired -= self._removed
+            self._removed.clear()
+            await self._post_and_edit(report)
         return report
 
     async def push_online(
@@ -289,6 +315,11 @@ class Notifier:
         for stream in outcome.ended:
             _log.info("Stream %s of user %s has ended", stream.stream_id, stream.twitch_user_id)
         await self._cache_box_art(s.game_id for s in outcome.live)
+        if self._on_live_changed is not None and (live or outcome.offline or outcome.ended):
+            await self._on_live_changed()  # something to post, edit or close, perhaps in another process's guilds
+        await self._post_and_edit(report, received_at)
+
+    async def _post_and_edit(self, report: CycleReport, received_at: float | None = None) -> None:
         await self._announce_pending(report, received_at)
         await self._update_cards(report)
         await self._close_cards(report)
@@ -311,7 +342,13 @@ class Notifier:
         await self._db.store_games(games)
 
     async def _announce_pending(self, report: CycleReport, received_at: float | None = None) -> None:
-        pending = await self._db.pending_announcements()
+        pending = await self._db.pending_announcements(self.scope)
+        if not pending:
+            return
+        # Claimed before posting: of two processes that both see it pending (a shard range changing hands), one
+        # posts. A claim held by a crashed process expires; Discord's nonce catches a post it made before dying.
+        held = await self._db.claim_announcements(pending, self.owner, self.clock() + self._claim_lease)
+        pending = [p for p in pending if (p.subscription_id, p.stream_id) in held]
         if not pending:
             return
         live = await self._db.live_streams()
@@ -388,7 +425,7 @@ class Notifier:
 
     async def _update_cards(self, report: CycleReport) -> None:
         """Keep live cards current: each at most once per `update_interval`, and only when it changed."""
-        cards = await self._db.cards_to_update(self.clock() - self.update_interval)
+        cards = await self._db.cards_to_update(self.clock() - self.update_interval, self.scope)
         if not cards:
             return
         results = await asyncio.gather(*(self._update_one(card) for card in cards), return_exceptions=True)
@@ -430,7 +467,9 @@ class Notifier:
 
     async def _close_cards(self, report: CycleReport) -> None:
         """Turn the cards of ended streams into "was live" cards, delete them, or keep them, per guild."""
-        cards = [card for card in await self._db.cards_to_close() if card.subscription_id not in self._retired]
+        cards = [
+            card for card in await self._db.cards_to_close(self.scope) if card.subscription_id not in self._retired
+        ]
         if not cards:
             return
         vods: dict[str, str | None] = {}

@@ -134,6 +134,16 @@ class Metrics:
             "Discord's max_concurrency at the last connect: shards that may IDENTIFY per 5 s (one per bucket).",
             registry=self.registry,
         )
+        self.cluster_leader = Gauge(
+            f"{PREFIX}cluster_leader",
+            "1 while this process is the leader (polls Twitch, keeps EventSub); always 1 with SQLite (one process).",
+            registry=self.registry,
+        )
+        self.cluster_database_connected = Gauge(
+            f"{PREFIX}cluster_database_connected",
+            "1 while the session holding this process's shard (and leader) locks is up; always 1 with SQLite.",
+            registry=self.registry,
+        )
         self._before_render: list[Callable[[], None]] = []
         # Known label values start at 0, so rates and alerts work before the first event of each kind.
         for outcome in ("ok", "error"):
@@ -152,6 +162,19 @@ class Metrics:
             self.announcements_total.labels(source="poll").inc(announced)
         if announce_failed > 0:
             self.notifications_total.labels(result="failed").inc(announce_failed)
+
+    def observe_fan_out(self, announced: int, announce_failed: int) -> None:
+        """Record the announcements of a round that posted for this process's guilds without polling (a process
+        that is not the leader); not a poll cycle."""
+        if announced > 0:
+            self.notifications_total.labels(result="sent").inc(announced)
+            self.announcements_total.labels(source="poll").inc(announced)
+        if announce_failed > 0:
+            self.notifications_total.labels(result="failed").inc(announce_failed)
+
+    def set_cluster(self, *, leader: bool, connected: bool) -> None:
+        self.cluster_leader.set(1 if leader else 0)
+        self.cluster_database_connected.set(1 if connected else 0)
 
     def observe_twitch_response(self, status: int | None) -> None:
         """Record one HTTP exchange with Twitch; `None` means no response (connection error, timeout)."""

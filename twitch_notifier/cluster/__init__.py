@@ -1,0 +1,1 @@
+"""Several bot processes on one database: shard ownership, the leader election and wake-ups."""
