@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 
+import asyncpg
 import pytest
 
 from tests.e2e.harness import READY_TIMEOUT, BotHarness, announcements
@@ -116,3 +117,38 @@ async def test_when_the_leader_stops_another_takes_over_and_nothing_is_posted_tw
         {channel.id: 2 for _, channel in world}
     )
     assert leaders(cluster) == [new_leader]
+
+
+@pytest.mark.allow_error_logs  # the deposed leader says, as an error, that it lost its session and stops
+async def test_a_leader_that_loses_its_session_stops_and_another_leads(
+    cluster, fake_discord, fake_twitch, postgres_url
+):
+    world = guilds_on_every_shard(fake_discord, per_shard=1, shards=SHARDS)
+    fake_twitch.add_user("shroud")
+    leader = await start_all(cluster)
+    await set_up_everywhere(cluster[0], world)
+    admin = await asyncpg.connect(postgres_url)
+    try:
+        # What the server does when the leader's machine vanishes from the network: it ends the session.
+        shard = leader.settings.shard_ids[0]
+        ended = await admin.fetchval(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = $1",
+            f"twitch-notifier shards {shard} of {SHARDS}",
+        )
+    finally:
+        await admin.close()
+    assert ended == 1
+    assert leader.bot is not None
+    async with asyncio.timeout(READY_TIMEOUT):  # (the harness's own waits fail when the session ends: here it should)
+        while not leader.bot.is_closed():
+            await asyncio.sleep(0.01)
+    assert leader.bot.fatal_problem == "lost the database session holding the leader lock"
+    rest = [h for h in cluster if h is not leader]
+    await rest[0].wait_for(lambda: len(leaders(rest)) == 1, "another process to lead")
+    fake_twitch.go_live("shroud")
+    await leaders(rest)[0].poll()
+    running = [channel for guild, channel in world if shard_of(guild.id, SHARDS) != shard]
+    for channel in running:
+        await fake_discord.wait_until(
+            lambda channel=channel: len(announcements(fake_discord, channel)) == 1, timeout=READY_TIMEOUT
+        )

@@ -97,6 +97,8 @@ async def run(settings: Settings, *, builder: BotBuilder = _build) -> int:
             try:
                 await bot.start_coordinator()
             except Exception as exc:  # asyncpg's errors, OSError: the database is not reachable
+                if stopped.is_set():
+                    return EXIT_OK  # stopped while it waited for a shard another process still ran
                 _log.error("DATABASE_URL: cannot hold this process's shard locks on the database: %s", exc)
                 return EXIT_FAILED
             async with bot:

@@ -326,6 +326,8 @@ class PostgresCoordinator(Coordinator):
         for function, key, name in locks:
             waited = False
             while not await self._fetchval(conn, f"SELECT {function}($1, $2)", _LOCK_CLASS_SHARD, key):
+                if self._stopping:
+                    raise ConnectionError("stopped while waiting for a shard lock")
                 if not waited:
                     waited = True
                     _log.warning(
@@ -392,11 +394,14 @@ class PostgresCoordinator(Coordinator):
 
     async def _run(self) -> None:
         while not self._stopping:
-            if await self._connection_ok():
-                if not self._leader:
-                    await self._try_to_lead()
-            else:
-                await self._lost_connection()
+            try:
+                if await self._connection_ok():
+                    if not self._leader:
+                        await self._try_to_lead()
+                else:
+                    await self._lost_connection()
+            except Exception:  # the election must outlive anything: a bug here would leave nobody leading
+                _log.exception("The cluster election round failed; trying again in %s s", self._election_interval)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._lost.wait(), self._election_interval)
 
@@ -435,9 +440,7 @@ class PostgresCoordinator(Coordinator):
             try:
                 await self._open_and_hold_shards()
                 return
-            except Exception as exc:
-                if not _is_connection_error(exc):
-                    raise
+            except Exception as exc:  # unreachable, refused, too many connections: all worth another try
                 _log.warning("Cannot reach the database yet (%s); trying again in %.0f s", exc, RECONNECT_DELAY)
                 await self._close_connection()
                 await asyncio.sleep(RECONNECT_DELAY)
