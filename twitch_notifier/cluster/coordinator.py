@@ -61,6 +61,12 @@ _LOCK_CLASS_LEADER = 0x7477_0002  # (class, 0): the leader
 _LOCK_CLASS_IDENTIFY = 0x7477_0003  # (class, bucket): held from a process's IDENTIFY until the next may go
 IDENTIFY_RETRY = 0.2
 """Seconds between two attempts at a bucket's IDENTIFY lock while another process holds it."""
+_LOCK_CLASS_COUNT = 0x7477_0004  # (class, shard count): shared by every process with that SHARD_COUNT
+_OTHER_COUNTS_HELD = """
+    SELECT string_agg(DISTINCT objid::text, ', ') FROM pg_locks
+    WHERE locktype = 'advisory' AND granted AND classid = $1 AND objid <> $2 AND objsubid = 2
+      AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+"""
 _ALL_SHARDS = -1  # (shard class, -1): taken alone by a process running every shard, shared by the others
 _SESSION_SETTINGS = {
     "tcp_keepalives_idle": "5",
@@ -314,6 +320,8 @@ class PostgresCoordinator(Coordinator):
         conn.add_termination_listener(self._terminated)
         await conn.add_listener(LIVE_CHANNEL, self._notified)
         await conn.add_listener(FOLLOWED_CHANNEL, self._notified)
+        if self.scope is not None:
+            await self._agree_on_shard_count(conn, self.scope.count)
         # A process running every shard holds the "every shard" key alone; processes running some shards share
         # it, and each holds its own shards' keys alone. So two processes never run one shard at once.
         if self.scope is None:
@@ -343,6 +351,31 @@ class PostgresCoordinator(Coordinator):
     async def _fetchval(self, conn: Any, sql: str, *args: object) -> Any:
         async with self._conn_lock:
             return await conn.fetchval(sql, *args)
+
+    async def _agree_on_shard_count(self, conn: Any, count: int) -> None:
+        """Processes with different SHARD_COUNTs split the guilds differently, so two of them would run one guild:
+        each holds a shared lock on its count, and one that finds another count held lets go and waits (a deploy
+        that changes SHARD_COUNT starts the new processes while the old ones stop)."""
+        waited = False
+        while True:
+            await self._fetchval(conn, "SELECT pg_advisory_lock_shared($1, $2)", _LOCK_CLASS_COUNT, count)
+            others = await self._fetchval(conn, _OTHER_COUNTS_HELD, _LOCK_CLASS_COUNT, count)
+            if not others:
+                break
+            await self._fetchval(conn, "SELECT pg_advisory_unlock_shared($1, $2)", _LOCK_CLASS_COUNT, count)
+            if self._stopping:
+                raise ConnectionError("stopped while waiting for processes with another SHARD_COUNT")
+            if not waited:
+                waited = True
+                _log.warning(
+                    "Bot processes with another SHARD_COUNT (%s) run on this database; this one has SHARD_COUNT=%d: "
+                    "waiting for them to stop (every process must have the same SHARD_COUNT)",
+                    others,
+                    count,
+                )
+            await asyncio.sleep(self._election_interval)
+        if waited:
+            _log.info("No process with another SHARD_COUNT is left: this one starts")
 
     def _terminated(self, _conn: Any) -> None:
         self._lost.set()

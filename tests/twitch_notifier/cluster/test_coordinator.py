@@ -223,3 +223,19 @@ async def test_identifies_of_one_bucket_take_turns_across_processes(postgres_url
     await asyncio.sleep(0.3)
     assert not same_bucket.done()  # within the first one's hold
     await asyncio.wait_for(same_bucket, 3)  # and once both of the first one's holds have run out
+
+
+async def test_a_process_with_another_shard_count_waits_until_the_others_stop(postgres_url, started, caplog):
+    old = [await started(coordinator(postgres_url, 2, shard)) for shard in range(2)]
+    resharded = coordinator(postgres_url, 3, 2)  # shard 2 of 3 overlaps no lock of "0 of 2" or "1 of 2", yet guilds
+    attempt = asyncio.create_task(resharded.start())
+    await asyncio.sleep(10 * FAST)
+    assert not attempt.done()
+    assert "Bot processes with another SHARD_COUNT (2) run on this database" in caplog.text
+    for node in old:
+        await node.stop()
+    await asyncio.wait_for(attempt, 5)
+    assert resharded.status().role in ("follower", "leader")
+    same_count = await started(coordinator(postgres_url, 3, 0))  # the same count: no waiting
+    assert same_count.status().connected
+    await resharded.stop()
