@@ -152,3 +152,11 @@ async def test_a_leader_that_loses_its_session_stops_and_another_leads(
         await fake_discord.wait_until(
             lambda channel=channel: len(announcements(fake_discord, channel)) == 1, timeout=READY_TIMEOUT
         )
+
+
+async def test_processes_starting_together_take_turns_to_identify(cluster, fake_discord, fake_twitch):
+    assert fake_discord.limits.max_concurrency == 1  # one IDENTIFY per window for the whole bot token
+    guilds_on_every_shard(fake_discord, per_shard=1, shards=SHARDS)
+    await asyncio.gather(*(harness.start(wait_first_cycle=False) for harness in cluster))
+    assert sorted(p["shard"] for p in fake_discord.identify_payloads) == [[s, SHARDS] for s in range(SHARDS)]
+    assert fake_discord.refused_identifies == []  # no op 9: each waited for the others' turns across processes
