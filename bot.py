@@ -30,9 +30,11 @@ from database import Database
 from twitch_api import TwitchClient
 from twitch_notifier.cluster.coordinator import Coordinator, SoloCoordinator
 from twitch_notifier.cogs.context import CogServices
+from twitch_notifier.core.live_events import LiveEvents
 from twitch_notifier.core.notifier import CycleReport, Notifier
 from twitch_notifier.core.poller import Housekeeping, Poller, describe_cycle
 from twitch_notifier.core.schedule import CycleLoop
+from twitch_notifier.discord_io.announcer import LONGEST_RATE_LIMIT_WAIT
 from twitch_notifier.discord_io.channels import CHANNEL_DELETED
 from twitch_notifier.discord_io.replies import NO_MENTIONS
 from twitch_notifier.discord_io.sharding import IDENTIFY_INTERVAL, IdentifyPacer, ShardLaunchError, shard_of
@@ -72,6 +74,8 @@ COG_EXTENSIONS = (
     "twitch_notifier.cogs.streamers",
     "twitch_notifier.cogs.listing",
     "twitch_notifier.cogs.stats",
+    "twitch_notifier.cogs.diagnostics",
+    "twitch_notifier.cogs.notify_button",
 )
 
 
@@ -90,6 +94,8 @@ class BotServices:
     """EventSub push (None when EVENTSUB_TRANSPORT=off): announces at once what polling would find later."""
     coordinator: Coordinator = field(default_factory=SoloCoordinator)
     """Which shards this process runs and whether it leads (polls Twitch, keeps EventSub): always, with SQLite."""
+    live_events: LiveEvents | None = None
+    """The guilds' live scheduled events, kept after each round of posts (core.live_events)."""
 
 
 class TwitchNotifierBot(commands.AutoShardedBot):
@@ -128,6 +134,7 @@ class TwitchNotifierBot(commands.AutoShardedBot):
             member_cache_flags=discord.MemberCacheFlags.none(),
             chunk_guilds_at_startup=False,
             max_messages=None,
+            max_ratelimit_timeout=LONGEST_RATE_LIMIT_WAIT,  # a publish refused for the hour gives up, not hangs
             **sharding,
         )
         self._identify_pacer = IdentifyPacer(identify_interval)
@@ -150,6 +157,7 @@ class TwitchNotifierBot(commands.AutoShardedBot):
         self.push = services.push
         self._push_started = False
         self.coordinator = services.coordinator
+        self.live_events = services.live_events
         self.coordinator.on_elected = self._elected
         self.coordinator.on_deposed = self._deposed
         self.coordinator.on_live = self._woken
@@ -183,6 +191,8 @@ class TwitchNotifierBot(commands.AutoShardedBot):
             _log.info("Synced %d slash commands", len(synced))
         await self.start_coordinator()
         self._setup_done = True
+        if self.live_events is not None:
+            self.live_events.start()
         if self.coordinator.is_leader:
             self._start_push()
         else:
@@ -253,6 +263,8 @@ class TwitchNotifierBot(commands.AutoShardedBot):
                 self._cycle_lock.release()
         # _shutting_down makes poll_now a no-op, so no new cycle starts while the loop is stopped.
         await self.poll_loop.stop()
+        if self.live_events is not None:
+            await self.live_events.stop()
         if self.push is not None:
             await self.push.stop()
         await self.coordinator.stop()

@@ -39,6 +39,9 @@ DEFAULT_HTTP_PORT = 8080
 # Stream history for /stats and the ended card's recap: streams that ended longer ago are forgotten.
 DEFAULT_STATS_RETENTION_DAYS = 365
 MAX_STATS_RETENTION_DAYS = 3650
+# A stream that drops and comes back within this many seconds continues its card (0: off); servers may set their own.
+DEFAULT_STREAM_RESTART_GRACE_SECONDS = 600
+MAX_STREAM_RESTART_GRACE_SECONDS = 86_400
 DEFAULT_EVENTSUB_TRANSPORT = "websocket"
 DEFAULT_EVENTSUB_WS_URL = "wss://eventsub.wss.twitch.tv/ws"
 EVENTSUB_TRANSPORTS = ("websocket", "webhook", "off")
@@ -101,6 +104,7 @@ class Settings:
     eventsub_callback_url: str = ""
     eventsub_secret: str = ""
     stats_retention_days: int = DEFAULT_STATS_RETENTION_DAYS
+    stream_restart_grace_seconds: int = DEFAULT_STREAM_RESTART_GRACE_SECONDS
 
     def __repr__(self) -> str:
         # Secrets must never reach a log line, even through a debug print of the settings.
@@ -113,6 +117,7 @@ class Settings:
             f"eventsub={self.eventsub_transport}, shards={self.shard_plan}, "
             f"live_update_interval_seconds={self.live_update_interval_seconds:g}, "
             f"stats_retention_days={self.stats_retention_days}, "
+            f"stream_restart_grace_seconds={self.stream_restart_grace_seconds}, "
             "secrets=<hidden>)"
         )
 
@@ -453,6 +458,14 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: str | Path
         env, "STATS_RETENTION_DAYS", DEFAULT_STATS_RETENTION_DAYS, 1, MAX_STATS_RETENTION_DAYS, problems
     )
     live_update_interval = _live_update_interval(env, problems)
+    restart_grace = _whole_number(
+        env,
+        "STREAM_RESTART_GRACE_SECONDS",
+        DEFAULT_STREAM_RESTART_GRACE_SECONDS,
+        0,
+        MAX_STREAM_RESTART_GRACE_SECONDS,
+        problems,
+    )
     http_port = _whole_number(env, "HTTP_PORT", DEFAULT_HTTP_PORT, 0, 65535, problems)
     http_host = env.get("HTTP_HOST", "").strip() or DEFAULT_HTTP_HOST
 
@@ -519,4 +532,5 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: str | Path
         eventsub_callback_url=callback_url,
         eventsub_secret=eventsub_secret,
         stats_retention_days=stats_retention_days,
+        stream_restart_grace_seconds=restart_grace,
     )

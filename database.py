@@ -30,10 +30,18 @@ from twitch_notifier.models import (
     Category,
     CategoryChange,
     EndAction,
+    FilteredCard,
     GuildSettings,
     GuildStreamer,
+    LastAnnouncement,
+    LastPing,
+    LiveEventRecord,
+    LiveEventTarget,
     LiveStream,
+    OptInTarget,
     PendingAnnouncement,
+    PreviousCard,
+    PublishWindow,
     ShardScope,
     Streamer,
     StreamHistory,
@@ -41,6 +49,7 @@ from twitch_notifier.models import (
     Subscription,
     SubscriptionLimitReached,
     SubscriptionUpdate,
+    TitleFilter,
     ViewerSample,
 )
 
@@ -102,13 +111,16 @@ _STREAMER_COLUMNS = """
 _SUBSCRIPTION_COLUMNS = f"""
     s.id AS sub_id, s.guild_id AS sub_guild_id, s.channel_id AS sub_channel_id, s.last_error AS sub_last_error,
     s.ping AS sub_ping, s.message_template AS sub_template, s.games AS sub_games,
+    s.last_failure AS sub_last_failure, s.last_failure_at AS sub_last_failure_at,
+    s.notify_button AS sub_notify_button,
+    s.title_filter AS sub_title_filter,
     st.missing_since AS streamer_missing_since, st.push_state AS streamer_push_state, {_STREAMER_COLUMNS}
 """
 _LIVE_COLUMNS = """
     l.twitch_user_id AS live_user_id, l.stream_id AS live_stream_id, l.title AS live_title,
     l.game_name AS live_game_name, l.viewer_count AS live_viewer_count, l.started_at AS live_started_at,
     l.thumbnail_url AS live_thumbnail_url, l.missed_polls AS live_missed_polls, l.game_id AS live_game_id,
-    l.pushed_at AS live_pushed_at
+    l.pushed_at AS live_pushed_at, l.stream_type AS live_stream_type
 """
 # Whether subscription `s`'s game filter lets live stream `l` through: NULL lets everything through; a
 # filter that is not a JSON array of {id, name} objects lets nothing through (the reading _games_from_json
@@ -192,6 +204,12 @@ _GUILD_SETTINGS_COLUMNS = {
     "message_template": "message_template",
     "end_action": "end_action",
     "live_updates": "live_updates",
+    "live_events": "live_events",
+    "publish": "publish",
+    "filter_exit": "filter_exit",
+    "restart_grace_seconds": "restart_grace_seconds",
+    "notify_button": "notify_button",
+    "ping_throttle_hours": "ping_throttle_hours",
 }
 _GUILD_SETTINGS_DEFAULTS = {
     "announce_channel_id": None,
@@ -199,6 +217,12 @@ _GUILD_SETTINGS_DEFAULTS = {
     "message_template": None,
     "end_action": "edit",
     "live_updates": 1,
+    "live_events": 0,
+    "publish": 0,
+    "filter_exit": None,
+    "restart_grace_seconds": None,
+    "notify_button": 0,
+    "ping_throttle_hours": None,
 }
 # Settings a diagnostic may read (`Database.pragma`); every one of them only reads.
 _DIAGNOSTIC_PRAGMAS = frozenset({"journal_mode", "foreign_keys", "busy_timeout", "user_version", "synchronous"})
@@ -230,6 +254,63 @@ def _games_from_json(text: str | None) -> tuple[tuple[Category, ...] | None, boo
     return tuple(Category(str(item["id"]), str(item["name"])) for item in items), False
 
 
+def _title_filter_json(title_filter: TitleFilter | None) -> str | None:
+    if title_filter is None or title_filter.empty:
+        return None
+    return json.dumps(
+        {
+            "include": list(title_filter.include),
+            "exclude": list(title_filter.exclude),
+            "regex": title_filter.regex,
+            "skip_reruns": title_filter.skip_reruns,
+        }
+    )
+
+
+def _title_filter_from_json(text: str | None) -> tuple[TitleFilter | None, bool]:
+    """A stored title filter and whether it was unreadable (then it fails closed: nothing is announced)."""
+    if text is None:
+        return None, False
+    try:
+        data = json.loads(text, parse_constant=_reject_constant)
+    except ValueError:
+        return None, True
+    if not isinstance(data, dict):
+        return None, True
+    include, exclude, regex = data.get("include", []), data.get("exclude", []), data.get("regex")
+    words_ok = all(isinstance(w, list) and all(isinstance(x, str) and x.strip() for x in w) for w in (include, exclude))
+    if not words_ok or not (regex is None or isinstance(regex, str)) or not isinstance(data.get("skip_reruns"), bool):
+        return None, True
+    return TitleFilter(tuple(include), tuple(exclude), regex or None, data["skip_reruns"]), False
+
+
+def _filter_exit(value: str | None) -> EndAction:
+    """A stored filter-exit choice; none (the default) or an unknown one keeps the card as it is."""
+    try:
+        return EndAction(value) if value is not None else EndAction.KEEP
+    except ValueError:
+        return EndAction.KEEP
+
+
+def _previous_card(row: Row) -> PreviousCard | None:
+    """The `prev_*` columns of pending_announcements: the entry's card of the streamer's last ended stream."""
+    if row["prev_stream_id"] is None:
+        return None
+    closed = row["prev_closed_at"] is not None
+    deleted = closed and (
+        _end_action(row["end_action"]) is EndAction.DELETE
+        or (row["prev_left_at"] is not None and _filter_exit(row["filter_exit"]) is EndAction.DELETE)
+    )
+    return PreviousCard(
+        stream_id=row["prev_stream_id"],
+        channel_id=row["prev_channel_id"],
+        message_id=row["prev_message_id"],
+        started_at=_read_optional_time(row["prev_started_at"]),
+        ended_at=_read_optional_time(row["prev_ended_at"]),
+        deleted=deleted or row["prev_message_id"] is None,
+    )
+
+
 def _streamer(row: Row) -> Streamer:
     return Streamer(
         twitch_user_id=row["streamer_user_id"],
@@ -241,6 +322,7 @@ def _streamer(row: Row) -> Streamer:
 
 def _subscription(row: Row) -> Subscription:
     games, games_unreadable = _games_from_json(row["sub_games"])
+    title_filter, title_filter_unreadable = _title_filter_from_json(row["sub_title_filter"])
     return Subscription(
         id=row["sub_id"],
         guild_id=row["sub_guild_id"],
@@ -253,7 +335,19 @@ def _subscription(row: Row) -> Subscription:
         games=games,
         games_unreadable=games_unreadable,
         push_state=row["streamer_push_state"],
+        last_failure=row["sub_last_failure"],
+        last_failure_at=_read_optional_time(row["sub_last_failure_at"]),
+        title_filter=title_filter,
+        title_filter_unreadable=title_filter_unreadable,
+        notify_button=None if row["sub_notify_button"] is None else bool(row["sub_notify_button"]),
     )
+
+
+def _last_ping(row: Row) -> LastPing | None:
+    """The streamer's last ping in the guild, from a pending announcement's row (None if it never pinged)."""
+    if not row["last_ping_at"]:
+        return None
+    return LastPing(row["last_ping_stream"], _read_time(row["last_ping_at"]))
 
 
 def _live(row: Row) -> LiveStream:
@@ -268,6 +362,7 @@ def _live(row: Row) -> LiveStream:
         missed_polls=row["live_missed_polls"],
         game_id=row["live_game_id"] or "",
         pushed_at=_read_optional_time(row["live_pushed_at"]),
+        stream_type=row["live_stream_type"] or "live",
     )
 
 
@@ -422,7 +517,9 @@ class Database:
     async def get_guild_settings(self, guild_id: int) -> GuildSettings:
         row = await self._fetchone(
             """
-            SELECT announce_channel_id, ping, message_template, end_action, live_updates
+            SELECT announce_channel_id, ping, message_template, end_action, live_updates, publish,
+                   live_events, events_error,
+                   filter_exit, restart_grace_seconds, notify_button, ping_throttle_hours
             FROM guild_settings WHERE guild_id = ?
             """,
             (guild_id,),
@@ -436,6 +533,13 @@ class Database:
             message_template=row["message_template"],
             end_action=_end_action(row["end_action"]),
             live_updates=bool(row["live_updates"]),
+            live_events=bool(row["live_events"]),
+            events_error=row["events_error"],
+            publish=bool(row["publish"]),
+            filter_exit=_filter_exit(row["filter_exit"]),
+            restart_grace_seconds=row["restart_grace_seconds"],
+            notify_button=bool(row["notify_button"]),
+            ping_throttle_hours=row["ping_throttle_hours"],
         )
 
     async def update_guild_settings(self, guild_id: int, **values: object) -> GuildSettings:
@@ -493,7 +597,10 @@ class Database:
                     return False
             await conn.execute("DELETE FROM subscriptions WHERE guild_id = ?", (guild_id,))
             await conn.execute("DELETE FROM guild_settings WHERE guild_id = ?", (guild_id,))
+            await conn.execute("DELETE FROM live_events WHERE guild_id = ?", (guild_id,))
             await conn.execute("DELETE FROM guilds_seen WHERE guild_id = ?", (guild_id,))
+            await conn.execute("DELETE FROM notify_roles WHERE guild_id = ?", (guild_id,))
+            await conn.execute("DELETE FROM last_pings WHERE guild_id = ?", (guild_id,))
             await self._delete_orphan_streamers(conn)
         return True
 
@@ -547,6 +654,7 @@ class Database:
         message_template: str | None = None,
         games: Sequence[Category] | None = None,
         max_per_guild: int | None = None,
+        title_filter: TitleFilter | None = None,
     ) -> Subscription:
         """Follow a streamer in a guild's channel; raises AlreadySubscribed if that channel already does, and
         SubscriptionLimitReached if the guild already has `max_per_guild` subscriptions. The count and the
@@ -581,6 +689,11 @@ class Database:
             except IntegrityViolation as exc:
                 raise AlreadySubscribed(streamer.login) from exc
             subscription_id = int(inserted["id"]) if inserted is not None else 0
+            if title_filter is not None and not title_filter.empty:
+                await conn.execute(
+                    "UPDATE subscriptions SET title_filter = ? WHERE id = ?",
+                    (_title_filter_json(title_filter), subscription_id),
+                )
             if games:
                 await self._upsert_games(conn, games, now)
             await self._mark_seen(conn, [guild_id], now)
@@ -592,6 +705,7 @@ class Database:
             ping=ping,
             message_template=message_template,
             games=tuple(games) if games is not None else None,
+            title_filter=title_filter if title_filter is not None and not title_filter.empty else None,
         )
 
     async def update_subscription(self, subscription_id: int, update: SubscriptionUpdate) -> None:
@@ -611,6 +725,12 @@ class Database:
         if update.games is not KEEP:
             sets.append("games = :games")
             params["games"] = _games_json(update.games)
+        if update.title_filter is not KEEP:
+            sets.append("title_filter = :title_filter")
+            params["title_filter"] = _title_filter_json(update.title_filter)
+        if update.notify_button is not KEEP:
+            sets.append("notify_button = :notify_button")
+            params["notify_button"] = None if update.notify_button is None else int(update.notify_button)
         if not sets:
             return
         now = self._now()
@@ -812,10 +932,20 @@ class Database:
 
     async def set_subscription_error(self, subscription_id: int, error: str | None, *, channel_id: int) -> None:
         """Record why posting into `channel_id` failed (None clears it), unless the subscription has been
-        pointed at another channel meanwhile: the old channel's failure must not overwrite an admin's repair."""
+        pointed at another channel meanwhile: the old channel's failure must not overwrite an admin's repair.
+        A failure is also kept, with its time, as the entry's last failure (/diagnose), which a success leaves."""
+        if error is None:
+            await self._execute(
+                "UPDATE subscriptions SET last_error = NULL WHERE id = ? AND channel_id = ?",
+                (subscription_id, channel_id),
+            )
+            return
         await self._execute(
-            "UPDATE subscriptions SET last_error = ? WHERE id = ? AND channel_id = ?",
-            (error, subscription_id, channel_id),
+            """
+            UPDATE subscriptions SET last_error = :error, last_failure = :error, last_failure_at = :now
+            WHERE id = :sub AND channel_id = :channel
+            """,
+            {"error": error, "now": self._now(), "sub": subscription_id, "channel": channel_id},
         )
 
     async def set_subscription_channel(self, subscription_id: int, channel_id: int) -> None:
@@ -973,6 +1103,7 @@ class Database:
                 "missed": s.missed_polls,
                 "game_id": s.game_id,
                 "pushed_at": _stored_time(s.pushed_at) if s.pushed_at is not None else None,
+                "stream_type": s.stream_type,
                 "now": now,
             }
             for s in upserts
@@ -1007,16 +1138,20 @@ class Database:
                     """
                     INSERT INTO live_streams (twitch_user_id, stream_id, title, game_name, viewer_count,
                                               started_at, thumbnail_url, missed_polls, last_seen_at, game_id,
-                                              pushed_at)
+                                              pushed_at, stream_type)
                     SELECT :user_id, :stream_id, :title, :game, CAST(:viewers AS BIGINT), :started_at, :thumbnail,
-                           CAST(:missed AS BIGINT), :now, :game_id, :pushed_at
+                           CAST(:missed AS BIGINT), :now, :game_id, :pushed_at, :stream_type
                     WHERE EXISTS (SELECT 1 FROM streamers WHERE twitch_user_id = :user_id)
                     ON CONFLICT (twitch_user_id) DO UPDATE SET
                         stream_id = excluded.stream_id, title = excluded.title,
                         game_name = excluded.game_name, viewer_count = excluded.viewer_count,
                         started_at = excluded.started_at, thumbnail_url = excluded.thumbnail_url,
                         missed_polls = excluded.missed_polls, last_seen_at = excluded.last_seen_at,
-                        game_id = excluded.game_id, pushed_at = excluded.pushed_at
+                        game_id = excluded.game_id, pushed_at = excluded.pushed_at,
+                        -- Only push knows a rerun: a poll (or a channel update) of the same stream keeps its type.
+                        stream_type = CASE WHEN live_streams.stream_id = excluded.stream_id
+                                            AND excluded.stream_type = 'live'
+                                           THEN live_streams.stream_type ELSE excluded.stream_type END
                     """,
                     live_rows,
                 )
@@ -1049,12 +1184,28 @@ class Database:
                    l.twitch_user_id AS twitch_user_id, l.stream_id AS stream_id, s.last_error AS last_error,
                    coalesce(s.ping, gs.ping) AS ping,
                    coalesce(s.message_template, gs.message_template) AS template,
-                   coalesce(gm.box_art_url, '') AS box_art_url
+                   coalesce(gm.box_art_url, '') AS box_art_url, coalesce(gs.publish, 0) AS publish,
+                   s.title_filter AS title_filter, gs.restart_grace_seconds AS restart_grace_seconds,
+                   gs.end_action AS end_action, gs.filter_exit AS filter_exit,
+                   prev.stream_id AS prev_stream_id, prev.message_id AS prev_message_id,
+                   prev.channel_id AS prev_channel_id,
+                   prev.started_at AS prev_started_at, prev.ended_at AS prev_ended_at,
+                   prev.closed_at AS prev_closed_at, prev.left_filter_at AS prev_left_at,
+                   coalesce(s.notify_button, gs.notify_button, 0) AS notify_button, nr.role_id AS notify_role_id,
+                   gs.ping_throttle_hours AS ping_throttle_hours, lp.stream_id AS last_ping_stream,
+                   lp.pinged_at AS last_ping_at
             FROM live_streams l
             JOIN subscriptions s ON s.twitch_user_id = l.twitch_user_id
             LEFT JOIN announcements a ON a.subscription_id = s.id AND a.stream_id = l.stream_id
             LEFT JOIN guild_settings gs ON gs.guild_id = s.guild_id
             LEFT JOIN games gm ON gm.id = l.game_id
+            LEFT JOIN notify_roles nr ON nr.guild_id = s.guild_id AND nr.twitch_user_id = l.twitch_user_id
+            LEFT JOIN last_pings lp ON lp.guild_id = s.guild_id AND lp.twitch_user_id = l.twitch_user_id
+            -- The entry's card of the streamer's last ended stream: a restart within the grace continues it.
+            LEFT JOIN announcements prev ON prev.subscription_id = s.id AND prev.stream_id = (
+                SELECT p.stream_id FROM announcements p
+                WHERE p.subscription_id = s.id AND p.stream_id != l.stream_id AND p.ended_at IS NOT NULL
+                ORDER BY p.ended_at DESC, p.created_at DESC LIMIT 1)
             WHERE a.subscription_id IS NULL AND {self._sql.game_filter_allows} {on_shards}
             ORDER BY l.twitch_user_id, s.id
             """,
@@ -1071,6 +1222,15 @@ class Database:
                 ping=row["ping"],
                 template=row["template"],
                 box_art_url=row["box_art_url"],
+                publish=bool(row["publish"]),
+                title_filter=(title_filter := _title_filter_from_json(row["title_filter"]))[0],
+                title_filter_unreadable=title_filter[1],
+                previous=_previous_card(row),
+                restart_grace_seconds=row["restart_grace_seconds"],
+                notify_button=bool(row["notify_button"]),
+                notify_role_id=row["notify_role_id"],
+                ping_throttle_hours=row["ping_throttle_hours"],
+                last_ping=_last_ping(row),
             )
             for row in rows
         ]
@@ -1174,9 +1334,10 @@ class Database:
             f"""
             SELECT a.subscription_id AS subscription_id, a.guild_id AS guild_id, a.channel_id AS channel_id,
                    a.message_id AS message_id,
-                   coalesce(s.ping, gs.ping) AS ping,
+                   coalesce(a.ping_sent, s.ping, gs.ping) AS ping,
                    coalesce(s.message_template, gs.message_template) AS template,
-                   coalesce(gm.box_art_url, '') AS box_art_url,
+                   coalesce(gm.box_art_url, '') AS box_art_url, a.continued_from AS continued_from,
+                   coalesce(s.notify_button, gs.notify_button, 0) AS notify_button,
                    {_STREAMER_COLUMNS}, {_LIVE_COLUMNS}
             FROM announcements a
             JOIN live_streams l ON l.stream_id = a.stream_id AND l.twitch_user_id = a.twitch_user_id
@@ -1185,6 +1346,7 @@ class Database:
             LEFT JOIN guild_settings gs ON gs.guild_id = a.guild_id
             LEFT JOIN games gm ON gm.id = l.game_id
             WHERE a.closed_at IS NULL AND a.ended_at IS NULL AND a.message_id IS NOT NULL
+              AND a.left_filter_at IS NULL
               AND coalesce(gs.live_updates, 1) = 1
               AND coalesce(a.card_updated_at, a.created_at) <= :cutoff
               AND (a.title IS DISTINCT FROM l.title OR a.game_name IS DISTINCT FROM l.game_name
@@ -1206,6 +1368,8 @@ class Database:
                 box_art_url=row["box_art_url"],
                 streamer=_streamer(row),
                 live=_live(row),
+                reconnected=row["continued_from"] is not None,
+                notify_button=bool(row["notify_button"]),
             )
             for row in rows
         ]
@@ -1316,6 +1480,282 @@ class Database:
             )
             await conn.execute("DELETE FROM announcement_claims WHERE expires_at < ?", (cutoff,))
         return pruned
+
+    # -- title filters and the restart grace ------------------------------------------------------
+
+    async def filtered_cards(self, scope: ShardScope | None = None) -> list[FilteredCard]:
+        """The live cards of entries with a game or title filter in guilds whose cards follow the filter (edit or
+        delete; keep needs no look), with what a re-render needs: one query per cycle, the filters themselves are
+        evaluated by the caller (SQL cannot apply a title filter). With `scope`, only guilds on its shards."""
+        on_shards, params = self._on_shards("a.guild_id", scope)
+        rows = await self._fetchall(
+            f"""
+            SELECT a.subscription_id AS subscription_id, a.guild_id AS guild_id, a.channel_id AS channel_id,
+                   a.message_id AS message_id, gs.filter_exit AS filter_exit, s.games AS games,
+                   s.title_filter AS title_filter, a.left_filter_at AS left_filter_at,
+                   coalesce(s.ping, gs.ping) AS ping,
+                   coalesce(s.message_template, gs.message_template) AS template,
+                   coalesce(gm.box_art_url, '') AS box_art_url,
+                   {_STREAMER_COLUMNS}, {_LIVE_COLUMNS}
+            FROM announcements a
+            JOIN live_streams l ON l.stream_id = a.stream_id AND l.twitch_user_id = a.twitch_user_id
+            JOIN subscriptions s ON s.id = a.subscription_id
+            JOIN streamers st ON st.twitch_user_id = a.twitch_user_id
+            JOIN guild_settings gs ON gs.guild_id = a.guild_id
+            LEFT JOIN games gm ON gm.id = l.game_id
+            WHERE a.closed_at IS NULL AND a.ended_at IS NULL AND a.message_id IS NOT NULL
+              AND gs.filter_exit IN ('edit', 'delete')
+              AND (s.games IS NOT NULL OR s.title_filter IS NOT NULL OR a.left_filter_at IS NOT NULL)
+              {on_shards}
+            ORDER BY a.subscription_id
+            """,
+            params,
+        )
+        cards = []
+        for row in rows:
+            games, games_unreadable = _games_from_json(row["games"])
+            title_filter, title_unreadable = _title_filter_from_json(row["title_filter"])
+            cards.append(
+                FilteredCard(
+                    subscription_id=row["subscription_id"],
+                    guild_id=row["guild_id"],
+                    channel_id=row["channel_id"],
+                    message_id=row["message_id"],
+                    action=_filter_exit(row["filter_exit"]),
+                    games=games,
+                    title_filter=title_filter,
+                    unreadable=games_unreadable or title_unreadable,
+                    left=row["left_filter_at"] is not None,
+                    ping=row["ping"],
+                    template=row["template"],
+                    box_art_url=row["box_art_url"],
+                    live=_live(row),
+                    streamer=_streamer(row),
+                )
+            )
+        return cards
+
+    async def mark_left_filter(self, cards: Iterable[tuple[int, str]], *, left: bool) -> None:
+        """(subscription id, stream id) cards whose stream left its entry's filter (`left`), or came back into it."""
+        now = self._now()
+        rows = [{"sub": sub_id, "stream_id": stream_id, "at": now if left else None} for sub_id, stream_id in cards]
+        if not rows:
+            return
+        self.query_count += 1
+        async with self.transaction() as conn:
+            await conn.executemany(
+                """
+                UPDATE announcements SET left_filter_at = :at
+                WHERE subscription_id = :sub AND stream_id = :stream_id
+                """,
+                rows,
+            )
+
+    async def record_continuation(
+        self, pending: PendingAnnouncement, message_id: int | None, stream: LiveStream, previous_stream_id: str
+    ) -> None:
+        """A new stream continues the card of the entry's previous one (a restart within the grace): the pair is
+        announced with that card's message (or the one posted in its place), its start kept from the card, and the
+        previous card is closed, never edited again; one transaction, the claim dropped with it."""
+        now = self._now()
+        self.query_count += 1
+        async with self.transaction() as conn:
+            await conn.execute(
+                """
+                INSERT INTO announcements
+                    (subscription_id, stream_id, twitch_user_id, guild_id, channel_id, message_id, created_at,
+                     title, game_name, viewer_count, thumbnail_url, started_at, card_updated_at, continued_from)
+                SELECT CAST(:sub AS BIGINT), :stream_id, :user_id, CAST(:guild_id AS BIGINT),
+                       CAST(:channel_id AS BIGINT), CAST(:message_id AS BIGINT), :now,
+                       :title, :game, CAST(:viewers AS BIGINT), :thumbnail,
+                       coalesce((SELECT p.started_at FROM announcements p
+                                 WHERE p.subscription_id = CAST(:sub AS BIGINT) AND p.stream_id = :previous),
+                                :started_at),
+                       :now, :previous
+                WHERE EXISTS (SELECT 1 FROM subscriptions WHERE id = :sub)
+                ON CONFLICT DO NOTHING
+                """,
+                {
+                    "sub": pending.subscription_id,
+                    "stream_id": pending.stream_id,
+                    "user_id": pending.twitch_user_id,
+                    "guild_id": pending.guild_id,
+                    "channel_id": pending.channel_id,
+                    "message_id": message_id,
+                    "now": now,
+                    "title": stream.title,
+                    "game": stream.game_name,
+                    "viewers": stream.viewer_count,
+                    "thumbnail": stream.thumbnail_url,
+                    "started_at": _stored_time(stream.started_at),
+                    "previous": previous_stream_id,
+                },
+            )
+            await conn.execute(
+                """
+                UPDATE announcements SET closed_at = coalesce(closed_at, ?)
+                WHERE subscription_id = ? AND stream_id = ?
+                """,
+                (now, pending.subscription_id, previous_stream_id),
+            )
+            await conn.execute(
+                "UPDATE subscriptions SET last_error = NULL WHERE id = ? AND last_error IS NOT NULL",
+                (pending.subscription_id,),
+            )
+            await conn.execute(
+                "DELETE FROM announcement_claims WHERE subscription_id = ? AND stream_id = ?",
+                (pending.subscription_id, pending.stream_id),
+            )
+
+    async def set_stream_type(self, user_id: str, stream_id: str, stream_type: str) -> None:
+        """EventSub told the type (rerun, playlist, ...) of a stream the poll found first (it only sees "live")."""
+        await self._execute(
+            "UPDATE live_streams SET stream_type = ? WHERE twitch_user_id = ? AND stream_id = ? AND stream_type != ?",
+            (stream_type, user_id, stream_id, stream_type),
+        )
+
+    # -- publishing (news channels) and diagnostics -------------------------------------------------
+
+    async def publish_window(self, channel_id: int) -> PublishWindow:
+        """The publishes recorded for one news channel (an empty window if none, or if unreadable)."""
+        row = await self._fetchone(
+            "SELECT published, blocked_until FROM channel_publishing WHERE channel_id = ?", (channel_id,)
+        )
+        if row is None:
+            return PublishWindow(channel_id)
+        try:
+            times = tuple(_read_time(str(text)) for text in json.loads(row["published"]))
+        except (ValueError, TypeError):
+            times = ()  # written by nobody but this class; unreadable means: start counting afresh
+        return PublishWindow(channel_id, times, _read_optional_time(row["blocked_until"]))
+
+    async def save_publish_window(self, window: PublishWindow, *, forget_before: datetime) -> None:
+        """Store one channel's window; rows of other channels with nothing after `forget_before` are dropped."""
+        now = self._now()
+        cutoff = _stored_time(forget_before)
+        published = json.dumps([_stored_time(moment) for moment in window.published])
+        blocked = _stored_time(window.blocked_until) if window.blocked_until is not None else None
+        self.query_count += 1
+        async with self.transaction() as conn:
+            await conn.execute(
+                """
+                INSERT INTO channel_publishing (channel_id, published, blocked_until, updated_at)
+                VALUES (?, ?, ?, ?)
+                ON CONFLICT (channel_id) DO UPDATE SET published = excluded.published,
+                    blocked_until = excluded.blocked_until, updated_at = excluded.updated_at
+                """,
+                (window.channel_id, published, blocked, now),
+            )
+            await conn.execute(
+                """
+                DELETE FROM channel_publishing
+                WHERE updated_at < ? AND (blocked_until IS NULL OR blocked_until < ?) AND channel_id != ?
+                """,
+                (cutoff, cutoff, window.channel_id),
+            )
+
+    async def last_announcements(self, guild_id: int) -> dict[int, LastAnnouncement]:
+        """Per subscription of the guild, its most recent announcement still on record (see ANNOUNCEMENT_RETENTION)."""
+        rows = await self._fetchall(
+            """
+            SELECT a.subscription_id, a.channel_id, a.message_id, a.created_at, a.title, a.game_name
+            FROM announcements a
+            WHERE a.guild_id = ? AND a.created_at = (
+                SELECT max(b.created_at) FROM announcements b WHERE b.subscription_id = a.subscription_id
+            )
+            ORDER BY a.subscription_id, a.message_id
+            """,
+            (guild_id,),
+        )
+        # Two announcements within one second tie on created_at: the later row (higher message id) wins.
+        return {
+            row["subscription_id"]: LastAnnouncement(
+                row["subscription_id"],
+                row["channel_id"],
+                row["message_id"],
+                _read_time(row["created_at"]),
+                title=row["title"],
+                game_name=row["game_name"],
+            )
+            for row in rows
+        }
+
+    # -- opt-in pings ("Notify me") -----------------------------------------------------------------
+
+    async def opt_in_target(self, guild_id: int, twitch_user_id: str) -> OptInTarget | None:
+        """The streamer a "Notify me" button names, as seen from one guild; None if the bot has never heard of
+        them (a forged custom id, or a streamer nobody follows any more)."""
+        row = await self._fetchone(
+            f"""
+            SELECT {_STREAMER_COLUMNS},
+                   (SELECT count(*) FROM subscriptions s WHERE s.guild_id = :guild AND s.twitch_user_id = :user)
+                       AS followed,
+                   (SELECT count(*) FROM subscriptions s
+                    LEFT JOIN guild_settings gs ON gs.guild_id = s.guild_id
+                    WHERE s.guild_id = :guild AND s.twitch_user_id = :user
+                      AND coalesce(s.notify_button, gs.notify_button, 0) = 1) AS enabled,
+                   (SELECT nr.role_id FROM notify_roles nr WHERE nr.guild_id = :guild AND nr.twitch_user_id = :user)
+                       AS role_id
+            FROM streamers st WHERE st.twitch_user_id = :user
+            """,
+            {"guild": guild_id, "user": twitch_user_id},
+        )
+        if row is None:
+            return None
+        return OptInTarget(
+            guild_id, _streamer(row), followed=row["followed"] > 0, enabled=row["enabled"] > 0, role_id=row["role_id"]
+        )
+
+    async def set_notify_role(self, guild_id: int, twitch_user_id: str, role_id: int) -> None:
+        """Remember the opt-in role the bot created for a streamer in a guild (replacing one deleted meanwhile)."""
+        await self._execute(
+            """
+            INSERT INTO notify_roles (guild_id, twitch_user_id, role_id, created_at) VALUES (?, ?, ?, ?)
+            ON CONFLICT (guild_id, twitch_user_id) DO UPDATE SET role_id = excluded.role_id,
+                created_at = excluded.created_at
+            """,
+            (guild_id, twitch_user_id, role_id, self._now()),
+        )
+
+    async def forget_notify_role(self, guild_id: int, twitch_user_id: str, role_id: int) -> None:
+        """The opt-in role is gone (deleted by a human): forgotten, unless another one replaced it already."""
+        await self._execute(
+            "DELETE FROM notify_roles WHERE guild_id = ? AND twitch_user_id = ? AND role_id = ?",
+            (guild_id, twitch_user_id, role_id),
+        )
+
+    async def forget_deleted_role(self, guild_id: int, role_id: int) -> None:
+        """A role of the guild was deleted: if it was an opt-in role, it is forgotten (created again on the next
+        press), so no announcement pings it meanwhile."""
+        await self._execute("DELETE FROM notify_roles WHERE guild_id = ? AND role_id = ?", (guild_id, role_id))
+
+    async def notify_roles(self, guild_id: int) -> dict[str, int]:
+        """A guild's opt-in roles, by Twitch user id (for /streamers)."""
+        rows = await self._fetchall("SELECT twitch_user_id, role_id FROM notify_roles WHERE guild_id = ?", (guild_id,))
+        return {row["twitch_user_id"]: row["role_id"] for row in rows}
+
+    async def record_ping(self, pending: PendingAnnouncement, ping: str, *, remember: bool) -> None:
+        """An announcement was posted with `ping` ("" for none). With `remember` (the opt-in role or the throttle
+        decided it, not the configured ping) its card keeps showing that one. A real ping is the streamer's last
+        in the guild, for the throttle; the first announcement of a stream that pinged keeps the time (its entries
+        in other channels ping too, and do not push the throttle's window on)."""
+        self.query_count += 1
+        async with self.transaction() as conn:
+            if remember:
+                await conn.execute(
+                    "UPDATE announcements SET ping_sent = ? WHERE subscription_id = ? AND stream_id = ?",
+                    (ping, pending.subscription_id, pending.stream_id),
+                )
+            if ping:
+                await conn.execute(
+                    """
+                    INSERT INTO last_pings (guild_id, twitch_user_id, stream_id, pinged_at) VALUES (?, ?, ?, ?)
+                    ON CONFLICT (guild_id, twitch_user_id) DO UPDATE SET stream_id = excluded.stream_id,
+                        pinged_at = excluded.pinged_at
+                    WHERE last_pings.stream_id != excluded.stream_id
+                    """,
+                    (pending.guild_id, pending.twitch_user_id, pending.stream_id, self._now()),
+                )
 
     # -- stream history (statistics) ---------------------------------------------------------------
 
@@ -1508,6 +1948,128 @@ class Database:
                     "UPDATE stream_history SET viewer_seconds = ?, observed_seconds = ? WHERE id = ?",
                     (history.viewer_seconds, history.observed_seconds, history_id),
                 )
+
+    # -- live scheduled events (core.live_events) --------------------------------------------------
+
+    async def live_events_wanted(self, scope: ShardScope | None = None) -> bool:
+        """Whether any of the scope's guilds keeps live events, or has an event not final yet."""
+        on_shards, params = self._on_shards("guild_id", scope)
+        row = await self._fetchone(
+            f"""
+            SELECT EXISTS (SELECT 1 FROM guild_settings WHERE live_events = 1 {on_shards})
+                OR EXISTS (SELECT 1 FROM live_events WHERE status IN ('creating', 'scheduled', 'active') {on_shards})
+                AS wanted
+            """,
+            params,
+        )
+        return row is not None and bool(row["wanted"])
+
+    async def live_event_targets(self, scope: ShardScope | None = None) -> list[LiveEventTarget]:
+        """One row per (guild, live stream) announced in a guild whose live_events is on, however many of the
+        guild's entries announced it; with when the guild's events were last refused."""
+        on_shards, params = self._on_shards("a.guild_id", scope)
+        rows = await self._fetchall(
+            f"""
+            SELECT DISTINCT a.guild_id AS guild_id, l.stream_id AS stream_id, l.twitch_user_id AS user_id,
+                   st.login AS login, st.display_name AS display_name, l.title AS title,
+                   l.game_name AS game_name, l.started_at AS started_at, gs.events_error_at AS refused_at
+            FROM live_streams l
+            JOIN announcements a ON a.stream_id = l.stream_id AND a.twitch_user_id = l.twitch_user_id
+            JOIN guild_settings gs ON gs.guild_id = a.guild_id AND gs.live_events = 1
+            JOIN streamers st ON st.twitch_user_id = l.twitch_user_id
+            WHERE a.ended_at IS NULL {on_shards}
+            ORDER BY a.guild_id, l.stream_id
+            """,
+            params,
+        )
+        return [
+            LiveEventTarget(
+                guild_id=row["guild_id"],
+                stream_id=row["stream_id"],
+                twitch_user_id=row["user_id"],
+                login=row["login"],
+                display_name=row["display_name"],
+                title=row["title"],
+                game_name=row["game_name"],
+                started_at=_read_time(row["started_at"]),
+                refused_at=_read_optional_time(row["refused_at"]),
+            )
+            for row in rows
+        ]
+
+    async def live_event_records(self, scope: ShardScope | None = None) -> list[LiveEventRecord]:
+        """The stored events of the scope's guilds that are not final (creating, scheduled or active), and the
+        final ones of streams still live (so that an event a human deleted is not made again)."""
+        on_shards, params = self._on_shards("guild_id", scope)
+        rows = await self._fetchall(
+            f"""
+            SELECT guild_id, stream_id, twitch_user_id, event_id, status, name, description, location, ends_at,
+                   synced_at, created_at
+            FROM live_events
+            WHERE (status IN ('creating', 'scheduled', 'active')
+                   OR stream_id IN (SELECT l.stream_id FROM live_streams l)) {on_shards}
+            ORDER BY guild_id, stream_id
+            """,
+            params,
+        )
+        return [
+            LiveEventRecord(
+                guild_id=row["guild_id"],
+                stream_id=row["stream_id"],
+                twitch_user_id=row["twitch_user_id"],
+                status=row["status"],
+                created_at=_read_time(row["created_at"]),
+                synced_at=_read_time(row["synced_at"]),
+                event_id=row["event_id"],
+                name=row["name"],
+                description=row["description"],
+                location=row["location"],
+                ends_at=_read_optional_time(row["ends_at"]),
+            )
+            for row in rows
+        ]
+
+    async def save_live_event(self, record: LiveEventRecord) -> None:
+        """Store one (guild, stream)'s event as it is now; committed at once (a restart continues from it)."""
+        await self._execute(
+            """
+            INSERT INTO live_events (guild_id, stream_id, twitch_user_id, event_id, status, name, description,
+                                     location, ends_at, synced_at, created_at)
+            VALUES (CAST(:guild_id AS BIGINT), :stream_id, :user_id, CAST(:event_id AS BIGINT), :status, :name,
+                    :description, :location, :ends_at, :synced_at, :created_at)
+            ON CONFLICT (guild_id, stream_id) DO UPDATE SET
+                event_id = excluded.event_id, status = excluded.status, name = excluded.name,
+                description = excluded.description, location = excluded.location, ends_at = excluded.ends_at,
+                synced_at = excluded.synced_at
+            """,
+            {
+                "guild_id": record.guild_id,
+                "stream_id": record.stream_id,
+                "user_id": record.twitch_user_id,
+                "event_id": record.event_id,
+                "status": record.status,
+                "name": record.name,
+                "description": record.description,
+                "location": record.location,
+                "ends_at": _stored_time(record.ends_at) if record.ends_at is not None else None,
+                "synced_at": _stored_time(record.synced_at),
+                "created_at": _stored_time(record.created_at),
+            },
+        )
+
+    async def set_events_error(self, guild_id: int, error: str | None) -> None:
+        """Record why Discord refused the guild's live events, with the time (None clears it)."""
+        await self._execute(
+            "UPDATE guild_settings SET events_error = :error, events_error_at = :at WHERE guild_id = :guild_id",
+            {"error": error, "at": self._now() if error is not None else None, "guild_id": guild_id},
+        )
+
+    async def prune_live_events(self, older_than: datetime) -> int:
+        """Forget finished events last changed before `older_than`."""
+        return await self._execute(
+            "DELETE FROM live_events WHERE status IN ('completed', 'canceled', 'gone') AND synced_at < ?",
+            (_stored_time(older_than),),
+        )
 
 
 async def open_database(path: str, url: str | None, *, clock: Clock = _utc_now) -> Database:

@@ -754,3 +754,26 @@ def test_a_bad_stats_retention_is_refused_with_its_range(raw: str) -> None:
         f"STATS_RETENTION_DAYS must be a whole number from 1 to {config.MAX_STATS_RETENTION_DAYS} (default 365), "
         f"got {raw!r}"
     )
+
+
+# -- STREAM_RESTART_GRACE_SECONDS -------------------------------------------------------------------------
+
+
+def test_restart_grace_defaults_to_ten_minutes_and_zero_turns_it_off() -> None:
+    assert config.DEFAULT_STREAM_RESTART_GRACE_SECONDS == 600
+    assert config.Settings("t", "i", "s").stream_restart_grace_seconds == 600
+    assert load_settings(REQUIRED, env_file=None).stream_restart_grace_seconds == 600
+    blank = load_settings({**REQUIRED, "STREAM_RESTART_GRACE_SECONDS": " "}, env_file=None)
+    assert blank.stream_restart_grace_seconds == 600
+    off = load_settings({**REQUIRED, "STREAM_RESTART_GRACE_SECONDS": "0"}, env_file=None)
+    assert off.stream_restart_grace_seconds == 0
+    assert "stream_restart_grace_seconds=600" in repr(config.Settings("t", "i", "s"))
+
+
+@pytest.mark.parametrize("raw", ["-1", "ten minutes", "1.5", "86401"])
+def test_a_bad_restart_grace_is_refused_with_its_range(raw: str) -> None:
+    [problem] = problems_of({**REQUIRED, "STREAM_RESTART_GRACE_SECONDS": raw})
+    assert problem == (
+        f"STREAM_RESTART_GRACE_SECONDS must be a whole number from 0 to {config.MAX_STREAM_RESTART_GRACE_SECONDS} "
+        f"(default 600), got {raw!r}"
+    )

@@ -7,6 +7,7 @@ corrupt files, upgrades of files written by older bots) and run on SQLite only.
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import re
 import sqlite3
@@ -23,13 +24,18 @@ from twitch_notifier.db.paramstyle import numbered
 from twitch_notifier.models import (
     AlreadySubscribed,
     Category,
+    EndAction,
     GuildSettings,
+    LastPing,
+    LiveEventRecord,
     LiveStream,
     PendingAnnouncement,
+    PublishWindow,
     ShardScope,
     Streamer,
     SubscriptionLimitReached,
     SubscriptionUpdate,
+    TitleFilter,
 )
 
 SHROUD = Streamer("37402112", "shroud", "shroud", "https://static-cdn.jtvnw.net/shroud.png")
@@ -283,6 +289,47 @@ async def test_subscription_error_is_cleared_by_a_successful_announcement(db):
     assert pending.last_error == "missing Send Messages"
     await db.record_announcement(pending, 9)
     assert (await db.find_subscriptions(1, "shroud"))[0].last_error is None
+
+
+async def test_the_last_failure_and_its_time_outlive_a_success(open_store):
+    moment = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+    db = await open_store(clock=lambda: moment)
+    sub = await db.add_subscription(1, 10, SHROUD)
+    await db.set_subscription_error(sub.id, "missing Send Messages", channel_id=10)
+    await db.apply_live_changes([live(SHROUD, "s1")], {}, [])
+    [pending] = await db.pending_announcements()
+    await db.record_announcement(pending, 9, live(SHROUD, "s1"))
+    [after] = await db.guild_subscriptions(1)
+    assert after.last_error is None
+    assert (after.last_failure, after.last_failure_at) == ("missing Send Messages", moment)
+    [last] = (await db.last_announcements(1)).values()
+    assert (last.subscription_id, last.channel_id, last.message_id, last.posted_at) == (sub.id, 10, 9, moment)
+    assert (last.title, last.game_name) == (live(SHROUD, "s1").title, live(SHROUD, "s1").game_name)
+    assert await db.last_announcements(2) == {}
+
+
+async def test_publish_windows_round_trip_and_stale_ones_are_dropped(db):
+    now = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+    assert await db.publish_window(5) == PublishWindow(5)
+    window = PublishWindow(5, (now - timedelta(minutes=30), now), now + timedelta(minutes=20))
+    await db.save_publish_window(window, forget_before=now - timedelta(hours=1))
+    assert await db.publish_window(5) == window
+    await db.save_publish_window(PublishWindow(6, (now,)), forget_before=now - timedelta(hours=1))
+    assert await db.publish_window(5) == window  # written just now: kept
+    # Much later a save for another channel drops channel 5's row, long stale; never the saved one's.
+    await db.save_publish_window(PublishWindow(7), forget_before=datetime.now(UTC) + timedelta(hours=2))
+    assert await db.publish_window(5) == PublishWindow(5)
+    assert await db.publish_window(7) == PublishWindow(7)
+
+
+async def test_the_publish_setting_reaches_the_pending_announcements(db):
+    await db.add_subscription(1, 10, SHROUD)
+    await db.apply_live_changes([live(SHROUD, "s1")], {}, [])
+    assert [p.publish for p in await db.pending_announcements()] == [False]
+    settings = await db.update_guild_settings(1, publish=True)
+    assert settings.publish is True
+    assert [p.publish for p in await db.pending_announcements()] == [True]
+    assert (await db.reset_guild_settings(1, ["publish"])).publish is False
 
 
 async def test_renames_are_followed(db):
@@ -1450,3 +1497,311 @@ async def test_pragmas_are_sqlites_only(db):
     else:
         with pytest.raises(DatabaseError, match="SQLite"):
             await db.pragma("user_version")
+
+
+# -- live scheduled events (issue 14) ----------------------------------------------------------------------
+
+
+async def test_live_event_targets_are_one_per_guild_and_stream_where_the_option_is_on(db):
+    subs = [
+        await db.add_subscription(1, 10, SHROUD),
+        await db.add_subscription(1, 11, SHROUD),  # a second channel of the same guild
+        await db.add_subscription(2, 20, SHROUD),
+        await db.add_subscription(3, 30, POKI),
+    ]
+    await db.apply_live_changes([live(SHROUD, "s1", title="ranked"), live(POKI, "p1")], {}, [])
+    for pending in await db.pending_announcements():
+        if pending.subscription_id != subs[2].id:  # guild 2's announcement is not posted yet
+            await db.record_announcement(pending, 100 + pending.subscription_id)
+    assert await db.live_event_targets() == []
+    assert (await db.get_guild_settings(1)).live_events is False
+    await db.update_guild_settings(1, live_events=True)
+    await db.update_guild_settings(2, live_events=True)
+    [target] = await db.live_event_targets()
+    assert (target.guild_id, target.stream_id, target.twitch_user_id) == (1, "s1", SHROUD.twitch_user_id)
+    assert (target.login, target.title, target.game_name) == ("shroud", "ranked", "VALORANT")
+    assert target.started_at == STARTED
+    assert target.refused_at is None
+    assert await db.live_event_targets(ShardScope(2, (1,))) == []  # guild 1 is on shard 0 of 2
+    await db.set_events_error(1, "I lack Create Events")
+    assert (await db.get_guild_settings(1)).events_error == "I lack Create Events"
+    [refused] = await db.live_event_targets()
+    assert refused.refused_at is not None
+    await db.set_events_error(1, None)
+    assert (await db.get_guild_settings(1)).events_error is None
+    assert (await db.reset_guild_settings(1, ["live_events"])).live_events is False
+    await db.update_guild_settings(1, live_events=True)
+    await db.apply_live_changes([], {}, [SHROUD.twitch_user_id], ended_streams=["s1"])
+    assert await db.live_event_targets() == []
+
+
+async def test_live_event_records_round_trip_and_final_ones_are_pruned(db):
+    sub = await db.add_subscription(1, 10, SHROUD)
+    await db.apply_live_changes([live(SHROUD, "s1")], {}, [])
+    creating = LiveEventRecord(
+        guild_id=1 << 40,
+        stream_id="s1",
+        twitch_user_id=SHROUD.twitch_user_id,
+        status="creating",
+        created_at=STARTED,
+        synced_at=STARTED,
+        location="https://www.twitch.tv/shroud",
+    )
+    await db.save_live_event(creating)
+    assert await db.live_event_records() == [creating]
+    active = dataclasses.replace(
+        creating,
+        status="active",
+        event_id=(1 << 62) + 5,
+        name="ranked",
+        description="shroud is live on Twitch.",
+        ends_at=STARTED + timedelta(hours=4),
+        synced_at=STARTED + timedelta(minutes=5),
+    )
+    await db.save_live_event(active)
+    assert await db.live_event_records() == [active]
+    assert await db.live_event_records(ShardScope(2, (((1 << 40) >> 22) % 2,))) == [active]
+    assert await db.live_event_records(ShardScope(2, ((((1 << 40) >> 22) + 1) % 2,))) == []
+    gone = dataclasses.replace(active, status="gone")
+    await db.save_live_event(gone)
+    assert await db.live_event_records() == [gone]  # final, but its stream is live: kept in view
+    await db.remove_subscription_by_id(1, sub.id)
+    assert await db.live_event_records() == []
+    assert await db.prune_live_events(STARTED) == 0
+    assert await db.prune_live_events(STARTED + timedelta(minutes=6)) == 1
+    assert await committed(db, "SELECT count(*) FROM live_events") == [(0,)]
+
+
+async def test_live_events_are_wanted_while_a_guild_keeps_them_or_an_event_is_open(db):
+    assert await db.live_events_wanted() is False
+    await db.update_guild_settings(1 << 40, live_events=True)
+    assert await db.live_events_wanted() is True
+    shard = ((1 << 40) >> 22) % 2
+    assert await db.live_events_wanted(ShardScope(2, (shard,))) is True
+    assert await db.live_events_wanted(ShardScope(2, (1 - shard,))) is False
+    await db.update_guild_settings(1 << 40, live_events=False)
+    record = LiveEventRecord(1, "s1", SHROUD.twitch_user_id, "active", STARTED, STARTED, event_id=5)
+    await db.save_live_event(record)
+    assert await db.live_events_wanted() is True  # turned off with an event still open: it is ended first
+    await db.save_live_event(dataclasses.replace(record, status="completed"))
+    assert await db.live_events_wanted() is False
+
+
+async def test_forgetting_a_guild_forgets_its_live_events(db):
+    await db.add_subscription(1, 10, SHROUD)
+    await db.update_guild_settings(1, live_events=True)
+    record = LiveEventRecord(1, "s1", SHROUD.twitch_user_id, "active", STARTED, STARTED, event_id=5)
+    await db.save_live_event(record)
+    assert await db.delete_guild(1)
+    assert await committed(db, "SELECT count(*) FROM live_events") == [(0,)]
+
+
+# -- opt-in pings ("Notify me") ---------------------------------------------------------------------------
+
+
+async def test_notify_settings_default_off_and_round_trip(db):
+    settings = await db.get_guild_settings(1)
+    assert (settings.notify_button, settings.ping_throttle_hours) == (False, None)
+    settings = await db.update_guild_settings(1, notify_button=True, ping_throttle_hours=6)
+    assert (settings.notify_button, settings.ping_throttle_hours) == (True, 6)
+    settings = await db.reset_guild_settings(1, ["notify_button", "ping_throttle_hours"])
+    assert (settings.notify_button, settings.ping_throttle_hours) == (False, None)
+
+
+async def test_opt_in_target_follows_the_entries_and_their_override(db):
+    assert await db.opt_in_target(1, SHROUD.twitch_user_id) is None  # never heard of
+    sub = await db.add_subscription(1, 10, SHROUD)
+    await db.add_subscription(2, 20, POKI)
+    target = await db.opt_in_target(1, SHROUD.twitch_user_id)
+    assert (target.streamer, target.followed, target.enabled, target.role_id) == (SHROUD, True, False, None)
+    await db.update_guild_settings(1, notify_button=True)
+    assert (await db.opt_in_target(1, SHROUD.twitch_user_id)).enabled
+    await db.update_subscription(sub.id, SubscriptionUpdate(notify_button=False))
+    assert not (await db.opt_in_target(1, SHROUD.twitch_user_id)).enabled
+    assert (await db.get_subscription(1, sub.id)).notify_button is False
+    # Guild 2 does not follow shroud: known to the bot, not followed there.
+    other = await db.opt_in_target(2, SHROUD.twitch_user_id)
+    assert (other.followed, other.enabled) == (False, False)
+
+
+async def test_notify_roles_are_kept_replaced_and_forgotten(db):
+    await db.add_subscription(1, 10, SHROUD)
+    await db.set_notify_role(1, SHROUD.twitch_user_id, 111)
+    assert (await db.opt_in_target(1, SHROUD.twitch_user_id)).role_id == 111
+    await db.set_notify_role(1, SHROUD.twitch_user_id, 222)  # recreated after a human deleted it
+    assert await db.notify_roles(1) == {SHROUD.twitch_user_id: 222}
+    await db.forget_notify_role(1, SHROUD.twitch_user_id, 111)  # a stale id forgets nothing
+    assert await db.notify_roles(1) == {SHROUD.twitch_user_id: 222}
+    await db.forget_deleted_role(1, 333)
+    assert await db.notify_roles(1) == {SHROUD.twitch_user_id: 222}
+    await db.forget_deleted_role(1, 222)
+    assert await db.notify_roles(1) == {}
+    await db.set_notify_role(1, SHROUD.twitch_user_id, 444)
+    await db.delete_guild(1)
+    assert await db.notify_roles(1) == {}
+
+
+async def test_pending_announcement_carries_the_opt_in_role_and_the_last_ping(open_store):
+    clock = [STARTED]
+    db = await open_store(clock=lambda: clock[0])
+    sub = await db.add_subscription(1, 10, SHROUD)
+    await db.update_guild_settings(1, notify_button=True, ping_throttle_hours=4)
+    await db.set_notify_role(1, SHROUD.twitch_user_id, 777)
+    await db.apply_live_changes([live(SHROUD, "s1")], {}, [])
+    [first] = await db.pending_announcements()
+    assert (first.notify_button, first.notify_role_id, first.ping_throttle_hours, first.last_ping) == (
+        True,
+        777,
+        4,
+        None,
+    )
+    await db.record_announcement(first, 555, live(SHROUD, "s1"))
+    await db.record_ping(first, "777", remember=True)
+    clock[0] = STARTED + timedelta(minutes=5)
+    # A second entry of the same stream pinging later keeps the stream's first ping time.
+    await db.record_ping(dataclasses.replace(first, subscription_id=sub.id + 100), "777", remember=False)
+    await db.apply_live_changes([], {}, [SHROUD.twitch_user_id])
+    await db.apply_live_changes([live(SHROUD, "s2")], {}, [])
+    [second] = await db.pending_announcements()
+    assert second.last_ping == LastPing("s1", STARTED)
+    # The card's edits show the ping it was posted with, not the configured one.
+    await db.update_guild_settings(1, ping="everyone")
+    rows = await committed(db, "SELECT ping_sent FROM announcements WHERE stream_id = ?", ("s1",))
+    assert rows == [("777",)]
+    await db.update_subscription(sub.id, SubscriptionUpdate(notify_button=None))
+    assert (await db.get_subscription(1, sub.id)).notify_button is None
+
+
+async def test_cards_to_update_render_the_ping_they_were_posted_with(db):
+    await db.add_subscription(1, 10, SHROUD)
+    await db.update_guild_settings(1, notify_button=True, ping="everyone")
+    await db.apply_live_changes([live(SHROUD, "s1")], {}, [])
+    [pending] = await db.pending_announcements()
+    await db.record_announcement(pending, 555, live(SHROUD, "s1"))
+    await db.record_ping(pending, "", remember=True)  # nobody had opted in yet: posted without a ping
+    await db.apply_live_changes([live(SHROUD, "s1", title="changed")], {}, [])
+    [card] = await db.cards_to_update(datetime.now(UTC) + timedelta(days=1))
+    assert (card.ping, card.notify_button) == ("", True)
+
+
+# -- title filters and the restart grace (items 4 and 5 of issue 14) -------------------------------------
+
+
+async def test_a_title_filter_round_trips_reaches_the_pending_and_clears(db):
+    wanted = TitleFilter(include=("ranked", "just chatting"), exclude=("rerun",), regex=r"\bday \d+", skip_reruns=True)
+    sub = await db.add_subscription(1, 10, SHROUD, title_filter=wanted)
+    assert sub.title_filter == wanted
+    assert (await db.get_subscription(1, sub.id)).title_filter == wanted
+    await db.apply_live_changes([live(SHROUD, "s1")], {}, [])
+    [pending] = await db.pending_announcements()  # SQL does not apply it: the notifier does
+    assert (pending.title_filter, pending.title_filter_unreadable) == (wanted, False)
+    await db.update_subscription(sub.id, SubscriptionUpdate(title_filter=TitleFilter(exclude=("vod",))))
+    assert (await db.get_subscription(1, sub.id)).title_filter == TitleFilter(exclude=("vod",))
+    await db.update_subscription(sub.id, SubscriptionUpdate(title_filter=None))
+    [row] = await db.guild_subscriptions(1)
+    assert (row.title_filter, row.title_filter_unreadable) == (None, False)
+    assert await committed(db, "SELECT title_filter FROM subscriptions") == [(None,)]
+
+
+@pytest.mark.parametrize("stored", ["not json", "[1, 2]", '{"include": [1], "skip_reruns": false}', '{"regex": 5}'])
+async def test_an_unreadable_title_filter_fails_closed_and_says_so(db, stored):
+    sub = await db.add_subscription(1, 10, SHROUD)
+    await write_outside(db, "UPDATE subscriptions SET title_filter = ? WHERE id = ?", (stored, sub.id))
+    [row] = await db.guild_subscriptions(1)
+    assert (row.title_filter, row.title_filter_unreadable) == (None, True)
+    await db.apply_live_changes([live(SHROUD, "s1")], {}, [])
+    [pending] = await db.pending_announcements()  # the query itself still answers, for every guild
+    assert pending.title_filter_unreadable
+
+
+async def test_filter_exit_and_restart_grace_settings_round_trip_and_reset(db):
+    assert (await db.get_guild_settings(1)).filter_exit is EndAction.KEEP
+    settings = await db.update_guild_settings(1, filter_exit=EndAction.DELETE, restart_grace_seconds=0)
+    assert (settings.filter_exit, settings.restart_grace_seconds) == (EndAction.DELETE, 0)
+    settings = await db.reset_guild_settings(1, ["filter_exit", "restart_grace_seconds"])
+    assert (settings.filter_exit, settings.restart_grace_seconds) == (EndAction.KEEP, None)
+    await write_outside(db, "UPDATE guild_settings SET filter_exit = 'explode' WHERE guild_id = 1")
+    assert (await db.get_guild_settings(1)).filter_exit is EndAction.KEEP  # unknown (newer bot): keep
+
+
+async def test_only_push_knows_a_rerun_and_a_poll_of_the_same_stream_keeps_it(db):
+    await db.add_subscription(1, 10, SHROUD)
+    await db.apply_live_changes([live(SHROUD, "s1", stream_type="rerun")], {}, [])
+    await db.apply_live_changes([live(SHROUD, "s1", viewer_count=50)], {}, [])  # the poll says "live"
+    [stream] = (await db.live_streams()).values()
+    assert (stream.stream_type, stream.viewer_count) == ("rerun", 50)
+    await db.apply_live_changes([live(SHROUD, "s2")], {}, [], ended_streams=["s1"])
+    assert (await db.live_streams())[SHROUD.twitch_user_id].stream_type == "live"
+    await db.set_stream_type(SHROUD.twitch_user_id, "s2", "playlist")
+    await db.set_stream_type(SHROUD.twitch_user_id, "s1", "rerun")  # not the live stream: nothing
+    assert (await db.live_streams())[SHROUD.twitch_user_id].stream_type == "playlist"
+
+
+async def test_a_restarted_stream_finds_the_previous_card_and_continues_it(db):
+    sub = await db.add_subscription(1, 10, SHROUD)
+    await db.apply_live_changes([live(SHROUD, "s1")], {}, [])
+    [first] = await db.pending_announcements()
+    assert first.previous is None
+    await db.record_announcement(first, 555, live(SHROUD, "s1"))
+    await db.apply_live_changes([], {}, [SHROUD.twitch_user_id], ended_streams=["s1"])
+    await db.close_cards([(sub.id, "s1")])  # edited into "was live" (on_end edit)
+    restarted = live(SHROUD, "s2", started_at=STARTED + timedelta(hours=3))
+    await db.apply_live_changes([restarted], {}, [])
+    [second] = await db.pending_announcements()
+    previous = second.previous
+    assert (previous.stream_id, previous.channel_id, previous.message_id, previous.deleted) == ("s1", 10, 555, False)
+    assert previous.started_at == STARTED
+    assert previous.ended_at is not None
+    assert second.restart_grace_seconds is None
+    await db.record_continuation(second, 555, restarted, "s1")
+    assert await db.pending_announcements() == []
+    assert await db.cards_to_close() == []
+    await db.apply_live_changes([dataclasses.replace(restarted, title="back")], {}, [])
+    [card] = await db.cards_to_update(datetime.now(UTC) + timedelta(days=1))
+    assert (card.message_id, card.reconnected) == (555, True)
+    # The card's session starts with the first stream: the "was live" duration covers both.
+    assert await committed(db, "SELECT started_at FROM announcements WHERE stream_id = 's2'") == [
+        ("2026-11-27T12:00:00+00:00",)
+    ]
+
+
+async def test_a_card_deleted_at_the_end_is_known_gone(db):
+    sub = await db.add_subscription(1, 10, SHROUD)
+    await db.update_guild_settings(1, end_action=EndAction.DELETE, restart_grace_seconds=300)
+    await db.apply_live_changes([live(SHROUD, "s1")], {}, [])
+    [first] = await db.pending_announcements()
+    await db.record_announcement(first, 555, live(SHROUD, "s1"))
+    await db.apply_live_changes([live(SHROUD, "s2")], {}, [], ended_streams=["s1"])
+    await db.close_cards([(sub.id, "s1")])
+    [second] = await db.pending_announcements()
+    assert (second.previous.deleted, second.restart_grace_seconds) == (True, 300)
+
+
+async def test_filtered_cards_are_those_of_filtered_entries_in_guilds_that_follow_the_filter(db):
+    game = Category("516575", "VALORANT")
+    filtered = await db.add_subscription(1, 10, SHROUD, games=[game])
+    unfiltered = await db.add_subscription(1, 11, SHROUD)
+    other = await db.add_subscription(2, 20, SHROUD, title_filter=TitleFilter(include=("ranked",)))
+    await db.update_guild_settings(1, filter_exit=EndAction.EDIT)  # guild 2 keeps (the default): not read
+    stream = live(SHROUD, "s1", game_id="516575")
+    await db.apply_live_changes([stream], {}, [])
+    for pending in await db.pending_announcements():
+        await db.record_announcement(pending, 500 + pending.subscription_id, stream)
+    [card] = await db.filtered_cards()
+    assert (card.subscription_id, card.action, card.games, card.left) == (filtered.id, EndAction.EDIT, (game,), False)
+    assert (card.message_id, card.live.stream_id, card.streamer.login) == (500 + filtered.id, "s1", "shroud")
+    await db.update_guild_settings(2, filter_exit=EndAction.DELETE)
+    assert {c.subscription_id for c in await db.filtered_cards()} == {filtered.id, other.id}
+    assert unfiltered.id not in {c.subscription_id for c in await db.filtered_cards(ShardScope(1, (0,)))}
+    # A card that says its stream left the filter gets no live updates until it is back.
+    await db.mark_left_filter([(filtered.id, "s1")], left=True)
+    await db.apply_live_changes([live(SHROUD, "s1", game_id="516575", viewer_count=99)], {}, [])
+    later = datetime.now(UTC) + timedelta(days=1)
+    assert filtered.id not in {c.subscription_id for c in await db.cards_to_update(later)}
+    assert next(c for c in await db.filtered_cards() if c.subscription_id == filtered.id).left
+    # Its filter removed meanwhile, the card is still read: it has to come back to live.
+    await db.update_subscription(filtered.id, SubscriptionUpdate(games=None))
+    [back] = [c for c in await db.filtered_cards() if c.subscription_id == filtered.id]
+    assert (back.left, back.games) == (True, None)
+    await db.mark_left_filter([(filtered.id, "s1")], left=False)
+    assert filtered.id in {c.subscription_id for c in await db.cards_to_update(later)}

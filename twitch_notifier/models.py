@@ -22,10 +22,20 @@ __all__ = [
     "Category",
     "CategoryChange",
     "EndAction",
+    "FilteredCard",
     "GuildSettings",
     "GuildStreamer",
+    "LastAnnouncement",
+    "LastPing",
+    "ListedEvent",
+    "LiveEventRecord",
+    "LiveEventTarget",
     "LiveStream",
+    "OptInTarget",
     "PendingAnnouncement",
+    "PreviousCard",
+    "PublishWindow",
+    "ScheduledEventSpec",
     "ShardScope",
     "StreamHistory",
     "StreamObservation",
@@ -33,6 +43,7 @@ __all__ = [
     "Subscription",
     "SubscriptionLimitReached",
     "SubscriptionUpdate",
+    "TitleFilter",
     "Unchanged",
     "ViewerSample",
 ]
@@ -80,6 +91,22 @@ class Category:
 
 
 @dataclass(frozen=True, slots=True)
+class TitleFilter:
+    """A subscription's title filter (core.filters decides with it): announce only a stream whose title has one of
+    `include` (if any) and none of `exclude` (whole words or phrases, case-insensitive), matches `regex` (if set),
+    and, with `skip_reruns`, whose EventSub type is `live` (not a rerun, playlist, premiere or watch party)."""
+
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    regex: str | None = None
+    skip_reruns: bool = False
+
+    @property
+    def empty(self) -> bool:
+        return not (self.include or self.exclude or self.regex or self.skip_reruns)
+
+
+@dataclass(frozen=True, slots=True)
 class Streamer:
     twitch_user_id: str
     login: str
@@ -111,6 +138,16 @@ class Subscription:
     """Why this streamer is not pushed by EventSub (None: it is, or push is off): 'poll_only' when Twitch's
     cost budget is spent, else the status Twitch revoked the subscription with (e.g. 'user_removed'). Such a
     streamer is still announced, by the poll."""
+    last_failure: str | None = None
+    """The last reason posting for this entry failed, kept after a later success (for /diagnose)."""
+    last_failure_at: datetime | None = None
+    """When that failure was first recorded."""
+    title_filter: TitleFilter | None = None
+    """Title filter (words, regex, reruns); None announces whatever the title."""
+    title_filter_unreadable: bool = False
+    """The stored title filter cannot be read: nothing is announced for this entry until it is set again."""
+    notify_button: bool | None = None
+    """Override of the guild's "Notify me" button (opt-in role ping); None uses the guild's."""
 
 
 @dataclass(slots=True)
@@ -121,6 +158,8 @@ class SubscriptionUpdate:
     ping: str | Unchanged | None = KEEP
     message_template: str | Unchanged | None = KEEP
     games: Sequence[Category] | Unchanged | None = KEEP
+    title_filter: TitleFilter | Unchanged | None = KEEP
+    notify_button: bool | Unchanged | None = KEEP
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +170,21 @@ class GuildSettings:
     message_template: str | None = None
     end_action: EndAction = EndAction.EDIT
     live_updates: bool = True
+    live_events: bool = False
+    """Keep a Discord scheduled event for each announced live stream (core.live_events)."""
+    events_error: str | None = None
+    """Why Discord last refused this server's live events (a missing permission), until it is settled."""
+    publish: bool = False
+    """Publish (crosspost) announcements posted in an announcement (news) channel to the servers following it."""
+    filter_exit: EndAction = EndAction.KEEP
+    """What happens to a live card whose stream leaves its entry's game or title filter (keep, edit, delete)."""
+    restart_grace_seconds: int | None = None
+    """The server's own restart grace (0: off); None uses the operator's STREAM_RESTART_GRACE_SECONDS."""
+    notify_button: bool = False
+    """Live cards carry a "Notify me" button handing out a per-streamer opt-in role, which the announcement
+    pings instead of `ping` (core.opt_in)."""
+    ping_throttle_hours: int | None = None
+    """Ping each streamer at most once per this many hours (a new stream within it is announced silently)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +203,8 @@ class LiveStream:
     pushed_at: datetime | None = None
     """When EventSub reported this stream live, while the poll's listing has not shown it yet (None once
     it has, or when the poll found it first)."""
+    stream_type: str = "live"
+    """EventSub's type of the stream (live, rerun, playlist, premiere, watch_party); the poll only sees "live"."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,6 +234,64 @@ class PendingAnnouncement:
     template: str | None = None
     """The message template in effect (override, else the guild's; None is the default)."""
     box_art_url: str = ""
+    publish: bool = False
+    """The guild publishes announcements posted in a news channel (the setting; the channel may be no news one)."""
+    title_filter: TitleFilter | None = None
+    title_filter_unreadable: bool = False
+    previous: PreviousCard | None = None
+    """The subscription's card of the streamer's last ended stream, which this stream may continue (restart grace)."""
+    restart_grace_seconds: int | None = None
+    """The guild's restart grace (None: the operator's)."""
+    notify_button: bool = False
+    """The card carries the "Notify me" button, and pings the streamer's opt-in role instead of `ping`."""
+    notify_role_id: int | None = None
+    """The guild's opt-in role of the streamer, once someone pressed the button (else nobody is pinged)."""
+    ping_throttle_hours: int | None = None
+    last_ping: LastPing | None = None
+    """The last stream of this streamer that pinged in this guild (for the throttle)."""
+
+
+@dataclass(frozen=True, slots=True)
+class LastPing:
+    """The last announcement of a streamer that pinged anyone in a guild: which stream, and when."""
+
+    stream_id: str
+    pinged_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class PreviousCard:
+    """A subscription's card of an ended stream: a new stream of the streamer within the restart grace continues it."""
+
+    stream_id: str
+    channel_id: int
+    message_id: int | None
+    started_at: datetime | None
+    ended_at: datetime | None
+    deleted: bool = False
+    """Known to be gone (closed under on_end delete, or deleted because the stream left the filter)."""
+
+
+@dataclass(frozen=True, slots=True)
+class FilteredCard:
+    """A live card of an entry with a game or title filter, in a guild whose cards follow the filter (edit or
+    delete): checked each cycle, since SQL cannot evaluate title filters."""
+
+    subscription_id: int
+    guild_id: int
+    channel_id: int
+    message_id: int
+    action: EndAction
+    games: tuple[Category, ...] | None
+    title_filter: TitleFilter | None
+    unreadable: bool
+    left: bool
+    """The card already says the stream left the filter (edited)."""
+    ping: str | None
+    template: str | None
+    box_art_url: str
+    live: LiveStream
+    streamer: Streamer
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,6 +307,10 @@ class CardUpdate:
     box_art_url: str
     live: LiveStream
     streamer: Streamer
+    reconnected: bool = False
+    """The card continues the card of a stream that dropped within the restart grace (it says so)."""
+    notify_button: bool = False
+    """The card carries the "Notify me" button (and `ping` is the one it was posted with)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,6 +336,28 @@ class GuildStreamer:
 
     subscription: Subscription
     live: LiveStream | None
+
+
+@dataclass(frozen=True, slots=True)
+class PublishWindow:
+    """What the bot knows of one news channel's publishing budget (Discord: 10 publishes per hour per channel):
+    the times of its publishes within the last hour, and until when Discord refused more, if it did."""
+
+    channel_id: int
+    published: tuple[datetime, ...] = ()
+    blocked_until: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LastAnnouncement:
+    """An entry's most recent announcement still on record (for /diagnose)."""
+
+    subscription_id: int
+    channel_id: int
+    message_id: int | None
+    posted_at: datetime
+    title: str | None = None
+    game_name: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -282,3 +422,80 @@ class StreamHistory:
     categories: tuple[CategoryChange, ...] = ()
     viewer_seconds: int | None = None
     observed_seconds: int | None = None
+
+
+# -- live scheduled events ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class LiveEventTarget:
+    """A live stream announced in a guild that keeps live events: it should have a scheduled event."""
+
+    guild_id: int
+    stream_id: str
+    twitch_user_id: str
+    login: str
+    display_name: str
+    title: str
+    game_name: str
+    started_at: datetime
+    refused_at: datetime | None = None
+    """When Discord last refused this guild's events (a missing permission): not asked again for a while."""
+
+
+@dataclass(frozen=True, slots=True)
+class LiveEventRecord:
+    """The scheduled event of one (guild, stream), as stored: `status` is "creating" (asked for, id not known
+    yet), "scheduled", "active", or one of the final "completed", "canceled", "gone" (deleted by a human)."""
+
+    guild_id: int
+    stream_id: str
+    twitch_user_id: str
+    status: str
+    created_at: datetime
+    synced_at: datetime
+    event_id: int | None = None
+    name: str = ""
+    description: str = ""
+    location: str = ""
+    ends_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduledEventSpec:
+    """What a live stream's scheduled event shows: Discord's EXTERNAL event, at the stream's URL."""
+
+    name: str
+    description: str
+    location: str
+    start: datetime
+    end: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ListedEvent:
+    """One of a guild's scheduled events as Discord lists them (to find one whose creation timed out)."""
+
+    event_id: int
+    status: int
+    location: str
+    start: datetime
+    mine: bool
+    """Created by this bot."""
+
+
+# -- opt-in pings ("Notify me") ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class OptInTarget:
+    """What a "Notify me" press in a guild needs to know about the streamer its button names."""
+
+    guild_id: int
+    streamer: Streamer
+    followed: bool
+    """The guild still follows the streamer (in at least one channel)."""
+    enabled: bool
+    """At least one of those entries has the button on (its own override, else the guild's setting)."""
+    role_id: int | None
+    """The opt-in role the bot created for this streamer in this guild, if it has."""

@@ -77,6 +77,9 @@ class BotHarness:
             # the bot polls, so the poll's own behaviour is what those tests see.
             eventsub_transport="off",
             eventsub_ws_url=twitch_fake.eventsub_ws_url,
+            # A new stream right after another is a new card in the tests that do not test the restart grace
+            # (tests/e2e/test_filters_grace.py turns it on, as production has it).
+            stream_restart_grace_seconds=0,
         )
         if overrides:
             self.settings = dataclasses.replace(self.settings, **overrides)

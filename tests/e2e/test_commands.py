@@ -30,9 +30,11 @@ async def test_commands_are_synced_guild_only_with_manage_server_for_mutations(w
         "live",
         "settings",
         "stats",
+        "testalert",
+        "diagnose",
     }
     manage_guild = str(1 << 5)
-    for name in ("setchannel", "addstreamer", "editstreamer", "removestreamer", "settings"):
+    for name in ("setchannel", "addstreamer", "editstreamer", "removestreamer", "settings", "testalert", "diagnose"):
         assert commands[name]["default_member_permissions"] == manage_guild
     for command in commands.values():
         assert command.get("contexts") == [0]

@@ -71,7 +71,8 @@ class FakeInteraction:
         self.id = int(payload["id"])
         self.token: str = payload["token"]
         self.type: int = payload["type"]
-        self.name: str = payload["data"]["name"]
+        # A command's name, or for a button press (type 3) the button's custom id.
+        self.name: str = payload["data"].get("name") or payload["data"].get("custom_id", "")
         self.guild_id = int(payload["guild_id"]) if "guild_id" in payload else None
         self.channel_id = int(payload["channel_id"])
         self.user_id = int((payload.get("member") or payload)["user"]["id"])
@@ -93,6 +94,8 @@ class FakeInteraction:
         return None
 
     def _final_message(self) -> FakeMessage | None:
+        if self.callbacks and self.callbacks[0].get("type") == 6:  # a deferred update: the answer is a follow-up
+            return self.followups[0] if self.followups else None
         if not self.callbacks or self.original is None or self.original.flags & FLAG_LOADING:
             return None
         return self.original

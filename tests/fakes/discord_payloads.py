@@ -32,6 +32,7 @@ CATEGORY_CHANNEL = 4
 NEWS_CHANNEL = 5
 
 # Message flags.
+FLAG_CROSSPOSTED = 1 << 0  # published to the channels following this announcement channel
 FLAG_EPHEMERAL = 1 << 6
 FLAG_LOADING = 1 << 7
 

@@ -30,6 +30,17 @@ whoever posts. Each request records its client's TCP port (``RecordedRequest.cli
 the port of the request that created it (``message_ports``), so a test can tell which process did what; enforced
 429s are in ``rate_limited``, the global ones also in ``global_rate_limited``. ``latency`` (seconds) holds every
 REST request that long before the fake handles it: a slow Discord.
+
+Announcement (news, type 5) channels: ``POST /channels/{id}/messages/{id}/crosspost`` publishes a message (Send
+Messages for the bot's own, Manage Messages besides for others'; 400 for another channel type or a message published
+already). Discord allows ``publish_limit`` (10) publishes per ``publish_period`` (an hour) per channel, whoever
+publishes, always enforced: beyond it a 429 whose body's ``retry_after`` runs until the oldest publish leaves the
+window (on ``clock`` + ``advance_clock``). ``publish_as_member(channel_id)`` spends one as a member would.
+
+Roles and buttons (discord_roles.py): ``POST /guilds/{id}/roles`` and ``PUT/DELETE
+/guilds/{id}/members/{user}/roles/{role}`` with Discord's permission hierarchy; ``press_button(message, custom_id)``
+is a member pressing a button (INTERACTION_CREATE type 3, answered with type 4, 5 or 6); ``delete_role`` is a
+human deleting a role (GUILD_ROLE_DELETE).
 """
 
 from __future__ import annotations
@@ -54,6 +65,7 @@ import discord.http
 import yarl
 from aiohttp import BodyPartReader, web
 
+from tests.fakes.discord_events import EventApiError, ScheduledEvents
 from tests.fakes.discord_gateway import (
     DEFAULT_MAX_GUILDS_PER_SHARD,
     GUILDS_PER_RECOMMENDED_SHARD,
@@ -78,6 +90,7 @@ from tests.fakes.discord_payloads import (
     DEFAULT_BOT_PERMISSIONS,
     DM_CHANNEL,
     EMBED_LINKS,
+    FLAG_CROSSPOSTED,
     FLAG_EPHEMERAL,
     FLAG_LOADING,
     JSON,
@@ -85,6 +98,7 @@ from tests.fakes.discord_payloads import (
     MANAGE_MESSAGES,
     MEMBER_PERMISSIONS,
     MENTION_EVERYONE,
+    NEWS_CHANNEL,
     READ_MESSAGE_HISTORY,
     SEND_MESSAGES,
     TEXT_CHANNEL,
@@ -106,6 +120,7 @@ from tests.fakes.discord_payloads import (
     validate_commands,
     validate_message,
 )
+from tests.fakes.discord_roles import GuildRoles, RoleApiError, pressable_button
 
 __all__ = [
     "ADMIN_PERMISSIONS",
@@ -234,6 +249,9 @@ class HungRequest:
         return self.request.path
 
 
+_MEMBER_ROLE = "/guilds/{guild_id:\\d+}/members/{user_id:\\d+}/roles/{role_id:\\d+}"
+
+
 class _ApiError(Exception):
     def __init__(self, status: int, code: int, message: str, errors: JSON | None = None) -> None:
         super().__init__(f"{status} {code} {message}")
@@ -339,8 +357,10 @@ class FakeDiscord:
         self.global_rate_limit = global_rate_limit
         self._bucket_limits = {"channel_message_create": message_rate_limit, "channel_message_edit": message_rate_limit}
         self._next_id = SnowflakeFactory()
+        self.scheduled_events = ScheduledEvents(self._next_id)  # guild scheduled events (discord_events.py)
         self.bot_user = FakeUser(self._next_id(), "NotifierBot", bot=True)
         self.bot_user_id = self.bot_user.id
+        self.guild_roles = GuildRoles(self._next_id, self.bot_user_id)  # roles the bot manages (discord_roles.py)
         self.application_id = self.bot_user.id  # Discord uses the bot user's id for newer apps
         self.owner = FakeUser(self._next_id(), "app-owner")
         self.default_user = FakeUser(self._next_id(), "member")
@@ -355,6 +375,10 @@ class FakeDiscord:
         self.rate_limited: list[RecordedRequest] = []  # 429s from enforced (not injected) limits
         self.global_rate_limited: list[RecordedRequest] = []  # those of them from the global limit
         self.message_ports: dict[int, int | None] = {}  # channel message id -> client port of its creating request
+        self.publish_limit = 10
+        self.publish_period = 3600.0
+        self._publishes: dict[int, list[float]] = {}  # news channel id -> when its publishes were (self.now())
+        self.crossposted: list[FakeMessage] = []  # messages the bot published, in order
         self.faults: list[Fault] = []
         self.hung: list[HungRequest] = []  # requests held by hang_next, in arrival order
         self.ready_guild_filter: Callable[[FakeGuild], bool] | None = None  # False: left out of every READY
@@ -973,11 +997,24 @@ class FakeDiscord:
             ("GET", chan + "/messages/{message_id:\\d+}", self._get_message, True, None),
             ("PATCH", chan + "/messages/{message_id:\\d+}", self._edit_message, True, "channel_message_edit"),
             ("DELETE", chan + "/messages/{message_id:\\d+}", self._delete_message, True, None),
+            ("POST", chan + "/messages/{message_id:\\d+}/crosspost", self._crosspost_message, True, None),
             ("GET", chan, self._get_channel, True, None),
             ("GET", "/guilds/{guild_id:\\d+}", self._get_guild, True, None),
             ("GET", "/guilds/{guild_id:\\d+}/channels", self._get_guild_channels, True, None),
             ("GET", "/guilds/{guild_id:\\d+}/members/{user_id:\\d+}", self._get_member, True, None),
             ("DELETE", "/users/@me/guilds/{guild_id:\\d+}", self._leave_guild_route, True, None),
+            ("GET", "/guilds/{guild_id:\\d+}/scheduled-events", self._list_scheduled_events, True, None),
+            ("POST", "/guilds/{guild_id:\\d+}/scheduled-events", self._create_scheduled_event, True, None),
+            (
+                "PATCH",
+                "/guilds/{guild_id:\\d+}/scheduled-events/{event_id:\\d+}",
+                self._edit_scheduled_event,
+                True,
+                None,
+            ),
+            ("POST", "/guilds/{guild_id:\\d+}/roles", self._create_role, True, None),
+            ("PUT", _MEMBER_ROLE, self._add_member_role, True, None),
+            ("DELETE", _MEMBER_ROLE, self._remove_member_role, True, None),
         ]
         for i, (method, path, handler, auth, bucket) in enumerate(routes):
             name = f"r{i}"
@@ -1280,7 +1317,7 @@ class FakeDiscord:
             self.rejected.append(Rejection("POST", request.path.removeprefix(API_PREFIX), 404, {"late_by": age}, body))
             raise _ApiError(404, 10062, "Unknown interaction")
         ctype = body.get("type")
-        allowed = (8,) if inter.type == 4 else (4, 5)
+        allowed = (8,) if inter.type == 4 else (4, 5, 6) if inter.type == 3 else (4, 5)
         if ctype not in allowed:
             error = {
                 "code": "INTERACTION_RESPONSE_TYPE_INVALID",
@@ -1537,7 +1574,7 @@ class FakeDiscord:
         if "allowed_mentions" in body:
             message.allowed_mentions = body["allowed_mentions"]
         if body.get("flags") is not None:
-            message.flags = (message.flags & (FLAG_EPHEMERAL | FLAG_LOADING)) | int(body["flags"])
+            message.flags = (message.flags & (FLAG_EPHEMERAL | FLAG_LOADING | FLAG_CROSSPOSTED)) | int(body["flags"])
         if record:
             message.edits.append(body)
             message.edited_timestamp = iso_now()
@@ -1648,6 +1685,44 @@ class FakeDiscord:
         self._dispatch("MESSAGE_DELETE", event, guild=self.guilds[channel.guild_id])
         return web.Response(status=204)
 
+    def publish_as_member(self, channel_id: int, count: int = 1) -> None:
+        """Someone else publishes in this news channel: it counts against the channel's limit like the bot's."""
+        self._publishes.setdefault(channel_id, []).extend([self.now()] * count)
+
+    def publishes_left(self, channel_id: int) -> int:
+        """How many more publishes the channel's limit allows now."""
+        return self.publish_limit - len(self._recent_publishes(channel_id))
+
+    def _recent_publishes(self, channel_id: int) -> list[float]:
+        now = self.now()
+        recent = [t for t in self._publishes.get(channel_id, []) if t > now - self.publish_period]
+        self._publishes[channel_id] = recent
+        return recent
+
+    async def _crosspost_message(self, request: web.Request) -> web.Response:
+        channel, perms = self._bot_channel(request, need=SEND_MESSAGES)
+        message = self._channel_message(channel, request.match_info["message_id"])
+        if channel.type != NEWS_CHANNEL:
+            raise _ApiError(400, 50024, "Cannot execute action on this channel type")
+        if message.author.id != self.bot_user_id and not perms & MANAGE_MESSAGES:
+            raise _ApiError(403, 50013, "Missing Permissions")
+        if message.flags & FLAG_CROSSPOSTED:
+            raise _ApiError(400, 40033, "This message has already been crossposted.")
+        recent = self._recent_publishes(channel.id)
+        if len(recent) >= self.publish_limit:
+            # As Discord reports this limit: in the body's retry_after, scope "shared", no bucket headers (the
+            # route's own bucket headers are short-lived ones; the hour is a limit of the channel, not the route).
+            reset_after = _round_up(recent[0] + self.publish_period - self.now())
+            self.rate_limited.append(self.requests[-1])
+            headers = {"Retry-After": str(math.ceil(reset_after)), "Via": "1.1 google", "X-RateLimit-Scope": "shared"}
+            body = {"message": "You are being rate limited.", "retry_after": reset_after, "global": False}
+            return _json_response(429, body, headers)
+        recent.append(self.now())
+        message.flags |= FLAG_CROSSPOSTED
+        self.crossposted.append(message)
+        self._dispatch("MESSAGE_UPDATE", message.payload(), guild=self.guilds[channel.guild_id])
+        return _json_response(200, message.payload())
+
     async def _get_channel(self, request: web.Request) -> web.Response:
         channel, _ = self._bot_channel(request)
         return _json_response(200, channel.payload())
@@ -1673,6 +1748,118 @@ class FakeDiscord:
     async def _leave_guild_route(self, request: web.Request) -> web.Response:
         self._leave_guild(self._bot_guild(request.match_info["guild_id"]))
         return web.Response(status=204)
+
+    # ------------------------------------------------------------------ REST: guild scheduled events
+
+    async def _list_scheduled_events(self, request: web.Request) -> web.Response:
+        guild = self._bot_guild(request.match_info["guild_id"])
+        return _json_response(200, [e.payload() for e in self.scheduled_events.in_guild(guild.id, open_only=True)])
+
+    async def _create_scheduled_event(self, request: web.Request) -> web.Response:
+        guild = self._bot_guild(request.match_info["guild_id"])
+        try:
+            event = self.scheduled_events.create(guild, self.bot_user_id, request.get(_JSON_BODY))
+        except EventApiError as err:
+            raise _ApiError(err.status, err.code, err.message, err.errors) from None
+        return _json_response(200, event.payload())
+
+    async def _edit_scheduled_event(self, request: web.Request) -> web.Response:
+        guild = self._bot_guild(request.match_info["guild_id"])
+        try:
+            event = self.scheduled_events.edit(
+                guild, self.bot_user_id, request.match_info["event_id"], request.get(_JSON_BODY)
+            )
+        except EventApiError as err:
+            raise _ApiError(err.status, err.code, err.message, err.errors) from None
+        return _json_response(200, event.payload())
+
+    # ------------------------------------------------------------------ REST: roles (discord_roles.py)
+
+    async def _create_role(self, request: web.Request) -> web.Response:
+        guild = self._bot_guild(request.match_info["guild_id"])
+        try:
+            role, moved = self.guild_roles.create(guild, request.get(_JSON_BODY) or {})
+        except RoleApiError as err:
+            raise _ApiError(err.status, err.code, err.message, err.errors) from None
+        self._dispatch("GUILD_ROLE_CREATE", {"guild_id": str(guild.id), "role": role.payload()}, guild=guild)
+        for other in moved:
+            self._dispatch("GUILD_ROLE_UPDATE", {"guild_id": str(guild.id), "role": other.payload()}, guild=guild)
+        return _json_response(200, role.payload())
+
+    async def _add_member_role(self, request: web.Request) -> web.Response:
+        return self._change_member_role(request, add=True)
+
+    async def _remove_member_role(self, request: web.Request) -> web.Response:
+        return self._change_member_role(request, add=False)
+
+    def _change_member_role(self, request: web.Request, *, add: bool) -> web.Response:
+        guild = self._bot_guild(request.match_info["guild_id"])
+        user_id, role_id = int(request.match_info["user_id"]), int(request.match_info["role_id"])
+        change = self.guild_roles.add_to_member if add else self.guild_roles.remove_from_member
+        try:
+            change(guild, user_id, role_id)
+        except RoleApiError as err:
+            raise _ApiError(err.status, err.code, err.message, err.errors) from None
+        return web.Response(status=204)
+
+    def delete_role(self, guild_id: int, role_id: int) -> None:
+        """A human deletes a role (Server Settings → Roles): GUILD_ROLE_DELETE."""
+        guild = self.guilds[guild_id]
+        self.guild_roles.delete(guild, role_id)
+        self._dispatch("GUILD_ROLE_DELETE", {"guild_id": str(guild_id), "role_id": str(role_id)}, guild=guild)
+
+    def member_role_ids(self, guild_id: int, user_id: int) -> list[int]:
+        member = self.guilds[guild_id].members.get(user_id)
+        return list(member.role_ids) if member is not None else []
+
+    async def press_button(
+        self, message: FakeMessage, custom_id: str, *, user_id: int | None = None, permissions: int = MEMBER_PERMISSIONS
+    ) -> FakeInteraction:
+        """A member presses a button of a message: INTERACTION_CREATE type 3 on the guild's shard (see
+        discord_roles.py); raises InteractionRefused for a message or button Discord would not let one press."""
+        if not self.gateway.sessions:
+            raise RuntimeError("the bot has not identified on the gateway")
+        guild = self.guilds.get(message.guild_id or 0)
+        if guild is None or not guild.bot_joined:
+            raise InteractionRefused("the message is not in a guild the bot is in")
+        if message.deleted or message.ephemeral:
+            raise InteractionRefused("that message is gone (or is someone else's ephemeral message)")
+        button = pressable_button(message, custom_id)
+        if button is None or button.get("disabled"):
+            raise InteractionRefused(f"the message has no enabled button with custom_id {custom_id!r}")
+        user = self.users.get(user_id) if user_id is not None else self.default_user
+        if user is None:
+            user = self.users[user_id] = FakeUser(user_id, f"user{user_id}")  # type: ignore[arg-type]
+        channel = self.channels[message.channel_id]
+        member = guild.members.setdefault(user.id, FakeMember(user))
+        payload: JSON = {
+            "id": str(self._next_id()),
+            "application_id": str(self.application_id),
+            "type": 3,
+            "data": {"custom_id": custom_id, "component_type": 2},
+            "token": secrets.token_urlsafe(32),
+            "version": 1,
+            "locale": "en-US",
+            "entitlements": [],
+            "entitlement_sku_ids": [],
+            "attachment_size_limit": _ATTACHMENT_SIZE_LIMIT,
+            "guild_id": str(guild.id),
+            "guild": {"id": str(guild.id), "locale": "en-US", "features": []},
+            "guild_locale": "en-US",
+            "channel_id": str(channel.id),
+            "channel": channel.payload() | {"permissions": str(permissions)},
+            "member": member.payload() | {"permissions": str(permissions)},
+            "message": message.payload(),
+            "app_permissions": str(self.bot_permissions_in(channel.id)),
+            "authorizing_integration_owners": {"0": str(guild.id)},
+            "context": 0,
+        }
+        inter = FakeInteraction(payload, created=asyncio.get_running_loop().time(), wait_until=self.wait_until)
+        self.interactions[inter.id] = inter
+        self._interactions_by_token[inter.token] = inter
+        inter.shards = tuple(self.gateway.dispatch("INTERACTION_CREATE", payload, guild_id=guild.id))
+        await self.drain()
+        return inter
 
 
 @contextlib.contextmanager

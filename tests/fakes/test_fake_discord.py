@@ -1245,3 +1245,47 @@ async def test_latency_holds_every_rest_request_before_it_is_handled() -> None:
         await fake.stop()
     assert elapsed >= 0.2  # a lower bound only: the sleep, never a measure of speed
     assert [m.content for m in fake.messages] == ["x"]
+
+
+async def test_crosspost_in_a_news_channel_within_ten_per_hour() -> None:
+    fake = FakeDiscord(token=TOKEN)
+    guild = fake.add_guild("Guild A")
+    news = fake.add_channel(guild.id, "news", type=5)
+    text = fake.add_text_channel(guild.id, "alerts")
+    await fake.start()
+    auth = {"Authorization": f"Bot {TOKEN}"}
+    try:
+        async with aiohttp.ClientSession() as session:
+
+            async def post(channel_id: int) -> int:
+                url = f"{fake.api_base}/channels/{channel_id}/messages"
+                async with session.post(url, headers=auth, json={"content": "live!"}) as resp:
+                    return int((await resp.json())["id"])
+
+            async def crosspost(channel_id: int, message_id: int) -> tuple[int, Any]:
+                url = f"{fake.api_base}/channels/{channel_id}/messages/{message_id}/crosspost"
+                async with session.post(url, headers=auth) as resp:
+                    return resp.status, await resp.json()
+
+            first = await post(news.id)
+            status, body = await crosspost(news.id, first)
+            assert (status, body["flags"] & 1) == (200, 1)
+            assert (await crosspost(news.id, first))[1]["code"] == 40033  # published already
+            assert (await crosspost(text.id, await post(text.id)))[1]["code"] == 50024  # no news channel
+            fake.publish_as_member(news.id, 8)
+            assert fake.publishes_left(news.id) == 1
+            assert (await crosspost(news.id, await post(news.id)))[0] == 200
+            url = f"{fake.api_base}/channels/{news.id}/messages/{await post(news.id)}/crosspost"
+            async with session.post(url, headers=auth) as resp:
+                assert resp.status == 429
+                assert resp.headers["Via"] == "1.1 google"
+                assert resp.headers["X-RateLimit-Scope"] == "shared"
+                refused = await resp.json()
+            assert refused["global"] is False
+            assert 3500 < refused["retry_after"] <= 3600
+            fake.advance_clock(3600)
+            assert fake.publishes_left(news.id) == 10
+    finally:
+        await fake.stop()
+    assert len(fake.crossposted) == 2
+    assert [r.status for r in fake.rejected] == [400, 400]

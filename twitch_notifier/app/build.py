@@ -14,12 +14,15 @@ from database import Database
 from twitch_api import TwitchClient
 from twitch_notifier.cluster.coordinator import Coordinator, PostgresCoordinator, SoloCoordinator
 from twitch_notifier.cogs.context import CogServices
+from twitch_notifier.core.live_events import LiveEvents
 from twitch_notifier.core.notifier import Notifier
 from twitch_notifier.core.poller import Housekeeping, Poller
 from twitch_notifier.core.ports import Announcer
+from twitch_notifier.core.publishing import Publisher
 from twitch_notifier.core.push import PushHandler
 from twitch_notifier.core.subscriptions import TWITCH_BUDGET, SubscriptionRules
 from twitch_notifier.discord_io.announcer import CALL_TIMEOUT, DiscordAnnouncer, GuildDirectory
+from twitch_notifier.discord_io.events import DiscordEventCalendar
 from twitch_notifier.discord_io.pacer import DEFAULT_RATE, SendPacer
 from twitch_notifier.discord_io.sharding import IDENTIFY_INTERVAL, ShardScopedAnnouncer
 from twitch_notifier.eventsub.service import EventSubService, Transport
@@ -102,9 +105,10 @@ def build_bot(
         return [category_from(game) for game in await twitch.get_games(game_ids)]
 
     coordinator = coordinator or build_coordinator(settings)
-    announcer: Announcer = DiscordAnnouncer(
+    discord_announcer = DiscordAnnouncer(
         guilds, pacer or SendPacer(pacer_rate(settings)), call_timeout=discord_call_timeout
     )
+    announcer: Announcer = discord_announcer
     if settings.shard_count is not None and settings.shard_ids is not None:
         # Guilds of the other shards are another process's: not in this cache, and not "deleted channels".
         announcer = ShardScopedAnnouncer(announcer, shard_count=settings.shard_count, shard_ids=settings.shard_ids)
@@ -114,13 +118,28 @@ def build_bot(
         renderer=Cards(),
         offline_after_polls=settings.offline_after_polls,
         update_interval=timedelta(seconds=settings.live_update_interval_seconds),
+        restart_grace=timedelta(seconds=settings.stream_restart_grace_seconds),
         vod_lookup=twitch.find_vod_url,
         art_lookup=box_art,
         clock=clock,
         scope=shard_scope(settings),
         owner=coordinator.owner,
         on_live_changed=coordinator.live_changed if settings.database_url else None,
+        # Only what this process posted is published: its own guilds, so the unscoped announcer will do.
+        publisher=Publisher(
+            db, discord_announcer, clock=clock, on_result=lambda result: metrics.observe_publish(result.value)
+        ),
     )
+    # Live scheduled events: after each round's posts, at the shared pacer's background priority.
+    calendar = DiscordEventCalendar(guilds, discord_announcer.pacer, call_timeout=discord_call_timeout)
+    live_events = LiveEvents(
+        db,
+        calendar,
+        clock=clock,
+        update_interval=timedelta(seconds=settings.live_update_interval_seconds),
+        scope=shard_scope(settings),
+    )
+    notifier.after_round = live_events.poke
     push = _build_push(settings, db, twitch, notifier, metrics, clock, eventsub_options or {})
     services = BotServices(
         db=db,
@@ -148,10 +167,14 @@ def build_bot(
                 on_followed_changed=_followed_changed(push, coordinator),
             ),
             push_enabled=push is not None,
+            live_events_changed=live_events.wake,
             clock=clock,
+            restart_grace_seconds=settings.stream_restart_grace_seconds,
+            pacer=discord_announcer.pacer,
         ),
         push=push,
         coordinator=coordinator,
+        live_events=live_events,
     )
     bot = TwitchNotifierBot(
         services,

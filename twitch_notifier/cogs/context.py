@@ -15,6 +15,7 @@ from discord.ext import commands
 from database import Database
 from twitch_api import TwitchClient
 from twitch_notifier.core.subscriptions import SubscriptionRules
+from twitch_notifier.discord_io.pacer import SendPacer
 
 __all__ = ["CogServices", "services_of"]
 
@@ -28,6 +29,12 @@ class CogServices:
     """EventSub push is on: /streamers says which streamers are polled only, and /live trusts what push said."""
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     """The date the bot decides by (the same one the history is written with): /stats' periods end now."""
+    restart_grace_seconds: int | None = None
+    """The operator's STREAM_RESTART_GRACE_SECONDS (/settings shows it for a server without its own)."""
+    pacer: SendPacer | None = None
+    """The announcer's pacer: the opt-in role changes of "Notify me" presses share the global budget with posts."""
+    live_events_changed: Callable[[], None] | None = None
+    """Wakes the live scheduled events (core.live_events) when a server turns them on or off."""
 
 
 def services_of(bot: commands.Bot) -> CogServices:

@@ -11,11 +11,13 @@ from discord.ext import commands
 from database import Database
 from twitch_api import TwitchClient
 from twitch_notifier.cogs.context import services_of
+from twitch_notifier.cogs.notify_button import notify_override_text, opt_in_warnings
 from twitch_notifier.cogs.options import guild_of
 from twitch_notifier.core.notifier import PUSH_LISTING_GRACE
 from twitch_notifier.discord_io.channels import CHANNEL_DELETED, channel_problem
 from twitch_notifier.discord_io.replies import reply, reply_pages
 from twitch_notifier.models import GuildStreamer
+from twitch_notifier.rendering.filter_cards import title_filter_summary
 from twitch_notifier.rendering.limits import EMBED_DESCRIPTION_LIMIT
 from twitch_notifier.rendering.messages import live_line, overrides_summary, paginate, push_note, streamer_line
 from twitch_notifier.twitch.errors import TwitchError
@@ -35,6 +37,12 @@ UNREADABLE_FILTER = (
 )
 
 
+UNREADABLE_TITLE_FILTER = (
+    "its title filter can't be read, so nothing is announced for it: set it again with `/editstreamer` "
+    "(`include_words`, `exclude_words`, `title_regex`)"
+)
+
+
 def streamer_problem(guild: discord.Guild, row: GuildStreamer) -> tuple[str, str | None]:
     """The channel mention of one entry and what is wrong with it, if anything, in plain words."""
     sub = row.subscription
@@ -46,6 +54,8 @@ def streamer_problem(guild: discord.Guild, row: GuildStreamer) -> tuple[str, str
         )
     else:
         mention, problem = "a deleted channel", CHANNEL_DELETED
+    if sub.title_filter_unreadable:
+        problem = f"{problem}\n  \N{WARNING SIGN} {UNREADABLE_TITLE_FILTER}" if problem else UNREADABLE_TITLE_FILTER
     if sub.games_unreadable:
         # A corrupt filter fails closed (nothing announced): say so, or the silence looks like a bug.
         problem = f"{problem}\n  \N{WARNING SIGN} {UNREADABLE_FILTER}" if problem else UNREADABLE_FILTER
@@ -80,8 +90,17 @@ class ListingCommands(commands.Cog):
             mention, problem = streamer_problem(guild, row)
             games = [g.name for g in sub.games] if sub.games is not None and not sub.games_unreadable else None
             overrides = overrides_summary(sub.ping, sub.message_template, games)
+            if title_filter := title_filter_summary(sub.title_filter):
+                overrides = f"{overrides} · {title_filter}" if overrides else title_filter
+            if notify := notify_override_text(sub.notify_button):
+                overrides = f"{overrides} · {notify}" if overrides else notify
             note = push_note(sub.push_state) if self.push_enabled else None
             lines.append(streamer_line(sub.streamer, mention, row.live, problem, overrides, note))
+        settings = await self.db.get_guild_settings(guild.id)
+        if settings.live_events and settings.events_error:
+            # A guild-wide problem: first, so that it is seen on the first page.
+            lines.insert(0, f"\N{WARNING SIGN} Live events: {settings.events_error}")
+        lines[:0] = await opt_in_warnings(self.db, guild, settings, [row.subscription for row in rows])
         live_count = len({row.subscription.streamer.twitch_user_id for row in rows if row.live})
         title = f"Followed streamers: {len(rows)} ({live_count} live)"
         await reply_pages(interaction, title, paginate(lines, PAGE_LIMIT))

@@ -14,6 +14,7 @@ from discord.ext import commands
 from database import Database
 from twitch_api import TwitchClient
 from twitch_notifier.cogs.context import services_of
+from twitch_notifier.cogs.notify_button import NOTIFY_OVERRIDE_CHOICES, notify_override, notify_override_text
 from twitch_notifier.cogs.options import (
     CANT_SEE_CHANNEL,
     NOT_FOLLOWED,
@@ -31,6 +32,7 @@ from twitch_notifier.cogs.options import (
     subscription_choices,
     unusable_channel_text,
 )
+from twitch_notifier.core.filters import FilterError, apply_title_options
 from twitch_notifier.core.subscriptions import (
     MAX_GAMES,
     AddOutcome,
@@ -43,7 +45,8 @@ from twitch_notifier.core.subscriptions import (
     UnknownCategory,
 )
 from twitch_notifier.discord_io.replies import reply
-from twitch_notifier.models import KEEP, AlreadySubscribed, Subscription, SubscriptionUpdate
+from twitch_notifier.models import KEEP, AlreadySubscribed, Subscription, SubscriptionUpdate, TitleFilter
+from twitch_notifier.rendering.filter_cards import title_filter_summary
 from twitch_notifier.rendering.pings import describe_ping
 from twitch_notifier.rendering.templates import TemplateError, parse_game_list, validate_template
 from twitch_notifier.twitch.errors import InvalidLogin, TwitchError
@@ -83,7 +86,7 @@ def target_problem(target: Target, channel: discord.abc.GuildChannel | None = No
     return NOT_FOLLOWED if channel is None else f"That streamer isn't followed in {channel.mention}."
 
 
-def add_reply(result: AddResult, ping_note: str = "") -> str:
+def add_reply(result: AddResult, ping_note: str = "", title_filter: TitleFilter | None = None) -> str:
     """The answer to /addstreamer for each outcome of the rules."""
     where = f"<#{result.channel_id}>"
     name = escaped(result.streamer.display_name) if result.streamer else ""
@@ -99,6 +102,8 @@ def add_reply(result: AddResult, ping_note: str = "") -> str:
         text += "go live"
         categories = result.categories
         text += f", only while they stream {', '.join(c.name for c in categories)}." if categories else "."
+        if title_filter is not None:
+            text += f" Title filter: {title_filter_summary(title_filter)}."
         if result.also_in:
             text += f" They are also announced in {', '.join(f'<#{channel}>' for channel in result.also_in)}."
         return text + ping_note
@@ -149,6 +154,10 @@ class StreamerCommands(commands.Cog):
         ping="Who to ping for this streamer instead of the server's setting: none, @everyone, @here or a role",
         message="This streamer's own message above the card, e.g. {ping} {streamer} plays {game}!",
         games="Announce only while streaming these categories (separate several with commas)",
+        include_words="Announce only if the title has one of these words or phrases (comma-separated)",
+        exclude_words="Never announce a title with one of these words or phrases (comma-separated)",
+        title_regex="Announce only if the title matches this regular expression (case-insensitive)",
+        skip_reruns="Don't announce reruns, playlists, premieres or watch parties (known from Twitch's push)",
     )
     @app_commands.guild_only()
     @app_commands.default_permissions(manage_guild=True)
@@ -161,8 +170,19 @@ class StreamerCommands(commands.Cog):
         ping: str | None = None,
         message: str | None = None,
         games: str | None = None,
+        include_words: str | None = None,
+        exclude_words: str | None = None,
+        title_regex: str | None = None,
+        skip_reruns: bool | None = None,
     ) -> None:
         guild = guild_of(interaction)
+        try:
+            title_filter = apply_title_options(
+                None, include=include_words, exclude=exclude_words, regex=title_regex, skip_reruns=skip_reruns
+            )
+        except FilterError as exc:
+            await reply(interaction, str(exc))
+            return
         try:
             login = parse_login(streamer)
         except InvalidLogin as exc:
@@ -183,6 +203,7 @@ class StreamerCommands(commands.Cog):
             ping=ping_choice.value if ping_choice else None,
             template=template,
             game_names=game_names,
+            title_filter=title_filter,
         )
 
         async def defer() -> None:
@@ -198,7 +219,7 @@ class StreamerCommands(commands.Cog):
             await reply(interaction, TWITCH_UNREACHABLE)
             return
         note = ping_warning(guild, ping_choice) if ping_choice is not None else ""
-        await reply(interaction, add_reply(result, note))
+        await reply(interaction, add_reply(result, note, title_filter))
 
     @app_commands.command(
         name="editstreamer", description="Change a followed streamer's channel, ping, message or games"
@@ -209,7 +230,13 @@ class StreamerCommands(commands.Cog):
         ping="none, @everyone, @here, a role, or default (the server's setting)",
         message="Its own message above the card, or default (the server's message)",
         games="Only announce in these categories (comma-separated), or any",
+        include_words="Only announce titles with one of these words or phrases (comma-separated), or none",
+        exclude_words="Never announce titles with one of these words or phrases (comma-separated), or none",
+        title_regex="Only announce titles matching this regular expression, or none",
+        skip_reruns="Don't announce reruns, playlists, premieres or watch parties",
+        notify_button="This streamer's 🔔 Notify me button: on, off, or default (the server's setting)",
     )
+    @app_commands.choices(notify_button=NOTIFY_OVERRIDE_CHOICES)
     @app_commands.guild_only()
     @app_commands.default_permissions(manage_guild=True)
     @manage_guild_only
@@ -221,10 +248,21 @@ class StreamerCommands(commands.Cog):
         ping: str | None = None,
         message: str | None = None,
         games: str | None = None,
+        include_words: str | None = None,
+        exclude_words: str | None = None,
+        title_regex: str | None = None,
+        skip_reruns: bool | None = None,
+        notify_button: app_commands.Choice[str] | None = None,
     ) -> None:
         guild = guild_of(interaction)
-        if channel is None and ping is None and message is None and games is None:
-            await reply(interaction, "Nothing to change: give a `channel`, `ping`, `message` or `games`.")
+        title_options = (include_words, exclude_words, title_regex, skip_reruns)
+        nothing = channel is None and ping is None and message is None and games is None and notify_button is None
+        if nothing and title_options == (None,) * 4:
+            await reply(
+                interaction,
+                "Nothing to change: give a `channel`, `ping`, `message`, `games` or a title filter "
+                "(`include_words`, `exclude_words`, `title_regex`, `skip_reruns`).",
+            )
             return
         target = await self.rules.find(guild.id, streamer)
         sub = target.subscription
@@ -233,8 +271,20 @@ class StreamerCommands(commands.Cog):
             return
         try:
             changes, notes = overrides_from_options(guild, ping, message)
+            if notify_button is not None:
+                changes.notify_button = notify_override(notify_button.value)
+                notes.append(notify_override_text(changes.notify_button) or "Notify me button: the server's setting")
             game_names = parse_game_list(games) if games is not None else None
-        except TemplateError as exc:
+            if title_options != (None,) * 4:
+                changes.title_filter = title_filter = apply_title_options(
+                    sub.title_filter if not sub.title_filter_unreadable else None,
+                    include=include_words,
+                    exclude=exclude_words,
+                    regex=title_regex,
+                    skip_reruns=skip_reruns,
+                )
+                notes.append("title filter: " + (title_filter_summary(title_filter) or "none"))
+        except (TemplateError, FilterError) as exc:
             await reply(interaction, str(exc))
             return
         if channel is not None and channel.id != sub.channel_id:

@@ -18,7 +18,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import Enum
 
+from twitch_notifier.core.filters import ExitReason, exit_reason, title_allows
+from twitch_notifier.core.grace import effective_grace, is_reconnect
 from twitch_notifier.core.history import StreamSummary, observations, summarize
+from twitch_notifier.core.opt_in import PingDecision, announcement_ping
 from twitch_notifier.core.ports import (
     AnnounceError,
     Announcer,
@@ -27,14 +30,17 @@ from twitch_notifier.core.ports import (
     NotifierStore,
     StillRunning,
 )
+from twitch_notifier.core.publishing import Publisher
 from twitch_notifier.core.tracker import reconcile, screen_poll
 from twitch_notifier.models import (
     CardToClose,
     CardUpdate,
     Category,
     EndAction,
+    FilteredCard,
     LiveStream,
     PendingAnnouncement,
+    PreviousCard,
     ShardScope,
     Streamer,
 )
@@ -135,15 +141,24 @@ class Notifier:
         owner: str = "solo",
         claim_lease: timedelta = CLAIM_LEASE,
         on_live_changed: Callable[[], Awaitable[None]] | None = None,
+        publisher: Publisher | None = None,
+        restart_grace: timedelta = timedelta(0),
     ) -> None:
         """`scope` limits posting and editing to the guilds of this process's Discord shards (None: every guild);
         `owner` names this process in announcement claims; `on_live_changed` is awaited after each write of
-        live state, so the processes running the other shards post for their guilds (cluster.coordinator)."""
+        live state, so the processes running the other shards post for their guilds (cluster.coordinator);
+        `publisher` publishes new announcements of guilds that chose to, in the background (never their edits)."""
         self._db = db
+        self.publisher = publisher
+        self.restart_grace = restart_grace
+        """A new stream of a streamer within this long of the last one's end continues its card (guilds may
+        set their own; see core.grace)."""
         self.scope = scope
         self.owner = owner
         self._claim_lease = claim_lease
         self._on_live_changed = on_live_changed
+        self.after_round: Callable[[], None] | None = None
+        """Called (not awaited) once a round's posts, edits and closes are done: live events follow them."""
         self._monotonic = monotonic
         self._announcer = announcer
         self._renderer = renderer
@@ -207,6 +222,11 @@ class Notifier:
                 return report
             previous = await self._db.live_streams()
             current = previous.get(user_id)
+            if current is not None and current.stream_id == stream.id and current.stream_type != stream.type:
+                # The poll found it first, and only push knows a rerun: its cards may leave a filter now.
+                await self._db.set_stream_type(user_id, stream.id, stream.type)
+                await self._post_and_edit(report)
+                return report
             if current is not None and (current.stream_id == stream.id or current.started_at > stream.started_at):
                 return report
             snapshot = StreamsSnapshot({user_id: stream}, frozenset({user_id}), frozenset(), 0)
@@ -321,8 +341,11 @@ class Notifier:
 
     async def _post_and_edit(self, report: CycleReport, received_at: float | None = None) -> None:
         await self._announce_pending(report, received_at)
+        await self._follow_filters(report)
         await self._update_cards(report)
         await self._close_cards(report)
+        if self.after_round is not None:
+            self.after_round()  # core.live_events: after the posts, so it never delays one
 
     async def _cache_box_art(self, game_ids: Iterable[str]) -> None:
         """Box art for the categories being streamed, fetched in batches and kept a day; never per post."""
@@ -345,20 +368,29 @@ class Notifier:
         pending = await self._db.pending_announcements(self.scope)
         if not pending:
             return
+        live = await self._db.live_streams()
+        # Title filters (words, regex, reruns) SQL cannot apply: the rest waits, pending, for a title that passes.
+        pending = [p for p in pending if self._title_passes(p, live.get(p.twitch_user_id))]
+        if not pending:
+            return
         # Claimed before posting: of two processes that both see it pending (a shard range changing hands), one
         # posts. A claim held by a crashed process expires; Discord's nonce catches a post it made before dying.
         held = await self._db.claim_announcements(pending, self.owner, self.clock() + self._claim_lease)
         pending = [p for p in pending if (p.subscription_id, p.stream_id) in held]
         if not pending:
             return
-        live = await self._db.live_streams()
         streamers = await self._db.streamers_by_id({p.twitch_user_id for p in pending})
         results = await asyncio.gather(
-            *(self._announce_one(p, live.get(p.twitch_user_id), streamers.get(p.twitch_user_id)) for p in pending),
+            *(
+                self._announce_or_continue(p, live.get(p.twitch_user_id), streamers.get(p.twitch_user_id))
+                for p in pending
+            ),
             return_exceptions=True,
         )
         for pending_item, result in zip(pending, results, strict=True):
-            if isinstance(result, float):
+            if result is True:
+                report.cards_updated += 1  # a restart within the grace: the card continues, nothing is posted
+            elif isinstance(result, float):
                 report.announced += 1
                 if received_at is not None:
                     report.push_latencies.append(max(0.0, result - received_at))
@@ -373,14 +405,164 @@ class Notifier:
                     )
                     report.errors.append(repr(result))
 
+    # -- title filters and the restart grace ----------------------------------------------------------
+
+    @staticmethod
+    def _title_passes(pending: PendingAnnouncement, stream: LiveStream | None) -> bool:
+        if stream is None or pending.title_filter_unreadable:
+            return stream is None  # gone meanwhile: _announce_one skips it; an unreadable filter fails closed
+        return title_allows(pending.title_filter, stream.title, stream.stream_type)
+
+    def _continues(self, pending: PendingAnnouncement, stream: LiveStream | None) -> PreviousCard | None:
+        """The card this pending stream continues, if it is a restart within the guild's grace."""
+        previous = pending.previous
+        if previous is None or stream is None or stream.stream_id != pending.stream_id:
+            return None
+        grace = effective_grace(pending.restart_grace_seconds, self.restart_grace)
+        if not is_reconnect(previous.ended_at, stream.started_at, grace, previous_started_at=previous.started_at):
+            return None
+        return previous
+
+    async def _announce_or_continue(
+        self, pending: PendingAnnouncement, stream: LiveStream | None, streamer: Streamer | None
+    ) -> float | bool | None:
+        previous = self._continues(pending, stream)
+        if previous is not None and stream is not None and streamer is not None:
+            return await self._continue_one(pending, previous, stream, streamer)
+        return await self._announce_one(pending, stream, streamer)
+
+    async def _continue_one(
+        self, pending: PendingAnnouncement, previous: PreviousCard, stream: LiveStream, streamer: Streamer
+    ) -> bool | None:
+        """A restart within the grace: the previous card is edited back to live, noted "reconnected", with no
+        ping; if it is gone (deleted at the end, by a moderator, or in another channel now) a card noted so is
+        posted instead, with no ping either. True when done; None to try again next cycle."""
+        message = self._renderer.reconnected(
+            stream,
+            streamer,
+            template=pending.template,
+            box_art_url=pending.box_art_url,
+            notify_button=pending.notify_button,
+        )
+        async with self._send_limit, self._working_on(pending.subscription_id) as work:
+            if work is None:
+                return None
+            message_id = previous.message_id
+            try:
+                if message_id is not None and not previous.deleted and previous.channel_id == pending.channel_id:
+                    try:
+                        await self._announcer.edit(pending.channel_id, message_id, message, guild_id=pending.guild_id)
+                    except MessageGone:
+                        message_id = None
+                else:
+                    message_id = None
+                if message_id is None:
+                    message_id = await self._announcer.announce(
+                        pending.channel_id,
+                        stream,
+                        streamer,
+                        nonce=announcement_nonce(pending),
+                        message=message,
+                        guild_id=pending.guild_id,
+                    )
+            except AnnounceError as exc:
+                if isinstance(exc, StillRunning):
+                    work.later = self._settle(exc)  # tried again next cycle (a post under the same nonce)
+                _log.warning(
+                    "Could not continue the card of %s in channel %s: %s", streamer.login, pending.channel_id, exc
+                )
+                return None
+            await self._db.record_continuation(pending, message_id, stream, previous.stream_id)
+        _log.info(
+            "Stream %s of %s continues the card of stream %s in channel %s (restart within the grace)",
+            stream.stream_id,
+            streamer.login,
+            previous.stream_id,
+            pending.channel_id,
+        )
+        return True
+
+    async def _follow_filters(self, report: CycleReport) -> None:
+        """Live cards whose stream left its entry's game or title filter follow the guild's choice: edited to say
+        so (and back to live when it matches again) or deleted; `keep` guilds are not even read."""
+        cards = [c for c in await self._db.filtered_cards(self.scope) if c.subscription_id not in self._retired]
+        moves: list[tuple[FilteredCard, ExitReason | None]] = []
+        for card in cards:
+            reason = exit_reason(
+                card.live, games=card.games, title_filter=card.title_filter, unreadable=card.unreadable
+            )
+            if reason is not None and not card.left:
+                moves.append((card, reason))
+            elif reason is None and card.left and card.action is EndAction.EDIT:
+                moves.append((card, None))
+        if not moves:
+            return
+        results = await asyncio.gather(*(self._follow_one(card, why) for card, why in moves), return_exceptions=True)
+        left: list[tuple[int, str]] = []
+        back: list[tuple[int, str]] = []
+        gone: list[tuple[int, str]] = []
+        for (card, why), result in zip(moves, results, strict=True):
+            key = (card.subscription_id, card.live.stream_id)
+            if isinstance(result, BaseException):
+                _log.error("Unexpected error following the filter of message %s", card.message_id, exc_info=result)
+                report.errors.append(repr(result))
+            elif result is CardEdit.GONE:
+                gone.append(key)
+            elif result in (CardEdit.DONE, CardEdit.REFUSED):  # a refusal is not retried every cycle
+                report.cards_updated += result is CardEdit.DONE
+                (left if why is not None else back).append(key)
+                if why is not None and card.action is EndAction.DELETE:
+                    gone.append(key)
+        await self._db.mark_left_filter(left, left=True)
+        await self._db.mark_left_filter(back, left=False)
+        await self._db.mark_cards_rendered(
+            (card.subscription_id, card.live)
+            for card, why in moves
+            if (card.subscription_id, card.live.stream_id) in back
+        )
+        await self._db.close_cards(gone)
+
+    async def _follow_one(self, card: FilteredCard, why: ExitReason | None) -> CardEdit:
+        """Edit (or delete) one card whose stream left the filter (`why`), or edit it back to live (None)."""
+        async with self._send_limit, self._working_on(card.subscription_id) as work:
+            if work is None:
+                return CardEdit.FAILED
+            try:
+                if why is not None and card.action is EndAction.DELETE:
+                    await self._announcer.delete(card.channel_id, card.message_id, guild_id=card.guild_id)
+                elif why is not None:
+                    message = self._renderer.left_filter(card.live, card.streamer, reason=why, games=card.games)
+                    await self._announcer.edit(card.channel_id, card.message_id, message, guild_id=card.guild_id)
+                else:
+                    message = self._renderer.live(
+                        card.live, card.streamer, ping=card.ping, template=card.template, box_art_url=card.box_art_url
+                    )
+                    await self._announcer.edit(card.channel_id, card.message_id, message, guild_id=card.guild_id)
+            except MessageGone:
+                return CardEdit.GONE
+            except AnnounceError as exc:
+                if isinstance(exc, StillRunning):
+                    work.later = self._settle(exc)
+                _log.warning(
+                    "Could not follow the filter with card %s in channel %s: %s", card.message_id, card.channel_id, exc
+                )
+                return CardEdit.REFUSED if exc.permanent else CardEdit.FAILED
+        return CardEdit.DONE
+
     async def _announce_one(
         self, pending: PendingAnnouncement, stream: LiveStream | None, streamer: Streamer | None
     ) -> float | None:
         """Post one announcement; returns when Discord confirmed it (monotonic), None if it was not posted."""
         if stream is None or streamer is None or stream.stream_id != pending.stream_id:
             return None  # removed meanwhile; nothing to post
+        decision = announcement_ping(pending, self.clock())
         rendered = self._renderer.live(
-            stream, streamer, ping=pending.ping, template=pending.template, box_art_url=pending.box_art_url
+            stream,
+            streamer,
+            ping=decision.ping,
+            template=pending.template,
+            box_art_url=pending.box_art_url,
+            notify_button=pending.notify_button,
         )
         async with self._send_limit, self._working_on(pending.subscription_id) as work:
             if work is None:
@@ -396,7 +578,7 @@ class Notifier:
                 )
             except AnnounceError as exc:
                 if isinstance(exc, StillRunning):
-                    work.later = self._record_late(pending, stream, exc)
+                    work.later = self._record_late(pending, stream, exc, decision)
                 level = logging.WARNING if exc.reason != pending.last_error else logging.DEBUG
                 _log.log(
                     level,
@@ -414,6 +596,9 @@ class Notifier:
             posted_at = self._monotonic()
             # Recorded before the removal waiting on this post goes on, so it finds (and closes) the card.
             await self._db.record_announcement(pending, message_id, stream)
+            await self._record_ping(pending, decision)
+        if pending.publish and self.publisher is not None:
+            self.publisher.submit(pending.channel_id, message_id, guild_id=pending.guild_id)
         _log.info(
             "Announced %s (stream %s) in channel %s of guild %s",
             streamer.login,
@@ -448,8 +633,21 @@ class Notifier:
 
     async def _update_one(self, card: CardUpdate) -> CardEdit:
         message = self._renderer.live(
-            card.live, card.streamer, ping=card.ping, template=card.template, box_art_url=card.box_art_url
+            card.live,
+            card.streamer,
+            ping=card.ping,
+            template=card.template,
+            box_art_url=card.box_art_url,
+            notify_button=card.notify_button,
         )
+        if card.reconnected:  # it keeps saying so, and pings nobody
+            message = self._renderer.reconnected(
+                card.live,
+                card.streamer,
+                template=card.template,
+                box_art_url=card.box_art_url,
+                notify_button=card.notify_button,
+            )
         async with self._send_limit, self._working_on(card.subscription_id) as work:
             if work is None:
                 return CardEdit.FAILED  # being removed: `retire` closes the card
@@ -587,7 +785,19 @@ class Notifier:
             if not calls:
                 del self._in_flight[subscription_id]
 
-    async def _record_late(self, pending: PendingAnnouncement, stream: LiveStream, outcome: StillRunning) -> None:
+    async def _record_ping(self, pending: PendingAnnouncement, decision: PingDecision) -> None:
+        """Remember whom a posted announcement pinged, where the throttle or the card's later edits need it (one
+        write per announcement only in guilds with the button or a throttle; a fan-out elsewhere writes nothing)."""
+        if decision.remember or (decision.ping and pending.ping_throttle_hours):
+            await self._db.record_ping(pending, decision.ping or "", remember=decision.remember)
+
+    async def _record_late(
+        self,
+        pending: PendingAnnouncement,
+        stream: LiveStream,
+        outcome: StillRunning,
+        decision: PingDecision | None = None,
+    ) -> None:
         """A post the announcer gave up waiting for: if it succeeds after all, record it at once (the retry
         would find it through its nonce too, but a removal waiting on it must see the card)."""
         try:
@@ -595,6 +805,8 @@ class Notifier:
         except AnnounceError:
             return  # failed after all: the next round tries again under the same nonce
         await self._db.record_announcement(pending, message_id, stream)
+        if decision is not None:
+            await self._record_ping(pending, decision)
         _log.info("Announced stream %s in channel %s (Discord answered late)", pending.stream_id, pending.channel_id)
 
     @staticmethod
@@ -631,6 +843,8 @@ class Notifier:
         starts: a round under way may still hold it in its list; the next one reads the database, which no
         longer has it, and SQLite may then give its id to a new subscription."""
         self._removed.add(subscription_id)
+        if self.after_round is not None:
+            self.after_round()  # a live event of the removed entry's stream may end now
 
     async def prune(self) -> int:
         """Forget announcement records older than ANNOUNCEMENT_RETENTION (by the notifier's clock)."""

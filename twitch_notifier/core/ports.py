@@ -11,19 +11,26 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
+from twitch_notifier.core.filters import ExitReason
 from twitch_notifier.core.history import StreamSummary
 from twitch_notifier.models import (
     Announcement,
     CardToClose,
     CardUpdate,
     Category,
+    FilteredCard,
+    ListedEvent,
+    LiveEventRecord,
+    LiveEventTarget,
     LiveStream,
     PendingAnnouncement,
+    ScheduledEventSpec,
     ShardScope,
     Streamer,
     StreamHistory,
     StreamObservation,
     Subscription,
+    TitleFilter,
 )
 from twitch_notifier.twitch.eventsub import ChannelInfo, Conduit, ConduitShard, EventSubListing, ShardUpdate
 from twitch_notifier.twitch.models import StreamsSnapshot, TwitchCategory, TwitchUser
@@ -32,7 +39,10 @@ __all__ = [
     "AnnounceError",
     "Announcer",
     "CardRenderer",
+    "EventCalendar",
     "EventSubApi",
+    "EventsRefused",
+    "LiveEventStore",
     "MessageGone",
     "NotifierStore",
     "PollerStore",
@@ -105,8 +115,17 @@ class CardRenderer(Protocol):
     """Turns live state into the messages the announcer posts (rendering.cards.Cards in production)."""
 
     def live(
-        self, stream: LiveStream, streamer: Streamer, *, ping: str | None, template: str | None, box_art_url: str
-    ) -> Announcement: ...
+        self,
+        stream: LiveStream,
+        streamer: Streamer,
+        *,
+        ping: str | None,
+        template: str | None,
+        box_art_url: str,
+        notify_button: bool = False,
+    ) -> Announcement:
+        """The live card; with `notify_button`, the "Notify me" button beside the Watch button."""
+        ...
 
     def ended(
         self,
@@ -121,6 +140,24 @@ class CardRenderer(Protocol):
     ) -> Announcement:
         """The "was live" card; `recap` (from the stream's history, when kept) adds its peak and average
         viewers and its categories, each linked to its moment in the VOD when there is one."""
+        ...
+
+    def reconnected(
+        self,
+        stream: LiveStream,
+        streamer: Streamer,
+        *,
+        template: str | None,
+        box_art_url: str,
+        notify_button: bool = False,
+    ) -> Announcement:
+        """The live card of a stream that came back within the restart grace: noted so, and pinging nobody."""
+        ...
+
+    def left_filter(
+        self, stream: LiveStream, streamer: Streamer, *, reason: ExitReason, games: Sequence[Category] | None
+    ) -> Announcement:
+        """The card of a live stream that left its entry's filter, saying why ("no longer VALORANT")."""
         ...
 
 
@@ -173,6 +210,10 @@ class NotifierStore(Protocol):
         self, pending: PendingAnnouncement, message_id: int | None, stream: LiveStream | None = None
     ) -> None: ...
 
+    async def record_ping(self, pending: PendingAnnouncement, ping: str, *, remember: bool) -> None:
+        """Whom a posted announcement pinged (for the ping throttle, and with `remember` for its card's edits)."""
+        ...
+
     async def cards_to_update(self, not_since: datetime, scope: ShardScope | None = None) -> list[CardUpdate]: ...
 
     async def mark_cards_rendered(self, cards: Iterable[tuple[int, LiveStream]]) -> None: ...
@@ -184,6 +225,20 @@ class NotifierStore(Protocol):
     async def close_cards(self, cards: Iterable[tuple[int, str]]) -> None: ...
 
     async def prune_announcements(self, older_than: datetime) -> int: ...
+
+    async def filtered_cards(self, scope: ShardScope | None = None) -> list[FilteredCard]:
+        """Live cards of filtered entries in guilds whose cards follow the filter (edit or delete)."""
+        ...
+
+    async def mark_left_filter(self, cards: Iterable[tuple[int, str]], *, left: bool) -> None: ...
+
+    async def record_continuation(
+        self, pending: PendingAnnouncement, message_id: int | None, stream: LiveStream, previous_stream_id: str
+    ) -> None:
+        """The pair continues the card of `previous_stream_id` (restart grace); that card is closed with it."""
+        ...
+
+    async def set_stream_type(self, user_id: str, stream_id: str, stream_type: str) -> None: ...
 
 
 class PollerStore(Protocol):
@@ -224,6 +279,7 @@ class SubscriptionStore(Protocol):
         message_template: str | None = None,
         games: Sequence[Category] | None = None,
         max_per_guild: int | None = None,
+        title_filter: TitleFilter | None = None,
     ) -> Subscription: ...
 
     async def set_subscription_channel(self, subscription_id: int, channel_id: int) -> None: ...
@@ -287,3 +343,68 @@ class PushStore(Protocol):
     async def push_states(self) -> dict[str, str]: ...
 
     async def set_push_states(self, states: Mapping[str, str | None]) -> None: ...
+
+
+class EventsRefused(AnnounceError):
+    """A guild's scheduled events are refused for want of a permission: the guild's live events wait until an
+    admin sets the option again, or an hour, rather than being asked for every cycle. `asked` is False when the
+    bot's cached permissions said so and no request was made (then the permission being granted lifts the wait)."""
+
+    def __init__(self, reason: str, *, asked: bool = True) -> None:
+        super().__init__(reason, permanent=True)
+        self.asked = asked
+
+
+class EventCalendar(Protocol):
+    """Discord's guild scheduled events (discord_io.events in production). Failures are AnnounceError:
+    EventsRefused for a missing permission, MessageGone for an event that no longer exists, StillRunning
+    for a request Discord did not answer in time (it may still happen)."""
+
+    async def create_event(self, guild_id: int, spec: ScheduledEventSpec) -> int:
+        """Create an EXTERNAL event (SCHEDULED, starting at `spec.start`); return its id."""
+        ...
+
+    async def edit_event(
+        self,
+        guild_id: int,
+        event_id: int,
+        *,
+        status: int | None = None,
+        name: str | None = None,
+        description: str | None = None,
+        end: datetime | None = None,
+    ) -> None:
+        """Change an event's status (2 ACTIVE, 3 COMPLETED, 4 CANCELED) and/or what it shows."""
+        ...
+
+    async def list_events(self, guild_id: int) -> list[ListedEvent]: ...
+
+    def may_create_events(self, guild_id: int) -> bool:
+        """Whether the bot's cached permissions let it create events in the guild (no request)."""
+        ...
+
+
+class LiveEventStore(Protocol):
+    """The storage live scheduled events keep their state in (database.Database)."""
+
+    async def live_events_wanted(self, scope: ShardScope | None = None) -> bool:
+        """Whether any guild keeps live events, or any event is still open (one cheap query)."""
+        ...
+
+    async def live_event_targets(self, scope: ShardScope | None = None) -> list[LiveEventTarget]:
+        """One row per (guild, live stream) announced in a guild that keeps live events."""
+        ...
+
+    async def live_event_records(self, scope: ShardScope | None = None) -> list[LiveEventRecord]:
+        """The events not final yet (creating, scheduled, active), and the final ones of streams still live."""
+        ...
+
+    async def save_live_event(self, record: LiveEventRecord) -> None: ...
+
+    async def set_events_error(self, guild_id: int, error: str | None) -> None:
+        """Record (or clear, with None) why Discord refused the guild's events, with the time."""
+        ...
+
+    async def prune_live_events(self, older_than: datetime) -> int:
+        """Forget final events last changed before `older_than`."""
+        ...

@@ -205,6 +205,7 @@ class PushHandler:
             viewer_count=0,
             started_at=event.started_at or self._clock(),
             thumbnail_url=live_thumbnail_url(event.login) if event.login else "",
+            type=event.type or "live",
         )
         _log.info("EventSub: user %s went live (stream %s, %s)", user_id, event.stream_id, event.type)
         report = await self._notifier.push_online(stream, received_at=received_at)

@@ -14,7 +14,14 @@ from enum import Enum
 from typing import Protocol
 
 from twitch_notifier.core.ports import SubscriptionStore, TwitchDirectory
-from twitch_notifier.models import AlreadySubscribed, Category, Streamer, Subscription, SubscriptionLimitReached
+from twitch_notifier.models import (
+    AlreadySubscribed,
+    Category,
+    Streamer,
+    Subscription,
+    SubscriptionLimitReached,
+    TitleFilter,
+)
 from twitch_notifier.twitch.errors import InvalidLogin, TwitchUnavailable
 from twitch_notifier.twitch.logins import parse_login
 from twitch_notifier.twitch.mapping import category_from, streamer_from_user
@@ -99,6 +106,7 @@ class AddRequest:
     ping: str | None = None
     template: str | None = None
     game_names: Sequence[str] | None = None
+    title_filter: TitleFilter | None = None
 
 
 class AddOutcome(Enum):
@@ -204,6 +212,7 @@ class SubscriptionRules:
                 message_template=request.template,
                 games=categories,
                 max_per_guild=self.max_per_guild,  # checked again in the insert's transaction: adds race
+                title_filter=request.title_filter,
             )
         except SubscriptionLimitReached:
             return AddResult.refused(AddRefusal.LIMIT_REACHED, channel_id, str(self.max_per_guild))

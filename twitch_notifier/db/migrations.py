@@ -252,6 +252,92 @@ MIGRATIONS: tuple[Migration, ...] = (
         );
         """,
     ),
+    Migration(
+        9,
+        "announcement channels and /diagnose: a server's choice to publish (crosspost) announcements posted in a "
+        "news channel; per channel, the times of the bot's publishes within the last hour and until when Discord "
+        "refused more (its limit is 10 per hour per channel), so a restart does not forget them; and each entry's "
+        "last failure to post, with its time, kept after a later success",
+        """
+        ALTER TABLE guild_settings ADD COLUMN publish INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE subscriptions ADD COLUMN last_failure TEXT;
+        ALTER TABLE subscriptions ADD COLUMN last_failure_at TEXT;
+        CREATE TABLE channel_publishing (
+            channel_id    INTEGER PRIMARY KEY,
+            published     TEXT NOT NULL,
+            blocked_until TEXT,
+            updated_at    TEXT NOT NULL
+        );
+        """,
+    ),
+    Migration(
+        10,
+        "live scheduled events: a server's choice to have a Discord scheduled event for each announced live stream, "
+        "and the last refusal to create one (with its time, so it is not retried every cycle); per (server, stream) "
+        "the event's id, its status, and what it shows, so a restart continues the same event",
+        """
+        ALTER TABLE guild_settings ADD COLUMN live_events INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE guild_settings ADD COLUMN events_error TEXT;
+        ALTER TABLE guild_settings ADD COLUMN events_error_at TEXT;
+        CREATE TABLE live_events (
+            guild_id       INTEGER NOT NULL,
+            stream_id      TEXT NOT NULL,
+            twitch_user_id TEXT NOT NULL,
+            event_id       INTEGER,
+            status         TEXT NOT NULL,
+            name           TEXT NOT NULL DEFAULT '',
+            description    TEXT NOT NULL DEFAULT '',
+            location       TEXT NOT NULL DEFAULT '',
+            ends_at        TEXT,
+            synced_at      TEXT NOT NULL,
+            created_at     TEXT NOT NULL,
+            PRIMARY KEY (guild_id, stream_id)
+        );
+        CREATE INDEX ix_live_events_status ON live_events (status);
+        """,
+    ),
+    Migration(
+        11,
+        "title filters and the restart grace: each entry's title filter (JSON: include and exclude words, a regex, "
+        "skip reruns); a server's choice for a card whose stream leaves its entry's filter and its own restart grace "
+        "(NULL: the operator's); each live stream's EventSub type (live, rerun, playlist, ...), which the poll "
+        "cannot see; per card, the stream whose card it continues (a restart within the grace) and when its stream "
+        "left the filter",
+        """
+        ALTER TABLE subscriptions ADD COLUMN title_filter TEXT;
+        ALTER TABLE guild_settings ADD COLUMN filter_exit TEXT;
+        ALTER TABLE guild_settings ADD COLUMN restart_grace_seconds INTEGER;
+        ALTER TABLE live_streams ADD COLUMN stream_type TEXT NOT NULL DEFAULT 'live';
+        ALTER TABLE announcements ADD COLUMN continued_from TEXT;
+        ALTER TABLE announcements ADD COLUMN left_filter_at TEXT;
+        """,
+    ),
+    Migration(
+        12,
+        "opt-in pings: a server's choice to put a “Notify me” button on live cards (each entry may override it) "
+        "and to ping a streamer at most once per so many hours; per (server, streamer) the opt-in role the button "
+        "hands out and the last stream that pinged, with its time; per card, the ping it was posted with",
+        """
+        ALTER TABLE guild_settings ADD COLUMN notify_button INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE guild_settings ADD COLUMN ping_throttle_hours INTEGER;
+        ALTER TABLE subscriptions ADD COLUMN notify_button INTEGER;
+        ALTER TABLE announcements ADD COLUMN ping_sent TEXT;
+        CREATE TABLE notify_roles (
+            guild_id       INTEGER NOT NULL,
+            twitch_user_id TEXT NOT NULL,
+            role_id        INTEGER NOT NULL,
+            created_at     TEXT NOT NULL,
+            PRIMARY KEY (guild_id, twitch_user_id)
+        );
+        CREATE TABLE last_pings (
+            guild_id       INTEGER NOT NULL,
+            twitch_user_id TEXT NOT NULL,
+            stream_id      TEXT NOT NULL,
+            pinged_at      TEXT NOT NULL,
+            PRIMARY KEY (guild_id, twitch_user_id)
+        );
+        """,
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -178,5 +178,76 @@ MIGRATIONS_AFTER_BASELINE: tuple[Migration, ...] = (
         );
         """,
     ),
+    _after_baseline(
+        9,
+        """
+        ALTER TABLE guild_settings ADD COLUMN publish INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE subscriptions ADD COLUMN last_failure TEXT COLLATE "C";
+        ALTER TABLE subscriptions ADD COLUMN last_failure_at TEXT COLLATE "C";
+        CREATE TABLE channel_publishing (
+            channel_id    BIGINT PRIMARY KEY,
+            published     TEXT COLLATE "C" NOT NULL,
+            blocked_until TEXT COLLATE "C",
+            updated_at    TEXT COLLATE "C" NOT NULL
+        );
+        """,
+    ),
+    _after_baseline(
+        10,
+        """
+        ALTER TABLE guild_settings ADD COLUMN live_events INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE guild_settings ADD COLUMN events_error TEXT COLLATE "C";
+        ALTER TABLE guild_settings ADD COLUMN events_error_at TEXT COLLATE "C";
+        CREATE TABLE live_events (
+            guild_id       BIGINT NOT NULL,
+            stream_id      TEXT COLLATE "C" NOT NULL,
+            twitch_user_id TEXT COLLATE "C" NOT NULL,
+            event_id       BIGINT,
+            status         TEXT COLLATE "C" NOT NULL,
+            name           TEXT COLLATE "C" NOT NULL DEFAULT '',
+            description    TEXT COLLATE "C" NOT NULL DEFAULT '',
+            location       TEXT COLLATE "C" NOT NULL DEFAULT '',
+            ends_at        TEXT COLLATE "C",
+            synced_at      TEXT COLLATE "C" NOT NULL,
+            created_at     TEXT COLLATE "C" NOT NULL,
+            PRIMARY KEY (guild_id, stream_id)
+        );
+        CREATE INDEX ix_live_events_status ON live_events (status);
+        """,
+    ),
+    _after_baseline(
+        11,
+        """
+        ALTER TABLE subscriptions ADD COLUMN title_filter TEXT COLLATE "C";
+        ALTER TABLE guild_settings ADD COLUMN filter_exit TEXT COLLATE "C";
+        ALTER TABLE guild_settings ADD COLUMN restart_grace_seconds BIGINT;
+        ALTER TABLE live_streams ADD COLUMN stream_type TEXT COLLATE "C" NOT NULL DEFAULT 'live';
+        ALTER TABLE announcements ADD COLUMN continued_from TEXT COLLATE "C";
+        ALTER TABLE announcements ADD COLUMN left_filter_at TEXT COLLATE "C";
+        """,
+    ),
+    _after_baseline(
+        12,
+        """
+        ALTER TABLE guild_settings ADD COLUMN notify_button INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE guild_settings ADD COLUMN ping_throttle_hours BIGINT;
+        ALTER TABLE subscriptions ADD COLUMN notify_button INTEGER;
+        ALTER TABLE announcements ADD COLUMN ping_sent TEXT COLLATE "C";
+        CREATE TABLE notify_roles (
+            guild_id       BIGINT NOT NULL,
+            twitch_user_id TEXT COLLATE "C" NOT NULL,
+            role_id        BIGINT NOT NULL,
+            created_at     TEXT COLLATE "C" NOT NULL,
+            PRIMARY KEY (guild_id, twitch_user_id)
+        );
+        CREATE TABLE last_pings (
+            guild_id       BIGINT NOT NULL,
+            twitch_user_id TEXT COLLATE "C" NOT NULL,
+            stream_id      TEXT COLLATE "C" NOT NULL,
+            pinged_at      TEXT COLLATE "C" NOT NULL,
+            PRIMARY KEY (guild_id, twitch_user_id)
+        );
+        """,
+    ),
 )
 """Versions BASELINE_VERSION + 1 to SCHEMA_VERSION, in order: each SQLite migration after the baseline has its twin."""

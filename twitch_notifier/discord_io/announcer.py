@@ -16,11 +16,19 @@ import aiohttp
 import discord
 
 from twitch_notifier.core.ports import AnnounceError, MessageGone, StillRunning
+from twitch_notifier.core.publishing import PublishOutcome, PublishResult
 from twitch_notifier.discord_io.channels import CHANNEL_DELETED, channel_problem
 from twitch_notifier.discord_io.pacer import SendPacer
 from twitch_notifier.models import JSON, Announcement, LiveStream, Streamer
 
-__all__ = ["DiscordAnnouncer", "GuildDirectory", "allowed_mentions_from", "link_view"]
+__all__ = [
+    "LONGEST_RATE_LIMIT_WAIT",
+    "DiscordAnnouncer",
+    "GuildDirectory",
+    "allowed_mentions_from",
+    "link_view",
+    "publish_problem",
+]
 
 GuildLookup = Callable[[int], discord.Guild | None]
 T = TypeVar("T")
@@ -45,6 +53,22 @@ CALL_TIMEOUT = 15.0
 """Longest one Discord request may take: discord.py has no timeout of its own (aiohttp's default is 5
 minutes), and one hung request must not hold up the cycle for everyone. A post that timed out is retried
 next cycle under the same nonce, so Discord does not post it twice if it did receive it."""
+LONGEST_RATE_LIMIT_WAIT = 300.0
+"""The bot's discord.py client raises RateLimited for a 429 (or a known bucket) asking to wait longer than this,
+instead of sleeping through it: a publish refused for the rest of the hour (Discord's 10 per hour per channel)
+must give up, not hang and publish a stale card an hour late; a post or edit that would wait that long is
+retried next cycle instead. Not lower: discord.py also refuses, unasked, every request of a bucket whose
+advertised reset is further away than this, even with requests left in it."""
+_PUBLISH_PERMISSIONS = {"view_channel": "View Channel", "send_messages": "Send Messages"}
+
+
+def publish_problem(channel: discord.abc.GuildChannel) -> str | None:
+    """Why the bot cannot publish its own announcements in `channel`, in Discord's words (None: it can)."""
+    if not isinstance(channel, discord.TextChannel) or not channel.is_news():
+        return f"#{channel.name} is not an announcement channel"
+    permissions = channel.permissions_for(channel.guild.me)
+    missing = [label for name, label in _PUBLISH_PERMISSIONS.items() if not getattr(permissions, name)]
+    return f"can't publish in #{channel.name}: missing {', '.join(missing)}" if missing else None
 
 
 def allowed_mentions_from(data: JSON) -> discord.AllowedMentions:
@@ -55,13 +79,27 @@ def allowed_mentions_from(data: JSON) -> discord.AllowedMentions:
     )
 
 
+class CardView(discord.ui.View):
+    """A card's buttons, rendered only: discord.py keeps no copy of it per message. Link buttons need no answer;
+    a button with a custom id (the "Notify me" one) is answered by its custom id, in cogs.notify_button, which
+    also serves cards posted before a restart."""
+
+    def is_dispatchable(self) -> bool:
+        return False
+
+
 def link_view(components: list[JSON]) -> discord.ui.View:
-    """Link buttons (style 5) from Discord's component JSON; they need no interaction handling."""
-    view = discord.ui.View(timeout=None)
+    """The buttons of Discord's component JSON: link buttons (style 5), and buttons with a custom id."""
+    view = CardView(timeout=None)
     for row in components:
         for item in row.get("components", []):
-            if item.get("type") == _BUTTON and item.get("style") == _LINK_STYLE:
+            if item.get("type") != _BUTTON:
+                continue
+            if item.get("style") == _LINK_STYLE:
                 view.add_item(discord.ui.Button(style=discord.ButtonStyle.link, label=item["label"], url=item["url"]))
+            elif item.get("custom_id"):
+                style = discord.ButtonStyle(item.get("style", discord.ButtonStyle.secondary.value))
+                view.add_item(discord.ui.Button(style=style, label=item["label"], custom_id=item["custom_id"]))
     return view
 
 
@@ -140,13 +178,16 @@ class DiscordAnnouncer:
             raise AnnounceError(f"can't post in #{channel.name}: {exc.text or 'forbidden'}", permanent=True) from exc
         except discord.HTTPException as exc:
             raise AnnounceError(f"Discord answered {exc.status}: {exc.text}", permanent=False) from exc
+        except discord.RateLimited as exc:
+            raise AnnounceError(f"Discord asks to wait {exc.retry_after:.0f} s", permanent=False) from exc
         except (aiohttp.ClientError, OSError) as exc:
             raise AnnounceError(f"could not reach Discord: {exc!r}", permanent=False) from exc
         return posted.id
 
     async def edit(self, channel_id: int, message_id: int, message: Announcement, *, guild_id: int) -> None:
         partial = self._partial(guild_id, channel_id, message_id)
-        await self.pacer.acquire()  # before the request coroutine exists: a cancelled wait leaves none behind
+        # Before the request coroutine exists (a cancelled wait leaves none behind); behind any new announcement.
+        await self.pacer.acquire(background=True)
         await self._bounded(
             self._change(
                 partial.edit(
@@ -160,8 +201,38 @@ class DiscordAnnouncer:
 
     async def delete(self, channel_id: int, message_id: int, *, guild_id: int) -> None:
         partial = self._partial(guild_id, channel_id, message_id)
-        await self.pacer.acquire()
+        await self.pacer.acquire(background=True)
         await self._bounded(self._change(partial.delete()))
+
+    async def publish(self, channel_id: int, message_id: int, *, guild_id: int) -> PublishOutcome:
+        """Crosspost one of the bot's messages (core.publishing.MessagePublisher): a news channel only, paced
+        behind new announcements; Discord's refusals are the outcome, never raised."""
+        channel = self._channel(guild_id, channel_id)
+        if not isinstance(channel, discord.TextChannel) or not channel.is_news():
+            return PublishOutcome(PublishResult.NOT_NEWS)
+        problem = publish_problem(channel)
+        if problem:
+            return PublishOutcome(PublishResult.FAILED, reason=problem)
+        partial = channel.get_partial_message(message_id)
+        await self.pacer.acquire(background=True)
+        try:
+            return await self._bounded(self._crosspost(partial))
+        except StillRunning as exc:
+            return PublishOutcome(PublishResult.FAILED, reason=exc.reason)
+
+    @staticmethod
+    async def _crosspost(partial: discord.PartialMessage) -> PublishOutcome:
+        try:
+            await partial.publish()
+        except discord.RateLimited as exc:
+            return PublishOutcome(PublishResult.RATE_LIMITED, retry_after=exc.retry_after)
+        except discord.HTTPException as exc:
+            if exc.status == HTTPStatus.TOO_MANY_REQUESTS:
+                return PublishOutcome(PublishResult.RATE_LIMITED)
+            return PublishOutcome(PublishResult.FAILED, reason=f"Discord answered {exc.status}: {exc.text}")
+        except (aiohttp.ClientError, OSError) as exc:
+            return PublishOutcome(PublishResult.FAILED, reason=f"could not reach Discord: {exc!r}")
+        return PublishOutcome(PublishResult.PUBLISHED)
 
     def _channel(self, guild_id: int, channel_id: int) -> discord.abc.GuildChannel | None:
         guild = self._guild(guild_id)
@@ -184,5 +255,7 @@ class DiscordAnnouncer:
             raise AnnounceError(f"Discord refused: {exc.text or 'forbidden'}", permanent=True) from exc
         except discord.HTTPException as exc:
             raise AnnounceError(f"Discord answered {exc.status}: {exc.text}", permanent=False) from exc
+        except discord.RateLimited as exc:
+            raise AnnounceError(f"Discord asks to wait {exc.retry_after:.0f} s", permanent=False) from exc
         except (aiohttp.ClientError, OSError) as exc:
             raise AnnounceError(f"could not reach Discord: {exc!r}", permanent=False) from exc

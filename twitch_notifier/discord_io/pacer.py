@@ -26,6 +26,10 @@ class SendPacer:
     of an interval (the usual timer overshoot) is forgiven, so the pace does not drift below `rate`. In the
     pacer's clock any one-second window holds at most about `rate + burst` sends: keep that a little under
     the limit respected, for the jitter between leaving the pacer and reaching Discord.
+
+    `background` sends (edits, deletes, publishes) yield to the others (new announcements): a background
+    caller only takes a slot while no foreground caller is waiting, and re-checks after each sleep, so a new
+    announcement never queues behind them, and they share the same rate.
     """
 
     def __init__(
@@ -48,6 +52,10 @@ class SendPacer:
         self._clock = clock
         self._sleep = sleep
         self._lock = asyncio.Lock()
+        self._background_lock = asyncio.Lock()
+        self._foreground = 0  # foreground callers waiting for or in the lock
+        self._no_foreground = asyncio.Event()
+        self._no_foreground.set()
         self._next_slot = float("-inf")  # theoretical time of the next send at the steady rate
         self.acquired = 0
         self.delayed = 0  # how many acquisitions had to wait: how often the limit is near
@@ -57,19 +65,53 @@ class SendPacer:
         """Seconds a send would wait for its slot right now, were nobody queued (0: it may go at once)."""
         return max(0.0, self._next_slot - self._tolerance - self._clock())
 
-    async def acquire(self) -> None:
-        """Wait until one more send fits under the rate; returns at once while the bucket has room."""
-        async with self._lock:
-            wait = self.delay()
+    async def acquire(self, *, background: bool = False) -> None:
+        """Wait until one more send fits under the rate; returns at once while the bucket has room. A
+        `background` send waits, besides, until no other kind of send is waiting."""
+        if background:
+            await self._acquire_background()
+            return
+        self._foreground += 1
+        self._no_foreground.clear()
+        try:
+            async with self._lock:
+                wait = self.delay()
+                forgiven = 0.0
+                if wait > 0:
+                    self.delayed += 1
+                    self.waited += wait
+                    await self._sleep(wait)
+                    forgiven = self._jitter  # woken a little late by the timer: not a reason to slow down
+                self._take(forgiven)
+        finally:
+            self._foreground -= 1
+            if self._foreground == 0:
+                self._no_foreground.set()
+
+    async def _acquire_background(self) -> None:
+        async with self._background_lock:  # background callers take turns among themselves, in call order
             forgiven = 0.0
-            if wait > 0:
-                self.delayed += 1
+            waited = False
+            while True:
+                if self._foreground:
+                    await self._no_foreground.wait()
+                    continue
+                wait = self.delay()
+                if wait <= 0:
+                    # No await between the checks and the take: a foreground caller cannot slip in between.
+                    self._take(forgiven)
+                    return
+                if not waited:
+                    self.delayed += 1
+                    waited = True
                 self.waited += wait
                 await self._sleep(wait)
-                forgiven = self._jitter  # woken a little late by the timer: not a reason to slow down
-            now = self._clock()
-            self._next_slot = max(self._next_slot, now - forgiven) + self._interval
-            self.acquired += 1
+                forgiven = self._jitter
+
+    def _take(self, forgiven: float) -> None:
+        now = self._clock()
+        self._next_slot = max(self._next_slot, now - forgiven) + self._interval
+        self.acquired += 1
 
     async def __aenter__(self) -> SendPacer:
         await self.acquire()

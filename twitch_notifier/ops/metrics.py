@@ -10,6 +10,8 @@ from collections.abc import Callable, Iterable, Mapping
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from twitch_notifier.core.publishing import PublishResult
+
 PREFIX = "twitch_notifier_"
 
 # A cycle is one batched /helix/streams round plus the announcements it triggers: usually well under a
@@ -17,6 +19,7 @@ PREFIX = "twitch_notifier_"
 CYCLE_DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
 # Push latency: a notification's arrival to the announcement's POST; tens of milliseconds when healthy.
 PUSH_LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1.0, 2.5, 5.0, 10.0)
+PUBLISH_RESULTS = tuple(result.value for result in PublishResult)
 
 
 class Metrics:
@@ -144,6 +147,13 @@ class Metrics:
             "1 while the session holding this process's shard (and leader) locks is up; always 1 with SQLite.",
             registry=self.registry,
         )
+        self.publishes_total = Counter(
+            f"{PREFIX}publishes_total",
+            "Announcements published (crossposted) in announcement channels, by result (published; skipped_limit: "
+            "the channel's 10 per hour were spent; rate_limited: Discord refused; not_news; failed).",
+            ["result"],
+            registry=self.registry,
+        )
         self._before_render: list[Callable[[], None]] = []
         # Known label values start at 0, so rates and alerts work before the first event of each kind.
         for outcome in ("ok", "error"):
@@ -152,6 +162,8 @@ class Metrics:
             self.notifications_total.labels(result=result)
         for source in ("push", "poll"):
             self.announcements_total.labels(source=source)
+        for result in PUBLISH_RESULTS:
+            self.publishes_total.labels(result=result)
 
     def observe_cycle(self, duration: float, ok: bool, announced: int, announce_failed: int) -> None:
         """Record one poll cycle: its outcome, its duration and the announcements it made or failed."""
@@ -171,6 +183,10 @@ class Metrics:
             self.announcements_total.labels(source="poll").inc(announced)
         if announce_failed > 0:
             self.notifications_total.labels(result="failed").inc(announce_failed)
+
+    def observe_publish(self, result: str) -> None:
+        """One publish of an announcement, by its result (core.publishing.PublishResult's value)."""
+        self.publishes_total.labels(result=result).inc()
 
     def set_cluster(self, *, leader: bool, connected: bool) -> None:
         self.cluster_leader.set(1 if leader else 0)

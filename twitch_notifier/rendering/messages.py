@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 from twitch_notifier.core.history import StreamSummary
+from twitch_notifier.core.opt_in import notify_custom_id
 from twitch_notifier.models import JSON, Announcement, LiveStream, Streamer
 from twitch_notifier.rendering.invisible import strip_invisible
 from twitch_notifier.rendering.limits import (
@@ -115,6 +116,15 @@ def link_button(label: str, url: str) -> list[JSON]:
     return [{"type": 1, "components": [{"type": 2, "style": 5, "label": label[:BUTTON_LABEL_LIMIT], "url": url}]}]
 
 
+NOTIFY_LABEL = "\N{BELL} Notify me"
+
+
+def notify_button(twitch_user_id: str) -> JSON:
+    """The "Notify me" button (style 2, grey) next to the Watch link: pressing it toggles the streamer's opt-in
+    role (discord_io.opt_in_roles answers it); its custom id names the streamer, so it outlives restarts."""
+    return {"type": 2, "style": 2, "label": NOTIFY_LABEL, "custom_id": notify_custom_id(twitch_user_id)}
+
+
 def template_values(stream: LiveStream, streamer: Streamer, ping: str | None) -> dict[str, str]:
     """What a message template's placeholders stand for; Twitch's text escaped and mention-defused."""
     return {
@@ -146,8 +156,10 @@ def live_announcement(
     ping: str | None = None,
     template: str | None = None,
     box_art_url: str = "",
+    notify: bool = False,
 ) -> Announcement:
-    """The message posted when a stream goes live (and re-rendered while it stays live)."""
+    """The message posted when a stream goes live (and re-rendered while it stays live); with `notify`, the
+    "Notify me" button beside the Watch button."""
     now = now or datetime.now(UTC)
     url = channel_url(streamer.login)
     embed: JSON = {
@@ -176,10 +188,13 @@ def live_announcement(
         embed["thumbnail"] = {"url": art}
     if stream.thumbnail_url and _URL_SAFE.match(stream.thumbnail_url):
         embed["image"] = {"url": thumbnail_url(stream.thumbnail_url, int(now.timestamp()))}
+    components = link_button("Watch stream", url)
+    if notify:
+        components[0]["components"].append(notify_button(streamer.twitch_user_id))
     return Announcement(
         content=announcement_content(stream, streamer, ping=ping, template=template),
         embed=embed,
-        components=link_button("Watch stream", url),
+        components=components,
         allowed_mentions=ping_allowed_mentions(ping),
     )
 

@@ -18,6 +18,7 @@ def live_stream_from(stream: TwitchStream) -> LiveStream:
         started_at=stream.started_at,
         thumbnail_url=stream.thumbnail_url,
         game_id=stream.game_id,
+        stream_type=stream.type or "live",
     )
 
 

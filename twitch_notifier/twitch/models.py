@@ -40,6 +40,8 @@ class TwitchStream:
     language: str = ""
     is_mature: bool = False
     tags: tuple[str, ...] = ()
+    type: str = "live"
+    """EventSub's stream.online type (live, rerun, playlist, premiere, watch_party); /helix/streams says "live"."""
 
     def thumbnail(self, width: int = 1280, height: int = 720) -> str:
         return self.thumbnail_url.replace("{width}", str(width)).replace("{height}", str(height))

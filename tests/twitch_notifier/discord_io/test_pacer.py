@@ -149,6 +149,49 @@ async def test_context_manager_takes_a_slot():
     assert pacer.waited == pytest.approx(0.25)
 
 
+class YieldingTime(FakeTime):
+    """A FakeTime whose sleep lets the other callers run meanwhile, as a real sleep would."""
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        for _ in range(5):
+            await asyncio.sleep(0)
+        self.now += seconds
+
+
+async def test_a_foreground_send_never_queues_behind_background_ones():
+    fake = YieldingTime()
+    pacer = SendPacer(10, clock=fake.clock, sleep=fake.sleep)
+    await pacer.acquire()  # the bucket is empty: everyone after this waits for a slot
+    order: list[str] = []
+
+    async def send(name: str, *, background: bool) -> None:
+        await pacer.acquire(background=background)
+        order.append(name)
+
+    backgrounds = [asyncio.create_task(send(f"B{i}", background=True)) for i in range(3)]
+    await asyncio.sleep(0)  # B0 is waiting for its slot, B1 and B2 behind it
+    foreground = asyncio.create_task(send("F", background=False))
+    await asyncio.wait_for(asyncio.gather(foreground, *backgrounds), timeout=5)
+    assert order == ["F", "B0", "B1", "B2"]
+    assert pacer.acquired == 5
+
+
+async def test_background_sends_keep_the_rate_and_their_order():
+    fake = YieldingTime()
+    pacer = SendPacer(10, clock=fake.clock, sleep=fake.sleep)
+    stamps: list[tuple[int, float]] = []
+
+    async def send(index: int) -> None:
+        await pacer.acquire(background=True)
+        stamps.append((index, round(fake.now - 1000.0, 9)))
+
+    await asyncio.wait_for(asyncio.gather(*(send(i) for i in range(4))), timeout=5)
+    assert [index for index, _ in stamps] == [0, 1, 2, 3]
+    times = [t for _, t in stamps]
+    assert all(b - a >= 0.1 - 0.025 - 1e-9 for a, b in itertools.pairwise(times)), times
+
+
 @pytest.mark.parametrize(("rate", "burst"), [(0, 1), (-1, 1), (10, 0)])
 def test_rejects_nonsense(rate, burst):
     with pytest.raises(ValueError, match="must be"):

@@ -178,3 +178,20 @@ def test_family_emoji_stay_whole_in_a_title():
     assert live_announcement(stream(title=f"family stream {family}"), STREAMER).embed["title"] == (
         f"family stream {family}"
     )
+
+
+def test_notify_button_sits_beside_the_watch_link_and_names_the_streamer():
+    plain = live_announcement(stream(), STREAMER, now=T0)
+    assert [b["style"] for b in plain.components[0]["components"]] == [5]
+    card = live_announcement(stream(), STREAMER, now=T0, notify=True, ping="555")
+    watch, notify = card.components[0]["components"]
+    assert watch["style"] == 5
+    assert "custom_id" not in watch
+    assert notify == {"type": 2, "style": 2, "label": "\N{BELL} Notify me", "custom_id": "notify:1"}
+    assert card.content.startswith("<@&555> ")
+    assert card.allowed_mentions == {"parse": [], "replied_user": False, "roles": ["555"]}
+
+
+def test_the_ended_card_drops_the_notify_button():
+    ended = ended_announcement(STREAMER, title="t", game_name="g", started_at=T0, ended_at=T0 + timedelta(hours=1))
+    assert all("custom_id" not in b for row in ended.components for b in row["components"])

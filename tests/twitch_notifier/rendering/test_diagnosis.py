@@ -1,0 +1,56 @@
+"""rendering.diagnosis: the test alert pings nobody and says so; the diagnosis lines name what is missing."""
+
+from datetime import UTC, datetime
+
+from twitch_notifier.models import LastAnnouncement, LiveStream, Streamer
+from twitch_notifier.rendering.diagnosis import (
+    TEST_MARK,
+    ChannelDiagnosis,
+    EntryDiagnosis,
+    as_test_alert,
+    channel_line,
+    entry_line,
+)
+from twitch_notifier.rendering.messages import live_announcement
+
+STREAMER = Streamer("1", "shroud", "shroud")
+STREAM = LiveStream("1", "s1", "Ranked", "VALORANT", 10, datetime(2026, 12, 1, tzinfo=UTC), "")
+AT = datetime(2026, 12, 1, 12, tzinfo=UTC)
+
+
+def test_a_test_alert_is_marked_and_allows_no_mention_whatever_the_card_allowed():
+    card = live_announcement(STREAM, STREAMER, ping="everyone", template="{ping} {streamer} is live")
+    assert card.allowed_mentions["parse"] == ["everyone"]
+    test = as_test_alert(card, ping_described="a real one would ping @\u200beveryone")
+    assert test.allowed_mentions == {"parse": [], "replied_user": False}
+    assert test.content.startswith(f"-# {TEST_MARK}")
+    assert test.embed["footer"]["text"] == f"{TEST_MARK} · Twitch"
+    assert test.embed["title"] == card.embed["title"]
+    assert test.components == card.components
+    assert card.embed["footer"]["text"] == "Twitch"  # the card itself is left as it was
+
+
+def test_channel_line_names_each_missing_permission_and_the_publish_state():
+    fine = channel_line(ChannelDiagnosis(5, news=True, publish_wanted=True))
+    assert fine == "**<#5>** — post ✅ · embed ✅ · publish ✅"
+    broken = channel_line(ChannelDiagnosis(5, cannot_post=("Send Messages",), cannot_embed=("Embed Links",)))
+    assert broken == "**<#5>** — post ❌ missing **Send Messages** · embed ❌ missing **Embed Links** · publish: off"
+    assert "not an announcement channel" in channel_line(ChannelDiagnosis(5, publish_wanted=True))
+    assert "deleted" in channel_line(ChannelDiagnosis(5, exists=False))
+
+
+def test_entry_line_links_the_last_announcement_and_dates_the_failures():
+    last = LastAnnouncement(7, 5, 99, AT)
+    line = entry_line(3, EntryDiagnosis(7, STREAMER, 5, "@everyone", last=last))
+    assert line == (
+        f"• **shroud** · ping @\u200beveryone · last announced <t:{int(AT.timestamp())}:R> "
+        "([message](https://discord.com/channels/3/5/99))"
+    )
+    old = entry_line(3, EntryDiagnosis(7, STREAMER, 5, "none", last_failure="Discord answered 503", last_failure_at=AT))
+    assert old.endswith(f"\n  last failure <t:{int(AT.timestamp())}:R>: Discord answered 503")
+    current = entry_line(
+        3,
+        EntryDiagnosis(7, STREAMER, 5, "none", last_failure="gone", last_failure_at=AT, current_error="gone"),
+    )
+    assert current.endswith(f"\n  ❌ failing: gone (since <t:{int(AT.timestamp())}:R>)")
+    assert "no announcement on record" in current

@@ -1,0 +1,124 @@
+"""What /testalert posts and what /diagnose says: a live card marked as a test that pings nobody, and the lines of
+a server's diagnosis (per channel what the bot may do there, per entry its ping, last announcement and failure).
+
+Plain data in, Discord's JSON shapes and text out (no discord import), so all of it is testable alone.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from twitch_notifier.models import Announcement, LastAnnouncement, Streamer
+from twitch_notifier.rendering.limits import CONTENT_LIMIT, EMBED_FOOTER_LIMIT
+from twitch_notifier.rendering.messages import escape, shown
+
+__all__ = [
+    "MENTION_EVERYONE_LABEL",
+    "TEST_MARK",
+    "ChannelDiagnosis",
+    "EntryDiagnosis",
+    "as_test_alert",
+    "channel_line",
+    "entry_line",
+    "message_link",
+]
+
+TEST_MARK = "\N{TEST TUBE} Test alert"
+MENTION_EVERYONE_LABEL = "Mention @everyone, @here, and All Roles"
+OK = "\N{WHITE HEAVY CHECK MARK}"
+NO = "\N{CROSS MARK}"
+NO_MENTIONS = {"parse": [], "replied_user": False}
+
+
+def message_link(guild_id: int, channel_id: int, message_id: int) -> str:
+    return f"https://discord.com/channels/{guild_id}/{channel_id}/{message_id}"
+
+
+def as_test_alert(card: Announcement, *, ping_described: str) -> Announcement:
+    """The live card `card` (rendered with no ping) marked as a test in its text and footer, allowing no mention
+    at all; `ping_described` says whom a real announcement would ping, in words that ping nobody."""
+    note = f"-# {TEST_MARK}: a preview, {ping_described}"
+    content = f"{note}\n{card.content}" if card.content else note
+    embed = dict(card.embed)
+    footer = embed.get("footer", {}).get("text", "")
+    embed["footer"] = {"text": f"{TEST_MARK} · {footer}"[:EMBED_FOOTER_LIMIT] if footer else TEST_MARK}
+    return dataclasses.replace(card, content=content[:CONTENT_LIMIT], embed=embed, allowed_mentions=NO_MENTIONS)
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelDiagnosis:
+    """What the bot may do in one announcement channel, each missing permission in Discord's words."""
+
+    channel_id: int
+    exists: bool = True
+    cannot_post: tuple[str, ...] = ()
+    """Missing for posting at all (View Channel, Send Messages)."""
+    cannot_embed: tuple[str, ...] = ()
+    news: bool = False
+    publish_wanted: bool = False
+    """The server chose to publish (only a news channel publishes)."""
+
+
+@dataclass(frozen=True, slots=True)
+class EntryDiagnosis:
+    """One entry: whom it pings and whether Discord would deliver that, its last announcement and failure."""
+
+    subscription_id: int
+    streamer: Streamer
+    channel_id: int
+    ping: str
+    """The ping in effect, as the reply shows it (e.g. "@everyone", "@Live", "none")."""
+    ping_problem: str | None = None
+    last: LastAnnouncement | None = None
+    last_failure: str | None = None
+    last_failure_at: datetime | None = None
+    current_error: str | None = None
+    """The failure still standing (the next announcement is expected to fail the same way), if any."""
+
+
+def _check(label: str, missing: Sequence[str]) -> str:
+    return f"{label} {OK}" if not missing else f"{label} {NO} missing **{', '.join(missing)}**"
+
+
+def channel_line(channel: ChannelDiagnosis) -> str:
+    """The heading of one channel's entries: whether the bot can post, embed and publish there."""
+    where = f"<#{channel.channel_id}>"
+    if not channel.exists:
+        return f"**{where}** {NO} the channel was deleted (or I can't see it): pick another with `/editstreamer`"
+    parts = [_check("post", channel.cannot_post), _check("embed", channel.cannot_embed)]
+    if not channel.publish_wanted:
+        parts.append("publish: off")
+    elif not channel.news:
+        parts.append("publish: not an announcement channel")
+    else:
+        parts.append(_check("publish", channel.cannot_post))
+    return f"**{where}** — " + " · ".join(parts)
+
+
+def _when(moment: datetime) -> str:
+    return f"<t:{int(moment.timestamp())}:R>"
+
+
+def entry_line(guild_id: int, entry: EntryDiagnosis) -> str:
+    """One entry under its channel: name, ping (and why it would not notify), last announcement, last failure."""
+    name = escape(shown(entry.streamer.display_name, "") or entry.streamer.login)
+    ping = f"ping {escape(entry.ping)}" + (f" {NO} {entry.ping_problem}" if entry.ping_problem else "")
+    parts = [f"• **{name}**", ping]
+    if entry.last is None:
+        parts.append("no announcement on record")
+    elif entry.last.message_id is None:
+        parts.append(f"last announced {_when(entry.last.posted_at)}")
+    else:
+        link = message_link(guild_id, entry.last.channel_id, entry.last.message_id)
+        parts.append(f"last announced {_when(entry.last.posted_at)} ([message]({link}))")
+    line = " · ".join(parts)
+    if entry.current_error:
+        line += f"\n  {NO} failing: {escape(entry.current_error)}"
+    if entry.last_failure and entry.last_failure_at and entry.last_failure != entry.current_error:
+        line += f"\n  last failure {_when(entry.last_failure_at)}: {escape(entry.last_failure)}"
+    elif entry.last_failure_at and entry.current_error:
+        line += f" (since {_when(entry.last_failure_at)})"
+    return line
