@@ -26,6 +26,7 @@ __all__ = [
     "DiscordAnnouncer",
     "GuildDirectory",
     "allowed_mentions_from",
+    "bounded",
     "link_view",
     "publish_problem",
 ]
@@ -103,6 +104,37 @@ def link_view(components: list[JSON]) -> discord.ui.View:
     return view
 
 
+async def bounded(request: Coroutine[Any, Any, T], seconds: float, abandoned: set[asyncio.Task[Any]]) -> T:
+    """Await `request` for at most `seconds`, then give up on it WITHOUT cancelling it.
+
+    Cancelling discord.py mid-request is not safe: while it waits out a global 429 it has cleared its
+    process-wide "global rate limit over" gate, and a cancellation there leaves the gate closed for
+    good, stalling every later request. So the request runs on as a task, handed back in StillRunning:
+    the notifier waits on it before a removal goes on, and records a post that succeeds late. Until it
+    ends, the task is kept in `abandoned` (the caller's set), so nothing collects it mid-request."""
+    task = asyncio.ensure_future(request)
+    try:
+        done, _ = await asyncio.wait({task}, timeout=seconds)
+    except BaseException:
+        _abandon(task, abandoned)  # the caller was cancelled (shutdown): the request still runs to its end
+        raise
+    if task not in done:
+        _abandon(task, abandoned)
+        raise StillRunning(f"Discord did not answer within {seconds:g} s", task)
+    return task.result()
+
+
+def _abandon(task: asyncio.Task[Any], abandoned: set[asyncio.Task[Any]]) -> None:
+    abandoned.add(task)
+
+    def forget(ended: asyncio.Task[Any]) -> None:
+        abandoned.discard(ended)
+        if not ended.cancelled() and ended.exception() is not None:
+            _log.debug("A Discord request given up on ended with %r", ended.exception())
+
+    task.add_done_callback(forget)
+
+
 class DiscordAnnouncer:
     """Implements core.ports.Announcer with discord.py, for the guilds `guild_lookup` knows."""
 
@@ -112,35 +144,11 @@ class DiscordAnnouncer:
         # discord.py only reacts to Discord's global limit (50 requests/s per bot token) after a 429;
         # pacing keeps a fan-out to thousands of servers under it instead of into a 429 storm.
         self.pacer = pacer
-        # Requests given up on but left running (see _bounded); kept referenced until they end.
+        # Requests given up on but left running (see `bounded`); kept referenced until they end.
         self._abandoned: set[asyncio.Task[Any]] = set()
 
     async def _bounded(self, request: Coroutine[Any, Any, T]) -> T:
-        """Await `request` for at most call_timeout seconds, then give up on it WITHOUT cancelling it.
-
-        Cancelling discord.py mid-request is not safe: while it waits out a global 429 it has cleared its
-        process-wide "global rate limit over" gate, and a cancellation there leaves the gate closed for
-        good, stalling every later request. So the request runs on as a task, handed back in StillRunning:
-        the notifier waits on it before a removal goes on, and records a post that succeeds late."""
-        task = asyncio.ensure_future(request)
-        try:
-            done, _ = await asyncio.wait({task}, timeout=self.call_timeout)
-        except BaseException:
-            self._abandon(task)  # the caller was cancelled (shutdown): the request still runs to its end
-            raise
-        if task not in done:
-            self._abandon(task)
-            raise StillRunning(f"Discord did not answer within {self.call_timeout:g} s", task)
-        return task.result()
-
-    def _abandon(self, task: asyncio.Task[Any]) -> None:
-        self._abandoned.add(task)
-        task.add_done_callback(self._forget)
-
-    def _forget(self, task: asyncio.Task[Any]) -> None:
-        self._abandoned.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            _log.debug("A Discord request given up on ended with %r", task.exception())
+        return await bounded(request, self.call_timeout, self._abandoned)
 
     async def announce(
         self,

@@ -16,8 +16,8 @@ from typing import Any
 import aiohttp
 import discord
 
-from twitch_notifier.core.ports import AnnounceError, EventsRefused, MessageGone, StillRunning
-from twitch_notifier.discord_io.announcer import CALL_TIMEOUT, GuildDirectory
+from twitch_notifier.core.ports import AnnounceError, EventsRefused, MessageGone
+from twitch_notifier.discord_io.announcer import CALL_TIMEOUT, GuildDirectory, bounded
 from twitch_notifier.discord_io.pacer import SendPacer
 from twitch_notifier.models import ListedEvent, ScheduledEventSpec
 
@@ -150,24 +150,5 @@ class DiscordEventCalendar:
             raise AnnounceError(f"could not reach Discord: {exc!r}", permanent=False) from exc
 
     async def _bounded(self, request: Coroutine[Any, Any, Any]) -> Any:
-        """Await `request` at most call_timeout seconds, then give up on it without cancelling it (as the
-        announcer does: cancelling discord.py mid-request is unsafe); StillRunning carries it on."""
-        task = asyncio.ensure_future(request)
-        try:
-            done, _ = await asyncio.wait({task}, timeout=self.call_timeout)
-        except BaseException:
-            self._abandon(task)
-            raise
-        if task not in done:
-            self._abandon(task)
-            raise StillRunning(f"Discord did not answer within {self.call_timeout:g} s", task)
-        return task.result()
-
-    def _abandon(self, task: asyncio.Task[Any]) -> None:
-        self._abandoned.add(task)
-        task.add_done_callback(self._forget)
-
-    def _forget(self, task: asyncio.Task[Any]) -> None:
-        self._abandoned.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            _log.debug("A scheduled event request given up on ended with %r", task.exception())
+        """At most call_timeout seconds, then given up on without cancelling it, as the announcer's calls."""
+        return await bounded(request, self.call_timeout, self._abandoned)
