@@ -34,6 +34,7 @@ from twitch_notifier.core.live_events import LiveEvents
 from twitch_notifier.core.notifier import CycleReport, Notifier
 from twitch_notifier.core.poller import Housekeeping, Poller, describe_cycle
 from twitch_notifier.core.schedule import CycleLoop
+from twitch_notifier.core.schedule_events import ScheduleEvents
 from twitch_notifier.discord_io.announcer import LONGEST_RATE_LIMIT_WAIT
 from twitch_notifier.discord_io.channels import CHANNEL_DELETED
 from twitch_notifier.discord_io.replies import NO_MENTIONS
@@ -96,6 +97,8 @@ class BotServices:
     """Which shards this process runs and whether it leads (polls Twitch, keeps EventSub): always, with SQLite."""
     live_events: LiveEvents | None = None
     """The guilds' live scheduled events, kept after each round of posts (core.live_events)."""
+    schedule_events: ScheduleEvents | None = None
+    """The streamers' Twitch schedules as upcoming events (core.schedule_events)."""
 
 
 class TwitchNotifierBot(commands.AutoShardedBot):
@@ -158,6 +161,7 @@ class TwitchNotifierBot(commands.AutoShardedBot):
         self._push_started = False
         self.coordinator = services.coordinator
         self.live_events = services.live_events
+        self.schedule_events = services.schedule_events
         self.coordinator.on_elected = self._elected
         self.coordinator.on_deposed = self._deposed
         self.coordinator.on_live = self._woken
@@ -193,6 +197,8 @@ class TwitchNotifierBot(commands.AutoShardedBot):
         self._setup_done = True
         if self.live_events is not None:
             self.live_events.start()
+        if self.schedule_events is not None:
+            self.schedule_events.start()
         if self.coordinator.is_leader:
             self._start_push()
         else:
@@ -265,6 +271,8 @@ class TwitchNotifierBot(commands.AutoShardedBot):
         await self.poll_loop.stop()
         if self.live_events is not None:
             await self.live_events.stop()
+        if self.schedule_events is not None:
+            await self.schedule_events.stop()
         if self.push is not None:
             await self.push.stop()
         await self.coordinator.stop()

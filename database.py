@@ -25,6 +25,7 @@ from twitch_notifier.db.sqlite_driver import SqliteDriver
 from twitch_notifier.models import (
     KEEP,
     AlreadySubscribed,
+    Broadcast,
     CardToClose,
     CardUpdate,
     Category,
@@ -42,6 +43,8 @@ from twitch_notifier.models import (
     PendingAnnouncement,
     PreviousCard,
     PublishWindow,
+    ScheduleEventRecord,
+    ScheduleEventTarget,
     ShardScope,
     Streamer,
     StreamHistory,
@@ -210,6 +213,7 @@ _GUILD_SETTINGS_COLUMNS = {
     "restart_grace_seconds": "restart_grace_seconds",
     "notify_button": "notify_button",
     "ping_throttle_hours": "ping_throttle_hours",
+    "schedule_events": "schedule_events",
 }
 _GUILD_SETTINGS_DEFAULTS = {
     "announce_channel_id": None,
@@ -223,6 +227,7 @@ _GUILD_SETTINGS_DEFAULTS = {
     "restart_grace_seconds": None,
     "notify_button": 0,
     "ping_throttle_hours": None,
+    "schedule_events": 0,
 }
 # Settings a diagnostic may read (`Database.pragma`); every one of them only reads.
 _DIAGNOSTIC_PRAGMAS = frozenset({"journal_mode", "foreign_keys", "busy_timeout", "user_version", "synchronous"})
@@ -519,7 +524,7 @@ class Database:
             """
             SELECT announce_channel_id, ping, message_template, end_action, live_updates, publish,
                    live_events, events_error,
-                   filter_exit, restart_grace_seconds, notify_button, ping_throttle_hours
+                   filter_exit, restart_grace_seconds, notify_button, ping_throttle_hours, schedule_events
             FROM guild_settings WHERE guild_id = ?
             """,
             (guild_id,),
@@ -540,6 +545,7 @@ class Database:
             restart_grace_seconds=row["restart_grace_seconds"],
             notify_button=bool(row["notify_button"]),
             ping_throttle_hours=row["ping_throttle_hours"],
+            schedule_events=bool(row["schedule_events"]),
         )
 
     async def update_guild_settings(self, guild_id: int, **values: object) -> GuildSettings:
@@ -598,6 +604,7 @@ class Database:
             await conn.execute("DELETE FROM subscriptions WHERE guild_id = ?", (guild_id,))
             await conn.execute("DELETE FROM guild_settings WHERE guild_id = ?", (guild_id,))
             await conn.execute("DELETE FROM live_events WHERE guild_id = ?", (guild_id,))
+            await conn.execute("DELETE FROM schedule_events WHERE guild_id = ?", (guild_id,))
             await conn.execute("DELETE FROM guilds_seen WHERE guild_id = ?", (guild_id,))
             await conn.execute("DELETE FROM notify_roles WHERE guild_id = ?", (guild_id,))
             await conn.execute("DELETE FROM last_pings WHERE guild_id = ?", (guild_id,))
@@ -2068,6 +2075,198 @@ class Database:
         """Forget finished events last changed before `older_than`."""
         return await self._execute(
             "DELETE FROM live_events WHERE status IN ('completed', 'canceled', 'gone') AND synced_at < ?",
+            (_stored_time(older_than),),
+        )
+
+    # -- Twitch schedule import (core.schedule_events) ---------------------------------------------
+
+    async def schedule_import_wanted(self, scope: ShardScope | None = None) -> bool:
+        """Whether any of the scope's guilds imports schedules, or has an upcoming event not final yet."""
+        on_shards, params = self._on_shards("guild_id", scope)
+        row = await self._fetchone(
+            f"""
+            SELECT EXISTS (SELECT 1 FROM guild_settings WHERE schedule_events = 1 {on_shards})
+                OR EXISTS (SELECT 1 FROM schedule_events WHERE status IN ('creating', 'scheduled') {on_shards})
+                AS wanted
+            """,
+            params,
+        )
+        return row is not None and bool(row["wanted"])
+
+    async def schedule_streamers_due(self, *, fresh_before: datetime, failed_before: datetime, limit: int) -> list[str]:
+        """Streamers followed by a guild importing schedules, whose schedule is older than `fresh_before` (or
+        was never read) and did not fail after `failed_before`; never read first, then the stalest."""
+        rows = await self._fetchall(
+            """
+            SELECT s.twitch_user_id AS user_id, f.fetched_at AS fetched_at
+            FROM subscriptions s
+            JOIN guild_settings gs ON gs.guild_id = s.guild_id AND gs.schedule_events = 1
+            LEFT JOIN schedule_fetches f ON f.twitch_user_id = s.twitch_user_id
+            WHERE (f.fetched_at IS NULL OR f.fetched_at < :fresh_before)
+              AND (f.failed_at IS NULL OR f.failed_at < :failed_before)
+            GROUP BY s.twitch_user_id, f.fetched_at
+            ORDER BY COALESCE(f.fetched_at, ''), s.twitch_user_id
+            LIMIT :limit
+            """,
+            {
+                "fresh_before": _stored_time(fresh_before),
+                "failed_before": _stored_time(failed_before),
+                "limit": limit,
+            },
+        )
+        return [row["user_id"] for row in rows]
+
+    async def store_schedule(self, twitch_user_id: str, segments: Sequence[Broadcast], at: datetime) -> None:
+        """Replace the streamer's stored broadcasts with what Twitch listed at `at` (in one transaction)."""
+        async with self.transaction() as conn:
+            exists = await conn.fetchone("SELECT 1 FROM streamers WHERE twitch_user_id = ?", (twitch_user_id,))
+            if exists is None:
+                return  # unfollowed everywhere while Twitch answered
+            await conn.execute("DELETE FROM schedule_segments WHERE twitch_user_id = ?", (twitch_user_id,))
+            for segment in segments:
+                await conn.execute(
+                    """
+                    INSERT INTO schedule_segments (twitch_user_id, segment_id, start_time, end_time, title,
+                                                   category_name, recurring)
+                    VALUES (?, ?, ?, ?, ?, ?, ?)
+                    ON CONFLICT (twitch_user_id, segment_id) DO NOTHING
+                    """,
+                    (
+                        twitch_user_id,
+                        segment.segment_id,
+                        _stored_time(segment.start),
+                        _stored_time(segment.end) if segment.end is not None else None,
+                        segment.title,
+                        segment.category_name,
+                        int(segment.recurring),
+                    ),
+                )
+            await conn.execute(
+                """
+                INSERT INTO schedule_fetches (twitch_user_id, fetched_at, failed_at) VALUES (?, ?, NULL)
+                ON CONFLICT (twitch_user_id) DO UPDATE SET fetched_at = excluded.fetched_at, failed_at = NULL
+                """,
+                (twitch_user_id, _stored_time(at)),
+            )
+
+    async def schedule_fetch_failed(self, twitch_user_id: str, at: datetime) -> None:
+        """Twitch could not give the streamer's schedule at `at`: its stored broadcasts stay as they were."""
+        await self._execute(
+            """
+            INSERT INTO schedule_fetches (twitch_user_id, fetched_at, failed_at)
+            SELECT twitch_user_id, NULL, :at FROM streamers WHERE twitch_user_id = :user_id
+            ON CONFLICT (twitch_user_id) DO UPDATE SET failed_at = excluded.failed_at
+            """,
+            {"user_id": twitch_user_id, "at": _stored_time(at)},
+        )
+
+    async def schedule_event_targets(self, scope: ShardScope | None = None) -> list[ScheduleEventTarget]:
+        """One row per (guild, streamer, stored broadcast) for the scope's guilds that import schedules, however
+        many of the guild's entries follow the streamer; with when the guild's events were last refused."""
+        on_shards, params = self._on_shards("s.guild_id", scope)
+        rows = await self._fetchall(
+            f"""
+            SELECT DISTINCT s.guild_id AS guild_id, seg.twitch_user_id AS user_id, st.login AS login,
+                   st.display_name AS display_name, seg.segment_id AS segment_id, seg.start_time AS start_time,
+                   seg.end_time AS end_time, seg.title AS title, seg.category_name AS category_name,
+                   seg.recurring AS recurring, gs.events_error_at AS refused_at
+            FROM schedule_segments seg
+            JOIN subscriptions s ON s.twitch_user_id = seg.twitch_user_id
+            JOIN guild_settings gs ON gs.guild_id = s.guild_id AND gs.schedule_events = 1
+            JOIN streamers st ON st.twitch_user_id = seg.twitch_user_id
+            WHERE 1 = 1 {on_shards}
+            ORDER BY guild_id, start_time, user_id, segment_id
+            """,
+            params,
+        )
+        return [
+            ScheduleEventTarget(
+                guild_id=row["guild_id"],
+                twitch_user_id=row["user_id"],
+                login=row["login"],
+                display_name=row["display_name"],
+                segment_id=row["segment_id"],
+                start=_read_time(row["start_time"]),
+                end=_read_optional_time(row["end_time"]),
+                title=row["title"],
+                category_name=row["category_name"],
+                recurring=bool(row["recurring"]),
+                refused_at=_read_optional_time(row["refused_at"]),
+            )
+            for row in rows
+        ]
+
+    async def schedule_event_records(
+        self, scope: ShardScope | None = None, *, guild_id: int | None = None, twitch_user_id: str | None = None
+    ) -> list[ScheduleEventRecord]:
+        """The upcoming events not final yet (creating or scheduled) of the scope's guilds, or of one (guild,
+        streamer) when both are given."""
+        on_shards, params = self._on_shards("guild_id", scope)
+        one = ""
+        if guild_id is not None and twitch_user_id is not None:
+            one = "AND guild_id = CAST(:guild_id AS BIGINT) AND twitch_user_id = :user_id"
+            params = {**params, "guild_id": guild_id, "user_id": twitch_user_id}
+        rows = await self._fetchall(
+            f"""
+            SELECT guild_id, twitch_user_id, segment_id, event_id, status, name, description, location, start_time,
+                   end_time, synced_at, created_at
+            FROM schedule_events
+            WHERE status IN ('creating', 'scheduled') {on_shards} {one}
+            ORDER BY guild_id, start_time, twitch_user_id, segment_id
+            """,
+            params,
+        )
+        return [
+            ScheduleEventRecord(
+                guild_id=row["guild_id"],
+                twitch_user_id=row["twitch_user_id"],
+                segment_id=row["segment_id"],
+                status=row["status"],
+                start=_read_time(row["start_time"]),
+                end=_read_time(row["end_time"]),
+                created_at=_read_time(row["created_at"]),
+                synced_at=_read_time(row["synced_at"]),
+                event_id=row["event_id"],
+                name=row["name"],
+                description=row["description"],
+                location=row["location"],
+            )
+            for row in rows
+        ]
+
+    async def save_schedule_event(self, record: ScheduleEventRecord) -> None:
+        """Store one upcoming event as it is now; committed at once (a restart continues from it)."""
+        await self._execute(
+            """
+            INSERT INTO schedule_events (guild_id, twitch_user_id, segment_id, event_id, status, name, description,
+                                         location, start_time, end_time, synced_at, created_at)
+            VALUES (CAST(:guild_id AS BIGINT), :user_id, :segment_id, CAST(:event_id AS BIGINT), :status, :name,
+                    :description, :location, :start_time, :end_time, :synced_at, :created_at)
+            ON CONFLICT (guild_id, twitch_user_id, segment_id) DO UPDATE SET
+                event_id = excluded.event_id, status = excluded.status, name = excluded.name,
+                description = excluded.description, location = excluded.location,
+                start_time = excluded.start_time, end_time = excluded.end_time, synced_at = excluded.synced_at
+            """,
+            {
+                "guild_id": record.guild_id,
+                "user_id": record.twitch_user_id,
+                "segment_id": record.segment_id,
+                "event_id": record.event_id,
+                "status": record.status,
+                "name": record.name,
+                "description": record.description,
+                "location": record.location,
+                "start_time": _stored_time(record.start),
+                "end_time": _stored_time(record.end),
+                "synced_at": _stored_time(record.synced_at),
+                "created_at": _stored_time(record.created_at),
+            },
+        )
+
+    async def prune_schedule_events(self, older_than: datetime) -> int:
+        """Forget final upcoming events last changed before `older_than`."""
+        return await self._execute(
+            "DELETE FROM schedule_events WHERE status IN ('adopted', 'canceled', 'gone') AND synced_at < ?",
             (_stored_time(older_than),),
         )
 

@@ -1,4 +1,4 @@
-"""Twitch Helix client: app access token, batched user and stream look-ups, retries and rate limits.
+"""Twitch Helix client: app access token, batched user and stream look-ups, schedules, retries and rate limits.
 
 Plain asyncio + aiohttp, nothing from Discord. The values it returns and the errors it raises live in
 twitch_notifier/twitch/ and are re-exported here, so `from twitch_api import TwitchStream` keeps working."""
@@ -14,7 +14,7 @@ import time
 import urllib.parse
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from http import HTTPStatus
 from types import TracebackType
 from typing import Any, Self, TypeVar
@@ -46,7 +46,15 @@ from twitch_notifier.twitch.eventsub import (
     parse_subscription,
 )
 from twitch_notifier.twitch.logins import LOGIN_RE, parse_login
-from twitch_notifier.twitch.models import StreamsSnapshot, TwitchCategory, TwitchStream, TwitchUser, TwitchVideo
+from twitch_notifier.twitch.models import (
+    ChannelSchedule,
+    ScheduleSegment,
+    StreamsSnapshot,
+    TwitchCategory,
+    TwitchStream,
+    TwitchUser,
+    TwitchVideo,
+)
 from twitch_notifier.twitch.times import parse_time
 
 __all__ = [
@@ -54,7 +62,9 @@ __all__ = [
     "DEFAULT_AUTH_BASE",
     "LOGIN_RE",
     "MAX_IDS_PER_REQUEST",
+    "ChannelSchedule",
     "InvalidLogin",
+    "ScheduleSegment",
     "StreamsSnapshot",
     "TwitchAPIError",
     "TwitchAuthError",
@@ -75,6 +85,7 @@ __all__ = [
 _log = logging.getLogger(__name__)
 _T = TypeVar("_T")
 _Keyed = TypeVar("_Keyed", "TwitchUser", "TwitchCategory")
+_ShapeCheck = Callable[[dict[str, Any] | None], str | None]
 
 DEFAULT_API_BASE = "https://api.twitch.tv/helix"
 DEFAULT_AUTH_BASE = "https://id.twitch.tv/oauth2"
@@ -97,6 +108,8 @@ _NUMBER_TEXT_LIMIT = 64
 _MAX_PAGES = MAX_IDS_PER_REQUEST + 1
 # EventSub listings: 10,000 subscriptions (the default cost cap) at Twitch's page size, with room to spare.
 _MAX_LISTING_PAGES = 1000
+# Get Channel Stream Schedule serves at most 25 segments a page.
+_SCHEDULE_PAGE_SIZE = 25
 
 
 # ------------------------------------------------------------------------------------------------ the client
@@ -359,6 +372,51 @@ class TwitchClient:
         results = await _gather_all(self._request("GET", "/channels", chunk) for chunk in chunks)
         return [c for payload in results for c in map(_parse_channel, _data_items(payload)) if c is not None]
 
+    async def get_channel_schedule(
+        self, broadcaster_id: str, *, horizon: timedelta | None = None, max_segments: int = 25
+    ) -> ChannelSchedule:
+        """A channel's upcoming broadcasts (GET /schedule, one channel per request: Twitch does not batch it),
+        soonest first, with the one in progress; at most `max_segments`, and none starting after now +
+        `horizon`. Pages are read only while they are still inside the horizon.
+
+        No schedule (Twitch's 404) and a malformed id are an empty schedule; other failures raise as usual."""
+        wanted = broadcaster_id.strip()
+        if not _is_id(wanted):
+            _log.debug("Not asking Twitch for the schedule of malformed user id %r", wanted[:40])
+            return ChannelSchedule(wanted, ())
+        if max_segments < 1:
+            return ChannelSchedule(wanted, ())
+        until = datetime.fromtimestamp(self._clock(), UTC) + horizon if horizon is not None else None
+        base = [("broadcaster_id", wanted), ("first", str(_SCHEDULE_PAGE_SIZE))]
+        found: dict[str, ScheduleSegment] = {}
+        vacation: tuple[datetime | None, datetime | None] = (None, None)
+        cursor: str | None = None
+        seen: set[str] = set()
+        # Every page read adds a segment or ends the loop, so max_segments bounds the pages too.
+        while len(found) < max_segments:
+            params = base if cursor is None else [*base, ("after", cursor)]
+            try:
+                payload = await self._request("GET", "/schedule", params, shape=_schedule_shape_problem)
+            except TwitchAPIError as exc:
+                if exc.status != HTTPStatus.NOT_FOUND:
+                    raise
+                break  # "segments were not found": no schedule (or, past the first page, nothing more)
+            data = payload.get("data")  # its shape was checked by _request (a 204 would have none)
+            if not isinstance(data, dict):
+                break
+            if cursor is None:
+                vacation = _parse_vacation(data.get("vacation"))
+            page = [s for s in map(_parse_segment, _schedule_items(data)) if s is not None]
+            fresh = [s for s in page if s.id not in found and (until is None or s.start <= until)]
+            for segment in fresh:
+                found[segment.id] = segment
+            cursor = _cursor(payload)
+            if not cursor or cursor in seen or not fresh or (until is not None and page[-1].start > until):
+                break
+            seen.add(cursor)
+        segments = sorted(found.values(), key=lambda s: (s.start, s.id))[:max_segments]
+        return ChannelSchedule(wanted, tuple(segments), vacation_start=vacation[0], vacation_end=vacation[1])
+
     # EventSub (app token; facts §2 and §5) ------------------------------------------------------------
 
     async def get_conduits(self) -> list[Conduit]:
@@ -497,13 +555,15 @@ class TwitchClient:
         *,
         tally: _Tally | None = None,
         body: Mapping[str, Any] | None = None,
+        shape: _ShapeCheck | None = None,
     ) -> dict[str, Any]:
         """Send one Helix request, retrying it (same method, path, query and body) until it succeeds or
         gives up.
 
-        A success is a 2xx whose body has Helix's shape (a JSON object with a `data` array; 204 has no
-        body): a 200 that is an HTML page or JSON without `data` (a proxy, an upstream hiccup) says nothing
-        about the streams asked for, so it is retried like a 5xx and never read as "nothing is live"."""
+        A success is a 2xx whose body has Helix's shape (a JSON object with a `data` array, or what `shape`
+        accepts for an endpoint that differs; 204 has no body): a 200 that is an HTML page or JSON without
+        `data` (a proxy, an upstream hiccup) says nothing about the streams asked for, so it is retried like
+        a 5xx and never read as "nothing is live"."""
         url = self._api_base + path
         query = tuple(params)  # the exact same pairs on every attempt
         retries = _Retries(self._max_retries)
@@ -517,12 +577,12 @@ class TwitchClient:
                     raise
                 await self._backoff(retries.failures, method, path, str(exc))
                 continue
-            payload = await self._answer(reply, token, retries, method, path)
+            payload = await self._answer(reply, token, retries, method, path, shape or _helix_shape_problem)
             if payload is not None:
                 return payload
 
     async def _answer(
-        self, reply: _Reply, token: str, retries: _Retries, method: str, path: str
+        self, reply: _Reply, token: str, retries: _Retries, method: str, path: str, shape: _ShapeCheck
     ) -> dict[str, Any] | None:
         """The payload of a successful reply; None after waiting to try again; raises when giving up."""
         status = reply.status
@@ -530,7 +590,7 @@ class TwitchClient:
             return {}
         if HTTPStatus.OK <= status < HTTPStatus.MULTIPLE_CHOICES:
             payload = json_object(reply.text)
-            problem = _helix_shape_problem(payload)
+            problem = shape(payload)
             if problem is None and payload is not None:
                 return payload
             if retries.failed():
@@ -818,6 +878,46 @@ def _parse_video(item: Mapping[str, Any]) -> TwitchVideo | None:
     )
 
 
+def _parse_segment(item: Mapping[str, Any]) -> ScheduleSegment | None:
+    """One schedule segment, or None (logged) when it has no id or no readable start."""
+    raw_id = _as_str(item.get("id"))
+    segment_id = _text(raw_id, _URL_LIMIT)  # Twitch's ids are long base64: cut one, and it names nothing
+    start = parse_time(item.get("start_time"))
+    if not segment_id or len(raw_id) > _URL_LIMIT or start is None:
+        when = _as_str(item.get("start_time"))[:40]
+        _log.debug("Skipped a malformed schedule segment (id %r, start_time %r)", segment_id[:40], when)
+        return None
+    end = parse_time(item.get("end_time"))
+    if end is not None and end <= start:
+        end = None  # an end before the start is no end at all
+    category = item.get("category")
+    return ScheduleSegment(
+        id=segment_id,
+        start=start,
+        end=end,
+        title=_text(item.get("title"), _TITLE_LIMIT),
+        category_name=_text(category.get("name"), _NAME_LIMIT) if isinstance(category, dict) else "",
+        canceled=item.get("canceled_until") not in (None, ""),
+        recurring=item.get("is_recurring") is True,
+    )
+
+
+def _parse_vacation(value: object) -> tuple[datetime | None, datetime | None]:
+    if not isinstance(value, dict):
+        return None, None
+    start, end = parse_time(value.get("start_time")), parse_time(value.get("end_time"))
+    if start is None or end is None or end <= start:
+        return None, None
+    return start, end
+
+
+def _schedule_items(data: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    segments = data.get("segments")
+    if not isinstance(segments, list):
+        return []  # null: nothing planned from start_time on (a vacation, say)
+    return [item for item in segments if isinstance(item, dict)]
+
+
 def _refusal(reply: _Reply) -> TwitchAPIError:
     """The error of a final 4xx: one that retrying the same request cannot change."""
     if reply.status == HTTPStatus.CONFLICT:
@@ -892,6 +992,19 @@ def _helix_shape_problem(payload: dict[str, Any] | None) -> str | None:
         return "was not a JSON object"
     if not isinstance(payload.get("data"), list):
         return "had no data array"
+    return None
+
+
+def _schedule_shape_problem(payload: dict[str, Any] | None) -> str | None:
+    """Like _helix_shape_problem for Get Channel Stream Schedule, whose `data` is an object whose `segments`
+    is an array or null: an object without them must not read as "nothing planned" (it would cancel events)."""
+    if payload is None:
+        return "was not a JSON object"
+    data = payload.get("data")
+    if not isinstance(data, dict):
+        return "had no data object"
+    if "segments" not in data or not isinstance(data["segments"], list | None):
+        return "had no segments array"
     return None
 
 

@@ -23,6 +23,7 @@ from twitch_notifier.db.migrations import MIGRATIONS
 from twitch_notifier.db.paramstyle import numbered
 from twitch_notifier.models import (
     AlreadySubscribed,
+    Broadcast,
     Category,
     EndAction,
     GuildSettings,
@@ -31,6 +32,7 @@ from twitch_notifier.models import (
     LiveStream,
     PendingAnnouncement,
     PublishWindow,
+    ScheduleEventRecord,
     ShardScope,
     Streamer,
     SubscriptionLimitReached,
@@ -1805,3 +1807,71 @@ async def test_filtered_cards_are_those_of_filtered_entries_in_guilds_that_follo
     assert (back.left, back.games) == (True, None)
     await db.mark_left_filter([(filtered.id, "s1")], left=False)
     assert filtered.id in {c.subscription_id for c in await db.cards_to_update(later)}
+
+
+async def test_schedules_due_stored_and_targeted_only_where_a_guild_imports_them(db):
+    hour = timedelta(hours=1)
+    now = STARTED
+    sub = await db.add_subscription(1, 10, SHROUD)
+    await db.add_subscription(1, 11, SHROUD)  # two channels: still one target per broadcast
+    await db.add_subscription(2, 20, POKI)
+    due = {"fresh_before": now - hour, "failed_before": now - hour / 6, "limit": 10}
+    assert await db.schedule_import_wanted() is False
+    assert await db.schedule_streamers_due(**due) == []
+    await db.update_guild_settings(1, schedule_events=True)
+    assert (await db.get_guild_settings(1)).schedule_events is True
+    assert await db.schedule_import_wanted() is True
+    assert await db.schedule_import_wanted(ShardScope(2, (1,))) is False  # guild 1 is on shard 0 of 2
+    assert await db.schedule_streamers_due(**due) == [SHROUD.twitch_user_id]
+
+    segments = [
+        Broadcast("seg-b", now + 30 * hour, now + 32 * hour, "later", "VALORANT", recurring=True),
+        Broadcast("seg-a", now + 5 * hour, None, "sooner"),
+    ]
+    await db.store_schedule(SHROUD.twitch_user_id, segments, now)
+    await db.store_schedule(POKI.twitch_user_id, [Broadcast("p", now + hour, None, "x")], now)
+    assert await db.schedule_streamers_due(**due) == []  # read just now
+    later = {**due, "fresh_before": now + hour / 2}
+    assert await db.schedule_streamers_due(**later) == [SHROUD.twitch_user_id]
+    await db.schedule_fetch_failed(SHROUD.twitch_user_id, now + hour / 2)
+    assert await db.schedule_streamers_due(**{**later, "failed_before": now + hour / 3}) == []
+
+    targets = await db.schedule_event_targets()
+    assert [(t.guild_id, t.segment_id) for t in targets] == [(1, "seg-a"), (1, "seg-b")]  # guild 2 imports none
+    assert targets[0].end is None
+    assert targets[0].start == now + 5 * hour
+    assert (targets[1].title, targets[1].category_name, targets[1].recurring) == ("later", "VALORANT", True)
+    assert targets[1].login == "shroud"
+    assert await db.schedule_event_targets(ShardScope(2, (1,))) == []
+
+    await db.store_schedule(SHROUD.twitch_user_id, segments[:1], now + hour)  # seg-a is gone from Twitch
+    assert [t.segment_id for t in await db.schedule_event_targets()] == ["seg-b"]
+    await db.remove_subscription_by_id(1, sub.id)
+    assert len(await db.schedule_event_targets()) == 1  # the other channel still follows shroud
+
+
+async def test_schedule_event_records_round_trip_one_streamer_and_pruning(db):
+    hour = timedelta(hours=1)
+    record = ScheduleEventRecord(
+        guild_id=1 << 40,
+        twitch_user_id=SHROUD.twitch_user_id,
+        segment_id="eyJzZWdtZW50SUQiOiJhIn0=",
+        status="creating",
+        start=STARTED + hour,
+        end=STARTED + 3 * hour,
+        created_at=STARTED,
+        synced_at=STARTED,
+        location="https://www.twitch.tv/shroud",
+    )
+    other = dataclasses.replace(record, twitch_user_id=POKI.twitch_user_id, status="scheduled", event_id=7)
+    await db.save_schedule_event(record)
+    await db.save_schedule_event(other)
+    assert await db.schedule_event_records() == [record, other]
+    scheduled = dataclasses.replace(record, status="scheduled", event_id=(1 << 62) + 5, name="n", description="d")
+    await db.save_schedule_event(scheduled)
+    one = await db.schedule_event_records(guild_id=1 << 40, twitch_user_id=SHROUD.twitch_user_id)
+    assert one == [scheduled]
+    await db.save_schedule_event(dataclasses.replace(scheduled, status="adopted"))
+    assert await db.schedule_event_records() == [other]
+    assert await db.prune_schedule_events(STARTED - hour) == 0
+    assert await db.prune_schedule_events(STARTED + hour) == 1

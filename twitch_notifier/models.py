@@ -17,6 +17,7 @@ __all__ = [
     "KEEP",
     "AlreadySubscribed",
     "Announcement",
+    "Broadcast",
     "CardToClose",
     "CardUpdate",
     "Category",
@@ -35,6 +36,8 @@ __all__ = [
     "PendingAnnouncement",
     "PreviousCard",
     "PublishWindow",
+    "ScheduleEventRecord",
+    "ScheduleEventTarget",
     "ScheduledEventSpec",
     "ShardScope",
     "StreamHistory",
@@ -185,6 +188,8 @@ class GuildSettings:
     pings instead of `ping` (core.opt_in)."""
     ping_throttle_hours: int | None = None
     """Ping each streamer at most once per this many hours (a new stream within it is announced silently)."""
+    schedule_events: bool = False
+    """Show each followed streamer's Twitch schedule as upcoming Discord events (core.schedule_events)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -482,6 +487,57 @@ class ListedEvent:
     start: datetime
     mine: bool
     """Created by this bot."""
+
+
+@dataclass(frozen=True, slots=True)
+class Broadcast:
+    """One planned broadcast of a streamer's Twitch schedule, as stored (not cancelled, not in a vacation)."""
+
+    segment_id: str
+    start: datetime
+    end: datetime | None
+    title: str
+    category_name: str = ""
+    recurring: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleEventTarget:
+    """One broadcast of a streamer's stored Twitch schedule, in a guild that follows the streamer and imports
+    schedules: it may get an upcoming event."""
+
+    guild_id: int
+    twitch_user_id: str
+    login: str
+    display_name: str
+    segment_id: str
+    start: datetime
+    end: datetime | None
+    title: str
+    category_name: str = ""
+    recurring: bool = False
+    refused_at: datetime | None = None
+    """When Discord last refused this guild's events (a missing permission): not asked again for a while."""
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleEventRecord:
+    """The upcoming event of one (guild, streamer, segment), as stored: `status` is "creating" (asked for, id not
+    known yet), "scheduled", or one of the final "adopted" (the stream went live and its live event took this
+    event over), "canceled", "gone" (deleted or changed by a human)."""
+
+    guild_id: int
+    twitch_user_id: str
+    segment_id: str
+    status: str
+    start: datetime
+    end: datetime
+    created_at: datetime
+    synced_at: datetime
+    event_id: int | None = None
+    name: str = ""
+    description: str = ""
+    location: str = ""
 
 
 # -- opt-in pings ("Notify me") ------------------------------------------------------------------------------

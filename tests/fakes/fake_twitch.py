@@ -15,6 +15,16 @@ Listing lag (facts §7: Get Streams lags a go-live by 30-60 s): a stream appears
 ``offline_lag`` an ended stream stays listed, with its last values, that long after ``go_offline``. Both
 default to 0, i.e. the listing follows ``go_live`` / ``go_offline`` at once.
 
+Schedules (Get Channel Stream Schedule, ``GET /helix/schedule``): ``schedules`` holds each broadcaster's segments
+(``add_segment``, ``add_weekly``, ``set_schedule``, ``cancel_segment``, ``remove_segment``, ``clear_schedule``) and
+``vacations`` their vacation (``set_vacation``). As on Twitch: exactly one ``broadcaster_id`` (not batchable, 400
+otherwise), optional ``id`` (up to 100), ``start_time`` (RFC 3339, default now on ``clock``), ``first`` (1-25,
+default 20) and ``after``; ``data`` is an *object* (``segments``, ``broadcaster_*``, ``vacation``), not a list.
+Segments are ordered by start; listed are those starting at or after ``start_time`` and the one in progress;
+none inside the vacation (``segments`` is null when nothing is left). Each week of a recurring segment is its
+own segment with its own id; a cancelled one has ``canceled_until`` (its end). No segments at all (or an unknown
+broadcaster): 404 "segments were not found".
+
 EventSub (conduits, shards, subscriptions, the /ws server, webhook delivery) lives in fake_eventsub.py as
 ``fake.eventsub``; ``go_live`` / ``update_stream`` / ``update_channel`` / ``go_offline`` push the matching
 notification unless ``push=False``."""
@@ -33,7 +43,7 @@ import time
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Literal, Self
 
 from aiohttp import web
@@ -45,6 +55,7 @@ __all__ = [
     "HTML_ERROR_PAGE",
     "OMIT",
     "FakeGame",
+    "FakeSegment",
     "FakeStream",
     "FakeTwitch",
     "FakeUser",
@@ -55,6 +66,7 @@ __all__ = [
 ]
 
 MAX_PER_REQUEST = 100
+MAX_SCHEDULE_PAGE = 25
 DEFAULT_TOKEN_TTL = 5_000_000
 DEFAULT_BUCKET = 800
 
@@ -239,6 +251,33 @@ class FakeVideo:
 
 
 @dataclass(slots=True)
+class FakeSegment:
+    """One broadcast of a channel's schedule; ``id`` is given by ``set_schedule`` / ``add_segment`` when empty
+    (opaque base64 like Twitch's, never a number)."""
+
+    start_time: datetime
+    end_time: datetime
+    title: str = ""
+    category_id: str = ""
+    category_name: str = ""
+    is_recurring: bool = False
+    canceled: bool = False
+    id: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        category = {"id": self.category_id, "name": self.category_name} if self.category_id else None
+        return {
+            "id": self.id,
+            "start_time": _iso(self.start_time),
+            "end_time": _iso(self.end_time),
+            "title": self.title,
+            "canceled_until": _iso(self.end_time) if self.canceled else None,
+            "category": category,
+            "is_recurring": self.is_recurring,
+        }
+
+
+@dataclass(slots=True)
 class RecordedRequest:
     """One request the fake saw. Unpacks as (method, path, query, headers); Authorization is redacted
     to a label like "Bearer [token 2]" so tests can tell tokens apart without holding secrets."""
@@ -335,6 +374,8 @@ class FakeTwitch:
         self.listing_lag = 0.0  # seconds after go_live before /helix/streams lists a stream (§7: 30-60 s)
         self.offline_lag = 0.0  # seconds an ended stream stays listed after go_offline (Twitch's cache)
         self.videos: list[FakeVideo] = []
+        self.schedules: dict[str, list[FakeSegment]] = {}  # by broadcaster id; see add_segment
+        self.vacations: dict[str, tuple[datetime, datetime]] = {}  # by broadcaster id: (start, end)
         self.requests: list[RecordedRequest] = []
         self.unhandled: list[RecordedRequest] = []
         self.token_requests = 0
@@ -347,6 +388,7 @@ class FakeTwitch:
         self._user_ids = itertools.count(10_000_001)
         self._stream_ids = itertools.count(40_000_000_001)
         self._video_ids = itertools.count(2_000_000_001)
+        self._segment_ids = itertools.count(1)
         self._window_end = 0.0
         self._window_used = 0
         self._stopping = asyncio.Event()
@@ -370,6 +412,7 @@ class FakeTwitch:
         app.router.add_route("GET", "/helix/videos", self._videos)
         app.router.add_route("GET", "/helix/games", self._games)
         app.router.add_route("GET", "/helix/search/categories", self._search_categories)
+        app.router.add_route("GET", "/helix/schedule", self._schedule)
         self.eventsub.add_routes(app.router)
         app.router.add_route("*", "/{tail:.*}", self._not_found)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5, handler_cancellation=True)
@@ -454,11 +497,13 @@ class FakeTwitch:
         return user
 
     def remove_user(self, user_id: str) -> None:
-        """Banned or deleted: gone from /users, /streams and /channels (ids stay reserved)."""
+        """Banned or deleted: gone from /users, /streams, /channels and /schedule (ids stay reserved)."""
         user = self.user(user_id)
         self.users.pop(user.id, None)
         self.streams.pop(user.id, None)
         self.ended_streams.pop(user.id, None)
+        self.schedules.pop(user.id, None)
+        self.vacations.pop(user.id, None)
 
     def go_live(
         self,
@@ -629,6 +674,102 @@ class FakeTwitch:
         )
         self.videos.append(video)
         return video
+
+    # Schedules (GET /helix/schedule) -------------------------------------------------------------
+
+    def add_segment(
+        self,
+        user_id_or_login: str,
+        start: datetime,
+        *,
+        duration: timedelta = timedelta(hours=2),
+        title: str = "Scheduled stream",
+        game_name: str | None = None,
+        game_id: str | None = None,
+        recurring: bool = False,
+        segment_id: str | None = None,
+    ) -> FakeSegment:
+        """Plan one broadcast on the user's schedule (no category unless `game_name` or `game_id` is given)."""
+        user = self.user(user_id_or_login)
+        has_game = game_name is not None or game_id is not None
+        gid, gname = _resolve_game(game_id, game_name) if has_game else ("", "")
+        segment = FakeSegment(start, start + duration, title, gid, gname, is_recurring=recurring, id=segment_id or "")
+        self.set_schedule(user.id, [*self.schedules.get(user.id, []), segment])
+        return segment
+
+    def add_weekly(
+        self,
+        user_id_or_login: str,
+        start: datetime,
+        weeks: int,
+        *,
+        duration: timedelta = timedelta(hours=2),
+        title: str = "Weekly stream",
+        game_name: str | None = None,
+    ) -> list[FakeSegment]:
+        """A recurring broadcast: `weeks` segments a week apart, each with its own id (as on Twitch)."""
+        return [
+            self.add_segment(
+                user_id_or_login,
+                start + timedelta(weeks=week),
+                duration=duration,
+                title=title,
+                game_name=game_name,
+                recurring=True,
+            )
+            for week in range(weeks)
+        ]
+
+    def set_schedule(self, user_id_or_login: str, segments: Iterable[FakeSegment]) -> list[FakeSegment]:
+        """Replace the user's schedule; segments without an id get one. An empty one answers 404, like none."""
+        user = self.user(user_id_or_login)
+        planned = list(segments)
+        for segment in planned:
+            if not segment.id:
+                segment.id = self._new_segment_id(segment.start_time)
+        planned.sort(key=lambda segment: (segment.start_time, segment.id))
+        self.schedules[user.id] = planned
+        return planned
+
+    def cancel_segment(self, user_id_or_login: str, segment_id: str, *, canceled: bool = True) -> FakeSegment:
+        """Cancel (or, with canceled=False, restore) one broadcast: it stays listed, with `canceled_until`."""
+        segment = self._segment(user_id_or_login, segment_id)
+        segment.canceled = canceled
+        return segment
+
+    def remove_segment(self, user_id_or_login: str, segment_id: str) -> None:
+        """Delete one broadcast from the schedule (KeyError if it is not there)."""
+        segment = self._segment(user_id_or_login, segment_id)
+        self.schedules[self.user(user_id_or_login).id].remove(segment)
+
+    def clear_schedule(self, user_id_or_login: str) -> None:
+        """No schedule any more (and no vacation): /helix/schedule answers 404."""
+        user = self.user(user_id_or_login)
+        self.schedules.pop(user.id, None)
+        self.vacations.pop(user.id, None)
+
+    def set_vacation(self, user_id_or_login: str, start: datetime | None, end: datetime | None = None) -> None:
+        """The broadcaster's vacation (segments starting inside it are not listed); start=None ends it."""
+        user = self.user(user_id_or_login)
+        if start is None:
+            self.vacations.pop(user.id, None)
+            return
+        if end is None or end <= start:
+            raise ValueError("a vacation needs an end after its start")
+        self.vacations[user.id] = (start, end)
+
+    def _segment(self, user_id_or_login: str, segment_id: str) -> FakeSegment:
+        user = self.user(user_id_or_login)
+        for segment in self.schedules.get(user.id, []):
+            if segment.id == segment_id:
+                return segment
+        raise KeyError(segment_id)
+
+    def _new_segment_id(self, start: datetime) -> str:
+        # Twitch's segment ids are base64 JSON naming the segment and its ISO week (one id per occurrence).
+        year, week, _ = start.isocalendar()
+        raw = {"segmentID": f"fake-segment-{next(self._segment_ids)}", "isoYear": year, "isoWeek": week}
+        return base64.b64encode(json.dumps(raw, separators=(",", ":")).encode()).decode()
 
     def issue_user_token(self, user_id_or_login: str, scopes: Iterable[str] = ("user:read:email",)) -> str:
         """A user access token for this client (as an authorization-code flow would give). The user has now
@@ -1023,6 +1164,55 @@ class FakeTwitch:
         ]
         return _page(hits, offset, first)
 
+    async def _schedule(self, request: web.Request) -> web.Response:
+        return await self._helix(request, self._schedule_body)
+
+    def _schedule_body(self, request: web.Request) -> web.Response:
+        """Get Channel Stream Schedule: one broadcaster per request; `data` is an object, not a list."""
+        broadcaster_ids = request.query.getall("broadcaster_id", [])
+        if not broadcaster_ids:
+            return _bad_request('Missing required parameter "broadcaster_id"')
+        if len(broadcaster_ids) > 1:
+            return _bad_request('The parameter "broadcaster_id" may only be specified once.')
+        broadcaster_id = broadcaster_ids[0]
+        if not (broadcaster_id.isdigit() and broadcaster_id.isascii()):
+            return _bad_request('The parameter "broadcaster_id" was malformed')
+        wanted = request.query.getall("id", [])
+        if len(wanted) > MAX_PER_REQUEST:
+            return _bad_request('The parameter "id" may only be specified up to 100 times.')
+        first = _first(request, MAX_SCHEDULE_PAGE)
+        if isinstance(first, web.Response):
+            return first
+        offset = _offset(request)
+        if isinstance(offset, web.Response):
+            return offset
+        since = _rfc3339(request.query["start_time"]) if "start_time" in request.query else self._now()
+        if since is None:
+            return _bad_request('The parameter "start_time" was malformed')
+        user = self.users.get(broadcaster_id)
+        if user is None or not self.schedules.get(broadcaster_id):
+            return _json({"error": "Not Found", "status": 404, "message": "segments were not found"}, status=404)
+        vacation = self.vacations.get(user.id)
+        listed = [
+            segment
+            for segment in self.schedules[user.id]
+            # Starting at or after start_time, or in progress at it.
+            if (segment.start_time >= since or segment.end_time > since)
+            and (not wanted or segment.id in wanted)
+            and not (vacation is not None and vacation[0] <= segment.start_time < vacation[1])
+        ]
+        size = min(first, self.page_size_cap)
+        chunk = [segment.to_json() for segment in listed[offset : offset + size]]
+        data = {
+            "segments": chunk or None,
+            "broadcaster_id": user.id,
+            "broadcaster_name": user.display_name,
+            "broadcaster_login": user.login,
+            "vacation": {"start_time": _iso(vacation[0]), "end_time": _iso(vacation[1])} if vacation else None,
+        }
+        pagination = {"cursor": _cursor_for(offset + size)} if offset + size < len(listed) else {}
+        return _json({"data": data, "pagination": pagination})
+
     async def _not_found(self, request: web.Request) -> web.Response:
         self.unhandled.append(request[_RECORD])
         return _json({"error": "Not Found", "status": 404, "message": "Not Found"}, status=404)
@@ -1084,15 +1274,24 @@ def _unauthorized(message: str) -> web.Response:
     return _json({"error": "Unauthorized", "status": 401, "message": message}, status=401)
 
 
-def _first(request: web.Request) -> int | web.Response:
+def _first(request: web.Request, maximum: int = MAX_PER_REQUEST) -> int | web.Response:
     raw = request.query.get("first", "20")
     try:
         first = int(raw)
     except ValueError:
         return _bad_request('The parameter "first" was malformed: the value must be an integer')
-    if not 1 <= first <= MAX_PER_REQUEST:
-        return _bad_request('The parameter "first" was malformed: the value must be between 1 and 100')
+    if not 1 <= first <= maximum:
+        return _bad_request(f'The parameter "first" was malformed: the value must be between 1 and {maximum}')
     return first
+
+
+def _rfc3339(text: str) -> datetime | None:
+    """An RFC 3339 time as Twitch accepts it (an offset or Z is required), else None."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return moment.astimezone(UTC) if moment.tzinfo is not None else None
 
 
 def _offset(request: web.Request) -> int | web.Response:

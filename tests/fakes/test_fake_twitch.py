@@ -320,3 +320,164 @@ async def test_stop_drops_held_requests_at_once(http: aiohttp.ClientSession) -> 
     with pytest.raises(aiohttp.ClientError):
         await waiting
     assert [h.outcome for h in fake.hung] == ["dropped"]
+
+
+# ------------------------------------------------------------------------------------ stream schedule
+
+
+def hour(moment: datetime) -> datetime:
+    return moment.replace(minute=0, second=0, microsecond=0)
+
+
+async def test_schedule_validates_like_twitch(fake: FakeTwitch, http: aiohttp.ClientSession) -> None:
+    user = fake.add_user("planner")
+    other = fake.add_user("other")
+    fake.add_segment(user.id, datetime.now(UTC) + timedelta(days=1))
+    token = await token_for(fake, http)
+    bad = [
+        [],
+        [("broadcaster_id", user.id), ("broadcaster_id", other.id)],  # not batchable
+        [("broadcaster_id", "planner")],
+        [("broadcaster_id", user.id), ("first", "26")],
+        [("broadcaster_id", user.id), ("first", "0")],
+        [("broadcaster_id", user.id), ("start_time", "tomorrow")],
+        [("broadcaster_id", user.id), ("start_time", "2030-01-01T00:00:00")],  # no offset
+        [("broadcaster_id", user.id), ("after", "not a cursor")],
+        [("broadcaster_id", user.id), *[("id", str(i)) for i in range(101)]],
+    ]
+    for params in bad:
+        status, headers, body = await helix(fake, http, "/schedule", params, token=token)
+        assert (status, body["error"]) == (400, "Bad Request"), params
+        assert "Ratelimit-Remaining" in headers
+    status, _, body = await helix(fake, http, "/schedule", [("broadcaster_id", user.id), ("first", "25")], token=token)
+    assert status == 200
+    assert fake.count("/helix/schedule") == len(bad) + 1
+
+
+async def test_schedule_without_segments_is_a_404(fake: FakeTwitch, http: aiohttp.ClientSession) -> None:
+    user = fake.add_user("planner")
+    not_found = {"error": "Not Found", "status": 404, "message": "segments were not found"}
+    assert (await helix(fake, http, "/schedule", [("broadcaster_id", user.id)]))[::2] == (404, not_found)
+    assert (await helix(fake, http, "/schedule", [("broadcaster_id", "99999999")]))[0] == 404  # no such user
+    segment = fake.add_segment(user.id, datetime.now(UTC) + timedelta(hours=5))
+    assert (await helix(fake, http, "/schedule", [("broadcaster_id", user.id)]))[0] == 200
+    fake.remove_segment(user.id, segment.id)
+    assert (await helix(fake, http, "/schedule", [("broadcaster_id", user.id)]))[0] == 404
+    fake.add_segment(user.id, datetime.now(UTC) + timedelta(hours=5))
+    fake.clear_schedule(user.id)
+    assert (await helix(fake, http, "/schedule", [("broadcaster_id", user.id)]))[0] == 404
+    assert fake.unhandled == []
+
+
+async def test_schedule_body_and_segments(fake: FakeTwitch, http: aiohttp.ClientSession) -> None:
+    user = fake.add_user("planner", display_name="Planner")
+    start = hour(datetime.now(UTC)) + timedelta(days=1)
+    later = fake.add_segment(user.id, start + timedelta(days=1), title="Later", duration=timedelta(hours=3))
+    soon = fake.add_segment(user.id, start, title="Soon", game_name="Minecraft")
+    weekly = fake.add_weekly(user.id, start + timedelta(hours=6), 3, title="Every Friday")
+    fake.cancel_segment(user.id, later.id)
+
+    status, _, body = await helix(fake, http, "/schedule", [("broadcaster_id", user.id)])
+    assert status == 200
+    data = body["data"]
+    assert (data["broadcaster_id"], data["broadcaster_login"], data["broadcaster_name"]) == (
+        user.id,
+        "planner",
+        "Planner",
+    )
+    assert data["vacation"] is None
+    assert body["pagination"] == {}
+    segments = data["segments"]
+    assert [s["id"] for s in segments] == [soon.id, weekly[0].id, later.id, weekly[1].id, weekly[2].id]  # by start
+    assert len({s["id"] for s in segments}) == 5  # each week its own id
+    assert not any(s["id"].isdigit() for s in segments)
+    first = segments[0]
+    assert first == {
+        "id": soon.id,
+        "start_time": start.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "end_time": (start + timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "title": "Soon",
+        "canceled_until": None,
+        "category": {"id": "27471", "name": "Minecraft"},
+        "is_recurring": False,
+    }
+    cancelled = segments[2]
+    assert cancelled["canceled_until"] == cancelled["end_time"]
+    assert cancelled["category"] is None
+    assert [s["is_recurring"] for s in segments] == [False, True, False, True, True]
+
+    _, _, body = await helix(fake, http, "/schedule", [("broadcaster_id", user.id), ("id", weekly[1].id)])
+    assert [s["id"] for s in body["data"]["segments"]] == [weekly[1].id]
+
+
+async def test_schedule_pagination(fake: FakeTwitch, http: aiohttp.ClientSession) -> None:
+    user = fake.add_user("planner")
+    weekly = fake.add_weekly(user.id, datetime.now(UTC) + timedelta(hours=1), 30)
+    token = await token_for(fake, http)
+    query = [("broadcaster_id", user.id)]
+    _, _, page1 = await helix(fake, http, "/schedule", query, token=token)  # first defaults to 20
+    assert len(page1["data"]["segments"]) == 20
+    cursor = page1["pagination"]["cursor"]
+    _, _, page2 = await helix(fake, http, "/schedule", [*query, ("after", cursor)], token=token)
+    assert page2["pagination"] == {}
+    ids = [s["id"] for s in page1["data"]["segments"] + page2["data"]["segments"]]
+    assert ids == [segment.id for segment in weekly]
+    _, _, full = await helix(fake, http, "/schedule", [*query, ("first", "25")], token=token)
+    assert len(full["data"]["segments"]) == 25
+    assert full["pagination"]["cursor"]
+
+
+async def test_schedule_lists_from_start_time_with_the_one_in_progress(
+    fake: FakeTwitch, http: aiohttp.ClientSession
+) -> None:
+    user = fake.add_user("planner")
+    now = datetime.now(UTC)
+    fake.add_segment(user.id, now - timedelta(hours=5), duration=timedelta(hours=2), title="over")
+    running = fake.add_segment(user.id, now - timedelta(hours=1), duration=timedelta(hours=2), title="running")
+    upcoming = fake.add_segment(user.id, now + timedelta(hours=3), title="upcoming")
+    _, _, body = await helix(fake, http, "/schedule", [("broadcaster_id", user.id)])
+    assert [s["id"] for s in body["data"]["segments"]] == [running.id, upcoming.id]
+
+    since = (now + timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    _, _, body = await helix(fake, http, "/schedule", [("broadcaster_id", user.id), ("start_time", since)])
+    assert [s["id"] for s in body["data"]["segments"]] == [upcoming.id]
+    since = (now + timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    status, _, body = await helix(fake, http, "/schedule", [("broadcaster_id", user.id), ("start_time", since)])
+    assert status == 200
+    assert body["data"]["segments"] is None  # a schedule with nothing left to list
+
+
+async def test_vacation_hides_its_segments(fake: FakeTwitch, http: aiohttp.ClientSession) -> None:
+    user = fake.add_user("planner")
+    start = hour(datetime.now(UTC)) + timedelta(hours=2)
+    weekly = fake.add_weekly(user.id, start, 4)
+    away, back = start + timedelta(days=1), start + timedelta(days=15)
+    fake.set_vacation(user.id, away, back)
+    _, _, body = await helix(fake, http, "/schedule", [("broadcaster_id", user.id)])
+    assert [s["id"] for s in body["data"]["segments"]] == [weekly[0].id, weekly[3].id]
+    assert body["data"]["vacation"] == {
+        "start_time": away.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "end_time": back.strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+    fake.set_vacation(user.id, None)
+    _, _, body = await helix(fake, http, "/schedule", [("broadcaster_id", user.id)])
+    assert len(body["data"]["segments"]) == 4
+    assert body["data"]["vacation"] is None
+    with pytest.raises(ValueError, match="end after its start"):
+        fake.set_vacation(user.id, back, away)
+
+
+async def test_schedule_goes_through_auth_rate_limit_and_faults(http: aiohttp.ClientSession) -> None:
+    async with FakeTwitch(rate_limit=2) as fake:
+        user = fake.add_user("planner")
+        fake.add_segment(user.id, datetime.now(UTC) + timedelta(hours=1))
+        query = [("broadcaster_id", user.id)]
+        async with http.get(f"{fake.api_base}/schedule", params=query) as response:
+            assert response.status == 401
+        token = await token_for(fake, http)
+        fake.malformed_next("/helix/schedule", body={"data": []})
+        answers = [await helix(fake, http, "/schedule", query, token=token) for _ in range(4)]
+        assert answers[0][2] == {"data": []}  # the injected fault (it costs no point)
+        assert [status for status, _, _ in answers] == [200, 200, 200, 429]  # then the bucket of 2 points
+        assert answers[1][2]["data"]["broadcaster_id"] == user.id
+        assert fake.count("/helix/schedule") == 5

@@ -20,6 +20,7 @@ from twitch_notifier.core.poller import Housekeeping, Poller
 from twitch_notifier.core.ports import Announcer
 from twitch_notifier.core.publishing import Publisher
 from twitch_notifier.core.push import PushHandler
+from twitch_notifier.core.schedule_events import ScheduleEvents
 from twitch_notifier.core.subscriptions import TWITCH_BUDGET, SubscriptionRules
 from twitch_notifier.discord_io.announcer import CALL_TIMEOUT, DiscordAnnouncer, GuildDirectory
 from twitch_notifier.discord_io.events import DiscordEventCalendar
@@ -132,14 +133,24 @@ def build_bot(
     )
     # Live scheduled events: after each round's posts, at the shared pacer's background priority.
     calendar = DiscordEventCalendar(guilds, discord_announcer.pacer, call_timeout=discord_call_timeout)
+    # Twitch schedules as upcoming events: read by the process that polls Twitch, events made for this one's guilds.
+    schedule_events = ScheduleEvents(
+        db, calendar, twitch, clock=clock, scope=shard_scope(settings), may_fetch=lambda: coordinator.is_leader
+    )
     live_events = LiveEvents(
         db,
         calendar,
         clock=clock,
         update_interval=timedelta(seconds=settings.live_update_interval_seconds),
         scope=shard_scope(settings),
+        upcoming=schedule_events,
     )
     notifier.after_round = live_events.poke
+
+    def events_changed() -> None:
+        live_events.wake()
+        schedule_events.wake()
+
     push = _build_push(settings, db, twitch, notifier, metrics, clock, eventsub_options or {})
     services = BotServices(
         db=db,
@@ -167,7 +178,7 @@ def build_bot(
                 on_followed_changed=_followed_changed(push, coordinator),
             ),
             push_enabled=push is not None,
-            live_events_changed=live_events.wake,
+            live_events_changed=events_changed,
             clock=clock,
             restart_grace_seconds=settings.stream_restart_grace_seconds,
             pacer=discord_announcer.pacer,
@@ -175,6 +186,7 @@ def build_bot(
         push=push,
         coordinator=coordinator,
         live_events=live_events,
+        schedule_events=schedule_events,
     )
     bot = TwitchNotifierBot(
         services,

@@ -64,6 +64,7 @@ RESETTABLE: tuple[str, ...] = (
     "end_action",
     "live_updates",
     "live_events",
+    "schedule_events",
     "publish",
     "filter_exit",
     "restart_grace_seconds",
@@ -72,6 +73,7 @@ PUBLISH_LABEL = "Publish in announcement channels"
 
 
 LIVE_EVENTS_LABEL = "Live events"
+SCHEDULE_EVENTS_LABEL = "Twitch schedules"
 
 
 def live_events_value(settings: GuildSettings) -> str:
@@ -80,6 +82,14 @@ def live_events_value(settings: GuildSettings) -> str:
     if settings.events_error:
         return f"on, but \N{WARNING SIGN} {settings.events_error}"
     return "on (a server event for each live stream)"
+
+
+def schedule_events_value(settings: GuildSettings) -> str:
+    if not settings.schedule_events:
+        return "off"
+    if settings.events_error:
+        return f"on, but \N{WARNING SIGN} {settings.events_error}"
+    return "on (each streamer's next broadcasts as upcoming server events, read hourly)"
 
 
 def live_events_warning(guild: discord.Guild) -> str:
@@ -113,6 +123,7 @@ def settings_embed(settings: GuildSettings, *, default_grace: int | None = None)
     grace = grace_text(settings.restart_grace_seconds, default_grace)
     embed.add_field(name="Restart grace", value=grace, inline=True)
     embed.add_field(name=LIVE_EVENTS_LABEL, value=live_events_value(settings), inline=True)
+    embed.add_field(name=SCHEDULE_EVENTS_LABEL, value=schedule_events_value(settings), inline=True)
     embed.add_field(name=NOTIFY_SETTING, value=notify_value(settings), inline=False)
     embed.add_field(name="Ping throttle", value=throttle_value(settings), inline=True)
     embed.add_field(
@@ -165,7 +176,8 @@ class ServerSettings(commands.GroupCog, group_name="settings", group_description
     """The /settings group: show, set, reset."""
 
     live_events_changed: Callable[[], None] | None = None
-    """Wakes the live scheduled events when this server turns them on or off (set by `setup`)."""
+    """Wakes the live scheduled events and the schedule import when this server turns either on or off (set by
+    `setup`)."""
 
     def __init__(self, db: Database, *, default_grace: int | None = None) -> None:
         self.db = db
@@ -173,16 +185,17 @@ class ServerSettings(commands.GroupCog, group_name="settings", group_description
         """The operator's STREAM_RESTART_GRACE_SECONDS, which a server without its own grace uses."""
         super().__init__()
 
-    async def _live_events_option(self, guild: discord.Guild, value: bool, changes: dict[str, object]) -> str:
-        """`live_events` given to /settings set: the change, and what to grant if the bot lacks it."""
-        changes["live_events"] = value
+    async def _events_option(self, guild: discord.Guild, name: str, value: bool, changes: dict[str, object]) -> str:
+        """`live_events` or `schedule_events` given to /settings set: the change, and what to grant if the bot
+        lacks it."""
+        changes[name] = value
         if not value:
             return ""
         await self.db.set_events_error(guild.id, None)  # asked again: Discord is asked again too
         return live_events_warning(guild)
 
     def _live_events_saved(self, changes: dict[str, object]) -> None:
-        if "live_events" in changes and self.live_events_changed is not None:
+        if ("live_events" in changes or "schedule_events" in changes) and self.live_events_changed is not None:
             self.live_events_changed()  # after the write: the pass it wakes reads it
 
     @app_commands.command(name="show", description="Show this server's announcement settings")
@@ -199,6 +212,7 @@ class ServerSettings(commands.GroupCog, group_name="settings", group_description
         on_end="What happens to the announcement when the stream ends",
         live_updates="Keep the card's title, game, viewers and thumbnail current while live",
         live_events="Keep a server event for each live stream announced (needs Create Events)",
+        schedule_events="Show each streamer's Twitch schedule as upcoming server events (needs Create Events)",
         publish="In an announcement channel, publish each new announcement to the servers following it",
         on_filter_exit="What happens to a live card whose stream leaves its entry's game or title filter",
         restart_grace="Seconds a dropped stream may take to come back and keep its card (0: off)",
@@ -226,6 +240,7 @@ class ServerSettings(commands.GroupCog, group_name="settings", group_description
         on_end: app_commands.Choice[str] | None = None,
         live_updates: bool | None = None,
         live_events: bool | None = None,
+        schedule_events: bool | None = None,
         publish: bool | None = None,
         on_filter_exit: app_commands.Choice[str] | None = None,
         restart_grace: app_commands.Range[int, 0, MAX_GRACE_SECONDS] | None = None,
@@ -250,7 +265,10 @@ class ServerSettings(commands.GroupCog, group_name="settings", group_description
         if live_updates is not None:
             changes["live_updates"] = live_updates
         if live_events is not None:
-            warning += await self._live_events_option(guild, live_events, changes)
+            warning += await self._events_option(guild, "live_events", live_events, changes)
+        if schedule_events is not None:
+            events_warning = await self._events_option(guild, "schedule_events", schedule_events, changes)
+            warning += "" if events_warning and events_warning in warning else events_warning
         if publish is not None:
             changes["publish"] = publish
             if publish:
@@ -297,6 +315,7 @@ class ServerSettings(commands.GroupCog, group_name="settings", group_description
             app_commands.Choice(name="on_end", value="end_action"),
             app_commands.Choice(name="live_updates", value="live_updates"),
             app_commands.Choice(name="live_events", value="live_events"),
+            app_commands.Choice(name="schedule_events", value="schedule_events"),
             app_commands.Choice(name="publish", value="publish"),
             app_commands.Choice(name="on_filter_exit", value="filter_exit"),
             app_commands.Choice(name="restart_grace", value="restart_grace_seconds"),

@@ -24,6 +24,7 @@ from twitch_notifier.core.ports import (
     LiveEventStore,
     MessageGone,
     StillRunning,
+    UpcomingEvents,
 )
 from twitch_notifier.models import ListedEvent, LiveEventRecord, LiveEventTarget, ScheduledEventSpec, ShardScope
 
@@ -235,9 +236,12 @@ class LiveEvents:
         scope: ShardScope | None = None,
         sync_interval: float = SYNC_INTERVAL,
         max_concurrent_guilds: int = 4,
+        upcoming: UpcomingEvents | None = None,
     ) -> None:
         self._store = store
         self._calendar = calendar
+        self.upcoming = upcoming
+        """The events made ahead from Twitch schedules: a stream going live takes its broadcast's over."""
         self.clock = clock
         self.update_interval = update_interval
         self.scope = scope
@@ -444,6 +448,11 @@ class LiveEvents:
 
     async def _create_new(self, action: EventAction, spec: ScheduledEventSpec, report: EventsReport) -> None:
         now = self.clock()
+        if self.upcoming is not None:
+            adopted = await self.upcoming.adopt(action.guild_id, action.twitch_user_id, now)
+            if adopted is not None and adopted.event_id is not None:
+                await self._take_over(action, spec, adopted.event_id, report)
+                return
         record = LiveEventRecord(
             guild_id=action.guild_id,
             stream_id=action.stream_id,
@@ -455,6 +464,38 @@ class LiveEvents:
         )
         await self._save(record)  # before asking: a restart looks for the event before creating another
         await self._create(action.guild_id, record, spec, report)
+
+    async def _take_over(
+        self, action: EventAction, spec: ScheduledEventSpec, event_id: int, report: EventsReport
+    ) -> None:
+        """Start the upcoming event made for this broadcast from the Twitch schedule, showing the stream, in one
+        call. If a human deleted it meanwhile, a new event is made as usual."""
+        now = self.clock()
+        record = LiveEventRecord(
+            guild_id=action.guild_id,
+            stream_id=action.stream_id,
+            twitch_user_id=action.twitch_user_id,
+            status="scheduled",
+            created_at=now,
+            synced_at=now,
+            event_id=event_id,
+            location=spec.location,
+        )
+        await self._save(record)  # a failure below leaves it "scheduled": the next pass starts it
+        try:
+            await self._calendar.edit_event(
+                action.guild_id, event_id, status=ACTIVE, name=spec.name, description=spec.description, end=spec.end
+            )
+        except MessageGone:
+            await self._create_new(action, spec, report)
+            return
+        await self._save(
+            dataclasses.replace(
+                record, status="active", name=spec.name, description=spec.description, ends_at=spec.end, synced_at=now
+            )
+        )
+        report.created += 1
+        _log.info("Started upcoming event %s in guild %s for stream %s", event_id, action.guild_id, action.stream_id)
 
     async def _create(
         self, guild_id: int, record: LiveEventRecord, spec: ScheduledEventSpec, report: EventsReport

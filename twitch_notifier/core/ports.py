@@ -25,6 +25,7 @@ from twitch_notifier.models import (
     LiveStream,
     PendingAnnouncement,
     ScheduledEventSpec,
+    ScheduleEventRecord,
     ShardScope,
     Streamer,
     StreamHistory,
@@ -51,6 +52,7 @@ __all__ = [
     "SubscriptionStore",
     "TwitchDirectory",
     "TwitchSource",
+    "UpcomingEvents",
 ]
 
 
@@ -372,15 +374,25 @@ class EventCalendar(Protocol):
         status: int | None = None,
         name: str | None = None,
         description: str | None = None,
+        start: datetime | None = None,
         end: datetime | None = None,
     ) -> None:
-        """Change an event's status (2 ACTIVE, 3 COMPLETED, 4 CANCELED) and/or what it shows."""
+        """Change an event's status (2 ACTIVE, 3 COMPLETED, 4 CANCELED) and/or what it shows; `start` only
+        for an event not started yet."""
         ...
 
     async def list_events(self, guild_id: int) -> list[ListedEvent]: ...
 
     def may_create_events(self, guild_id: int) -> bool:
         """Whether the bot's cached permissions let it create events in the guild (no request)."""
+        ...
+
+
+class UpcomingEvents(Protocol):
+    """The events made ahead for broadcasts of the streamers' Twitch schedules (core.schedule_events)."""
+
+    async def adopt(self, guild_id: int, twitch_user_id: str, now: datetime) -> ScheduleEventRecord | None:
+        """The upcoming event of the broadcast a stream going live at `now` is, handed over (None if none)."""
         ...
 
 

@@ -338,6 +338,46 @@ MIGRATIONS: tuple[Migration, ...] = (
         );
         """,
     ),
+    Migration(
+        13,
+        "Twitch schedule import: a server's choice to show its streamers' Twitch schedules as upcoming Discord "
+        "events; per streamer the schedule last read from Twitch (its segments) and when; per (server, streamer, "
+        "segment) the upcoming event made for it, so a restart updates or cancels the same event",
+        """
+        ALTER TABLE guild_settings ADD COLUMN schedule_events INTEGER NOT NULL DEFAULT 0;
+        CREATE TABLE schedule_fetches (
+            twitch_user_id TEXT PRIMARY KEY REFERENCES streamers (twitch_user_id) ON DELETE CASCADE,
+            fetched_at     TEXT,
+            failed_at      TEXT
+        );
+        CREATE TABLE schedule_segments (
+            twitch_user_id TEXT NOT NULL REFERENCES streamers (twitch_user_id) ON DELETE CASCADE,
+            segment_id     TEXT NOT NULL,
+            start_time     TEXT NOT NULL,
+            end_time       TEXT,
+            title          TEXT NOT NULL DEFAULT '',
+            category_name  TEXT NOT NULL DEFAULT '',
+            recurring      INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (twitch_user_id, segment_id)
+        );
+        CREATE TABLE schedule_events (
+            guild_id       INTEGER NOT NULL,
+            twitch_user_id TEXT NOT NULL,
+            segment_id     TEXT NOT NULL,
+            event_id       INTEGER,
+            status         TEXT NOT NULL,
+            name           TEXT NOT NULL DEFAULT '',
+            description    TEXT NOT NULL DEFAULT '',
+            location       TEXT NOT NULL DEFAULT '',
+            start_time     TEXT NOT NULL,
+            end_time       TEXT NOT NULL,
+            synced_at      TEXT NOT NULL,
+            created_at     TEXT NOT NULL,
+            PRIMARY KEY (guild_id, twitch_user_id, segment_id)
+        );
+        CREATE INDEX ix_schedule_events_status ON schedule_events (status);
+        """,
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

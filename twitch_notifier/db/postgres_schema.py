@@ -249,5 +249,42 @@ MIGRATIONS_AFTER_BASELINE: tuple[Migration, ...] = (
         );
         """,
     ),
+    _after_baseline(
+        13,
+        """
+        ALTER TABLE guild_settings ADD COLUMN schedule_events INTEGER NOT NULL DEFAULT 0;
+        CREATE TABLE schedule_fetches (
+            twitch_user_id TEXT COLLATE "C" PRIMARY KEY REFERENCES streamers (twitch_user_id) ON DELETE CASCADE,
+            fetched_at     TEXT COLLATE "C",
+            failed_at      TEXT COLLATE "C"
+        );
+        CREATE TABLE schedule_segments (
+            twitch_user_id TEXT COLLATE "C" NOT NULL REFERENCES streamers (twitch_user_id) ON DELETE CASCADE,
+            segment_id     TEXT COLLATE "C" NOT NULL,
+            start_time     TEXT COLLATE "C" NOT NULL,
+            end_time       TEXT COLLATE "C",
+            title          TEXT COLLATE "C" NOT NULL DEFAULT '',
+            category_name  TEXT COLLATE "C" NOT NULL DEFAULT '',
+            recurring      INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (twitch_user_id, segment_id)
+        );
+        CREATE TABLE schedule_events (
+            guild_id       BIGINT NOT NULL,
+            twitch_user_id TEXT COLLATE "C" NOT NULL,
+            segment_id     TEXT COLLATE "C" NOT NULL,
+            event_id       BIGINT,
+            status         TEXT COLLATE "C" NOT NULL,
+            name           TEXT COLLATE "C" NOT NULL DEFAULT '',
+            description    TEXT COLLATE "C" NOT NULL DEFAULT '',
+            location       TEXT COLLATE "C" NOT NULL DEFAULT '',
+            start_time     TEXT COLLATE "C" NOT NULL,
+            end_time       TEXT COLLATE "C" NOT NULL,
+            synced_at      TEXT COLLATE "C" NOT NULL,
+            created_at     TEXT COLLATE "C" NOT NULL,
+            PRIMARY KEY (guild_id, twitch_user_id, segment_id)
+        );
+        CREATE INDEX ix_schedule_events_status ON schedule_events (status);
+        """,
+    ),
 )
 """Versions BASELINE_VERSION + 1 to SCHEMA_VERSION, in order: each SQLite migration after the baseline has its twin."""

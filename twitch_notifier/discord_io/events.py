@@ -1,4 +1,5 @@
-"""Discord's guild scheduled events for core.live_events (core.ports.EventCalendar over discord.py's HTTP client).
+"""Discord's guild scheduled events for core.live_events and core.schedule_events (core.ports.EventCalendar over
+discord.py's HTTP client).
 
 Each request waits for a background turn of the shared SendPacer (a new announcement never queues behind it), is
 bounded like the announcer's, and Discord's failures become AnnounceError: EventsRefused for a missing
@@ -28,7 +29,7 @@ _log = logging.getLogger(__name__)
 EVENTS_PERMISSION = "Create Events"
 MISSING_EVENTS_PERMISSION = (
     f"I lack the **{EVENTS_PERMISSION}** permission, so Discord refuses me live events: grant it to my role "
-    "(Server Settings → Roles), then run `/settings set live_events:True` again"
+    "(Server Settings → Roles), then turn `live_events` (or `schedule_events`) on again with `/settings set`"
 )
 # Discord's docs (guild-scheduled-event, and the permission split of discord-api-docs PR #7991 in force since
 # 2026-02-23): creating an event needs CREATE_EVENTS (MANAGE_EVENTS alone no longer does for bots); changing one
@@ -89,6 +90,7 @@ class DiscordEventCalendar:
         status: int | None = None,
         name: str | None = None,
         description: str | None = None,
+        start: datetime | None = None,
         end: datetime | None = None,
     ) -> None:
         client, guild = self._client(guild_id)
@@ -102,6 +104,8 @@ class DiscordEventCalendar:
             payload["name"] = name
         if description is not None:
             payload["description"] = description
+        if start is not None:
+            payload["scheduled_start_time"] = _iso(start)
         if end is not None:
             payload["scheduled_end_time"] = _iso(end)
         if not payload:

@@ -5,7 +5,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-__all__ = ["StreamsSnapshot", "TwitchCategory", "TwitchStream", "TwitchUser", "TwitchVideo", "channel_url"]
+__all__ = [
+    "ChannelSchedule",
+    "ScheduleSegment",
+    "StreamsSnapshot",
+    "TwitchCategory",
+    "TwitchStream",
+    "TwitchUser",
+    "TwitchVideo",
+    "channel_url",
+]
 
 
 def channel_url(login: str) -> str:
@@ -85,3 +94,29 @@ class StreamsSnapshot:
     def offline(self) -> frozenset[str]:
         """Ids that Twitch positively reported as not live in this poll."""
         return self.checked.difference(self.streams)
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleSegment:
+    """One broadcast of a channel's stream schedule (`GET /helix/schedule`). Each week of a recurring segment is
+    its own segment, with its own id."""
+
+    id: str
+    start: datetime
+    end: datetime | None
+    title: str
+    category_name: str = ""
+    canceled: bool = False
+    """The broadcaster cancelled this one broadcast (Twitch's `canceled_until` is set)."""
+    recurring: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelSchedule:
+    """A channel's upcoming broadcasts, soonest first. No segments: the broadcaster has no schedule (Twitch's
+    404), or nothing is planned. During a vacation Twitch lists no segments inside it."""
+
+    broadcaster_id: str
+    segments: tuple[ScheduleSegment, ...]
+    vacation_start: datetime | None = None
+    vacation_end: datetime | None = None
