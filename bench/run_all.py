@@ -1,4 +1,4 @@
-"""Runs the six benchmarks at full size and writes bench/RESULTS.md (about 16 minutes on 2 cores).
+"""Runs the seven benchmarks at full size and writes bench/RESULTS.md (about 19 minutes on 2 cores).
 
 .venv/bin/python -m bench.run_all                  # prints the tables and rewrites bench/RESULTS.md
 .venv/bin/python -m bench.run_all --no-write --poll-sizes 1000 10000 --fanout-guilds 100 1000
@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import fanout, growth, poll_cycle, push_fanout, push_latency, startup
+from bench import fanout, growth, poll_cycle, push_fanout, push_latency, reach, startup
 from bench.common import REPO, machine, save_json
 
 
@@ -42,6 +42,7 @@ async def run_all(args: argparse.Namespace) -> str:
         polls, fans, starts = (_load(name) for name in ("poll_cycle", "fanout", "startup"))
         pushes = _load_optional("push_latency")
         push_fans = _load_optional("push_fanout")
+        reaches = _load_optional("reach")
     else:
         print("== poll cycle / growth", flush=True)
         polls = await poll_cycle.run(args.poll_sizes, args)
@@ -59,7 +60,11 @@ async def run_all(args: argparse.Namespace) -> str:
         print("== push fan-out", flush=True)
         push_fans = await push_fanout.run(args.push_servers)
         save_json("push_fanout", push_fans)
-    return _report(args, polls, fans, starts, pushes, push_fans, time.monotonic() - started)
+        print("== reach and control", flush=True)
+        reached = await reach.run()
+        save_json("reach", reached)
+        reaches = [reached]
+    return _report(args, polls, fans, starts, pushes, push_fans, reaches, time.monotonic() - started)
 
 
 def _load(name: str) -> list[dict[str, Any]]:
@@ -82,11 +87,13 @@ def _report(
     starts: list[dict[str, Any]],
     pushes: list[dict[str, Any]],
     push_fans: list[dict[str, Any]],
+    reaches: list[dict[str, Any]],
     elapsed: float,
 ) -> str:
     m = machine()
     misses = poll_cycle.check(polls) + growth.check(polls) + fanout.check(fans)
     misses += push_latency.check(pushes) + push_fanout.check(push_fans)
+    misses += [miss for result in reaches for miss in reach.check(result)]
     sections = [
         "# Benchmark results",
         "",
@@ -114,6 +121,10 @@ def _report(
         growth.growth_table(polls),
         "",
         *_push_sections(pushes, push_fans),
+        "## 7. Reach and control (issue 14: live events, Notify me, publishing, title filters; in one process)",
+        "",
+        *(["\n\n".join(reach.report(result) for result in reaches)] if reaches else ["Not run."]),
+        "",
         "## Targets",
         "",
         "All met." if not misses else "Missed:\n\n" + "\n".join(f"- {miss}" for miss in misses),
