@@ -283,3 +283,18 @@ async def test_event_calls_take_background_turns_of_the_shared_pacer(world, harn
     await harness.wait_for(lambda: [e.status for e in events_of(fake_discord, guild)] == [ACTIVE], "the event")
     assert turns[0] is False  # the announcement, first and in the foreground
     assert turns[1:] == [True, True]  # then the creation and the start, in the background
+
+
+async def test_a_creation_whose_planned_start_went_stale_in_the_queue_is_still_accepted(world, harness, fake_discord):
+    """Under load the wait for a background turn can outlast the 10 s lead: the start then moves ahead, or
+    Discord would refuse it as in the past (the reach bench saw 322 such refusals before this)."""
+    from twitch_notifier.models import ScheduledEventSpec
+
+    guild, _alerts, _log = world
+    planned = datetime.now(UTC) - timedelta(seconds=30)
+    spec = ScheduledEventSpec("stale", "d", "https://www.twitch.tv/shroud", planned, planned + timedelta(hours=4))
+    event_id = await harness.bot.live_events._calendar.create_event(guild.id, spec)
+    event = fake_discord.scheduled_events.events[event_id]
+    assert event.start > datetime.now(UTC)
+    assert event.end - event.start == timedelta(hours=4)
+    assert fake_discord.rejected == []

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Coroutine
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
@@ -35,6 +35,8 @@ MISSING_EVENTS_PERMISSION = (
 # 2026-02-23): creating an event needs CREATE_EVENTS (MANAGE_EVENTS alone no longer does for bots); changing one
 # needs MANAGE_EVENTS, or CREATE_EVENTS for an event the bot created itself. So Create Events is all it needs.
 _UNKNOWN_EVENT = 10070
+START_MARGIN = timedelta(seconds=5)
+"""A new event's start is at least this far ahead when the request leaves (clock skew, the trip to Discord)."""
 _EXTERNAL = 3
 _GUILD_ONLY = 2
 
@@ -69,16 +71,20 @@ class DiscordEventCalendar:
         client, guild = self._client(guild_id)
         if not can_create_events(guild):
             raise EventsRefused(MISSING_EVENTS_PERMISSION, asked=False)
+        await self.pacer.acquire(background=True)
+        # The start was planned before the wait for a background turn, which can outlast its lead under load:
+        # Discord refuses a start in the past, so a start gone stale is moved to a moment ahead of the request.
+        start = max(spec.start, datetime.now(UTC) + START_MARGIN)
+        end = max(spec.end, start + (spec.end - spec.start))
         payload: dict[str, Any] = {
             "name": spec.name,
             "description": spec.description,
             "privacy_level": _GUILD_ONLY,
             "entity_type": _EXTERNAL,
             "entity_metadata": {"location": spec.location},
-            "scheduled_start_time": _iso(spec.start),
-            "scheduled_end_time": _iso(spec.end),
+            "scheduled_start_time": _iso(start),
+            "scheduled_end_time": _iso(end),
         }
-        await self.pacer.acquire(background=True)
         data = await self._bounded(self._call(client.http.create_guild_scheduled_event(guild_id, **payload)))
         return int(data["id"])
 
