@@ -1500,9 +1500,10 @@ class Database:
             SELECT a.subscription_id AS subscription_id, a.guild_id AS guild_id, a.channel_id AS channel_id,
                    a.message_id AS message_id, gs.filter_exit AS filter_exit, s.games AS games,
                    s.title_filter AS title_filter, a.left_filter_at AS left_filter_at,
-                   coalesce(s.ping, gs.ping) AS ping,
+                   coalesce(a.ping_sent, s.ping, gs.ping) AS ping,
                    coalesce(s.message_template, gs.message_template) AS template,
-                   coalesce(gm.box_art_url, '') AS box_art_url,
+                   coalesce(gm.box_art_url, '') AS box_art_url, a.continued_from AS continued_from,
+                   coalesce(s.notify_button, gs.notify_button, 0) AS notify_button,
                    {_STREAMER_COLUMNS}, {_LIVE_COLUMNS}
             FROM announcements a
             JOIN live_streams l ON l.stream_id = a.stream_id AND l.twitch_user_id = a.twitch_user_id
@@ -1538,6 +1539,8 @@ class Database:
                     box_art_url=row["box_art_url"],
                     live=_live(row),
                     streamer=_streamer(row),
+                    reconnected=row["continued_from"] is not None,
+                    notify_button=bool(row["notify_button"]),
                 )
             )
         return cards

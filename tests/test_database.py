@@ -1809,6 +1809,27 @@ async def test_filtered_cards_are_those_of_filtered_entries_in_guilds_that_follo
     assert filtered.id in {c.subscription_id for c in await db.cards_to_update(later)}
 
 
+async def test_a_filtered_card_carries_what_its_live_updates_render(db):
+    """Drawn back to live, the card shows the ping it was posted with, its button and its "reconnected" note."""
+    game = Category("516575", "VALORANT")
+    sub = await db.add_subscription(1, 10, SHROUD, games=[game])
+    await db.update_guild_settings(1, filter_exit=EndAction.EDIT, notify_button=True, ping="everyone")
+    stream = live(SHROUD, "s1", game_id="516575")
+    await db.apply_live_changes([stream], {}, [])
+    [pending] = await db.pending_announcements()
+    await db.record_announcement(pending, 555, stream)
+    await db.record_ping(pending, "777", remember=True)
+    [card] = await db.filtered_cards()
+    assert (card.ping, card.notify_button, card.reconnected) == ("777", True, False)
+    await db.update_subscription(sub.id, SubscriptionUpdate(notify_button=False))
+    await db.apply_live_changes([live(SHROUD, "s2", game_id="516575")], {}, [], ended_streams=["s1"])
+    [second] = await db.pending_announcements()
+    await db.record_continuation(second, 555, live(SHROUD, "s2", game_id="516575"), "s1")
+    [card] = await db.filtered_cards()
+    # Posted with no ping_sent (the button is off now): the configured ping, as cards_to_update renders it.
+    assert (card.live.stream_id, card.ping, card.notify_button, card.reconnected) == ("s2", "everyone", False, True)
+
+
 async def test_schedules_due_stored_and_targeted_only_where_a_guild_imports_them(db):
     hour = timedelta(hours=1)
     now = STARTED

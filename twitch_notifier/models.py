@@ -293,10 +293,15 @@ class FilteredCard:
     left: bool
     """The card already says the stream left the filter (edited)."""
     ping: str | None
+    """The ping the card was posted with (else the configured one), as its live updates render it."""
     template: str | None
     box_art_url: str
     live: LiveStream
     streamer: Streamer
+    reconnected: bool = False
+    """The card continues the card of a stream that dropped within the restart grace (it says so)."""
+    notify_button: bool = False
+    """The entry has the "Notify me" button: the card drawn back to live carries it."""
 
 
 @dataclass(frozen=True, slots=True)

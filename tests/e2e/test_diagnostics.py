@@ -102,6 +102,24 @@ async def test_testalert_with_a_role_ping_and_no_stream_on_record(world, harness
     assert "It pinged nobody" in reply.text
 
 
+async def test_testalert_of_an_entry_with_the_notify_button_shows_it_and_pings_nobody(world, harness, fake_discord):
+    guild, alerts, general = world
+    await harness.command("settings", {"notify_button": True, "ping": "everyone"}, guild=guild, channel=general,
+                          subcommand="set")  # fmt: skip
+    shroud = await entry(harness, guild, "shroud")
+    reply = await harness.command("testalert", {"streamer": shroud}, guild=guild, channel=general)
+    [test] = announcements(fake_discord, alerts)
+    [sub] = [s for s in await harness.db.guild_subscriptions(guild.id) if s.streamer.login == "shroud"]
+    buttons = test.components[0]["components"]
+    assert [b.get("custom_id") for b in buttons] == [None, f"notify:{sub.streamer.twitch_user_id}"]
+    assert test.allowed_mentions["parse"] == []
+    assert (test.mention_everyone, test.mention_roles) == (False, [])
+    # The button's opt-in role replaces @everyone: that is what a real one would ping.
+    assert "would ping the members who opt in with \N{BELL} Notify me (none yet)" in test.content
+    assert "everyone" not in test.content
+    assert "It pinged nobody" in reply.text
+
+
 async def test_testalert_names_what_is_missing_and_reports_discords_refusal(world, harness, fake_discord):
     guild, alerts, general = world
     shroud = await entry(harness, guild, "shroud")
@@ -198,6 +216,26 @@ async def test_diagnose_names_each_missing_permission_and_the_last_post_and_fail
         text,
     )
     assert "no announcement on record" in text  # pokimane never went live
+
+
+async def test_diagnose_says_whether_the_opt_in_role_can_be_handed_out(world, harness, fake_discord):
+    guild, _alerts, general = world
+    await harness.command("editstreamer", {"streamer": await entry(harness, guild, "shroud"), "notify_button": "on"},
+                          guild=guild, channel=general)  # fmt: skip
+    text = (await harness.command("diagnose", guild=guild, channel=general)).text
+    lines = {line.split("**")[1]: line for line in text.splitlines() if line.startswith("• ")}
+    shroud, pokimane = lines["shroud"], lines["Pokimane"]
+    assert "ping nobody until a member opts in · \N{BELL} Notify me ❌ missing **Manage Roles**" in shroud
+    assert "Notify me" not in pokimane  # its button is off: nothing to hand out
+
+    fake_discord.set_bot_guild_permissions(guild.id, BOT_WITH_MENTIONS | permission_value("manage_roles"))
+    above = fake_discord.add_role(guild.id, "shroud live", mentionable=True)  # moved above the bot's role
+    [sub] = [s for s in await harness.db.guild_subscriptions(guild.id) if s.streamer.login == "shroud"]
+    await harness.db.set_notify_role(guild.id, sub.streamer.twitch_user_id, above.id)
+    cached = harness.bot.get_guild(guild.id)
+    await harness.wait_for(lambda: cached.me.guild_permissions.manage_roles and cached.get_role(above.id), "the cache")
+    text = (await harness.command("diagnose", guild=guild, channel=general)).text
+    assert "ping @shroud live · \N{BELL} Notify me ❌ @shroud live is above my highest role: move mine above" in text
 
 
 async def _failed(harness, guild_id: int, login: str) -> bool:

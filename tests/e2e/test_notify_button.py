@@ -6,6 +6,7 @@ told so and nothing changes; the ping throttle keeps a streamer's next stream wi
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -279,6 +280,26 @@ async def test_a_restart_within_the_grace_pings_the_role_no_second_time(world, h
     assert card.mention_roles == []
 
 
+async def test_a_card_back_in_its_filter_is_drawn_as_posted_with_its_button(world, harness, fake_discord, fake_twitch):
+    guild, alerts, user_id, _viewer = world
+    await setup_button(harness, guild, alerts, ping="@everyone", on_filter_exit="edit")
+    edited = await harness.command("editstreamer", {"streamer": "shroud", "games": "VALORANT"}, guild=guild,
+                                   channel=alerts)  # fmt: skip
+    assert "VALORANT" in edited.text, edited.text
+    card = await go_live(harness, fake_discord, fake_twitch, alerts, 1)  # nobody opted in: no ping
+    posted = card.content
+    fake_twitch.update_stream("shroud", game_name="Minecraft")
+    await harness.poll()
+    assert "no longer VALORANT" in card.content
+    assert custom_ids(card) == [None]
+    fake_twitch.update_stream("shroud", game_name="VALORANT")
+    await harness.poll()
+    # Drawn as its live updates draw it: not with @everyone (the button's role replaces it), with the button.
+    assert card.content == posted
+    assert custom_ids(card) == [None, f"notify:{user_id}"]
+    assert card.embeds[0]["color"] == 0x9146FF
+
+
 @pytest.fixture
 async def pg_harness(fake_discord, fake_twitch, tmp_path, postgres_url, error_logs):
     """A bot keeping its data in PostgreSQL (DATABASE_URL), as a cluster's processes do."""
@@ -304,3 +325,17 @@ async def test_on_postgresql_a_press_and_the_next_ping(pg_harness, fake_discord,
     second = await go_live(harness, fake_discord, fake_twitch, alerts, 2)
     assert second.mention_roles == [role.id]
     assert await harness.db.notify_roles(guild.id) == {user.id: role.id}
+
+
+async def test_presses_at_the_same_moment_make_one_role(world, harness, fake_discord, fake_twitch):
+    """The reach bench saw 100 roles for 50 (server, streamer) pairs: two presses at once each created one."""
+    guild, alerts, user_id, viewer = world
+    others = [fake_discord.add_user(f"viewer{i}") for i in range(3)]
+    await setup_button(harness, guild, alerts)
+    card = await go_live(harness, fake_discord, fake_twitch, alerts, 1)
+    replies = await asyncio.gather(*(press(harness, fake_discord, card, user_id, v) for v in [viewer, *others]))
+    assert all("You'll be pinged" in r.text for r in replies), [r.text for r in replies]
+    [role] = opt_in_roles(guild)
+    assert await harness.db.notify_roles(guild.id) == {user_id: role.id}
+    for member in [viewer, *others]:
+        assert role.id in fake_discord.member_role_ids(guild.id, member.id)

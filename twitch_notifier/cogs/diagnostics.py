@@ -15,12 +15,14 @@ from discord.ext import commands
 
 from database import Database
 from twitch_notifier.cogs.context import services_of
+from twitch_notifier.cogs.notify_button import button_on
 from twitch_notifier.cogs.options import escaped, guild_of, manage_guild_only, subscription_choices
 from twitch_notifier.cogs.streamers import target_problem
 from twitch_notifier.core.subscriptions import SubscriptionRules
 from twitch_notifier.discord_io.announcer import allowed_mentions_from, link_view
 from twitch_notifier.discord_io.channels import REQUIRED_CHANNEL_PERMISSIONS, missing_channel_permissions
 from twitch_notifier.discord_io.events import EVENTS_PERMISSION, can_create_events
+from twitch_notifier.discord_io.opt_in_roles import opt_in_block
 from twitch_notifier.discord_io.replies import reply, reply_pages
 from twitch_notifier.models import GuildSettings, LastAnnouncement, LiveStream, Subscription
 from twitch_notifier.rendering.diagnosis import (
@@ -28,14 +30,14 @@ from twitch_notifier.rendering.diagnosis import (
     TEST_MARK,
     ChannelDiagnosis,
     EntryDiagnosis,
-    as_test_alert,
+    alert_preview,
     channel_line,
     entry_line,
 )
 from twitch_notifier.rendering.limits import EMBED_DESCRIPTION_LIMIT
-from twitch_notifier.rendering.messages import escape, live_announcement, paginate
+from twitch_notifier.rendering.messages import NOTIFY_LABEL, escape, paginate
 
-__all__ = ["Diagnostics", "diagnose_channel", "ping_problem", "setup"]
+__all__ = ["Diagnostics", "diagnose_channel", "entry_ping", "ping_problem", "setup"]
 
 _log = logging.getLogger(__name__)
 
@@ -87,6 +89,25 @@ def events_line(guild: discord.Guild, settings: GuildSettings) -> str:
     return f"create events \N{CROSS MARK} missing **{EVENTS_PERMISSION}** ({state})"
 
 
+def entry_ping(guild: discord.Guild, sub: Subscription, settings: GuildSettings, opt_in_role_id: int | None) -> str:
+    """Whom a real announcement of the entry pings (stored form, "" nobody): with the Notify me button on, its
+    opt-in role instead of the configured ping (nobody while no role exists: nobody has opted in yet)."""
+    if button_on(sub, settings):
+        role = guild.get_role(opt_in_role_id) if opt_in_role_id is not None else None
+        return str(role.id) if role is not None else ""
+    return sub.ping if sub.ping is not None else (settings.ping or "")
+
+
+def _ping_described(guild: discord.Guild, ping: str, notify_button: bool) -> str:
+    """Whom a real announcement would ping, for the test alert and its reply: words that ping nobody."""
+    if ping:
+        opted_in = f", the members who opted in with {NOTIFY_LABEL}" if notify_button else ""
+        return f"a real one would ping {escape(ping_text(guild, ping))}{opted_in}"
+    if notify_button:
+        return f"a real one would ping the members who opt in with {NOTIFY_LABEL} (none yet)"
+    return "nobody is pinged"
+
+
 def ping_text(guild: discord.Guild, ping: str | None) -> str:
     """The ping as plain words (a role by its name), to be shown through rendering's escape(): pings nobody."""
     if not ping:
@@ -125,12 +146,19 @@ class Diagnostics(commands.Cog):
             return
         await interaction.response.defer(ephemeral=True, thinking=True)
         settings = await self.db.get_guild_settings(guild.id)
-        ping = sub.ping if sub.ping is not None else settings.ping
+        notify_button = button_on(sub, settings)
+        role_id = (await self.db.notify_roles(guild.id)).get(sub.streamer.twitch_user_id) if notify_button else None
+        described = _ping_described(guild, entry_ping(guild, sub, settings, role_id), notify_button)
         template = sub.message_template if sub.message_template is not None else settings.message_template
         stream = await self._stream_for(sub)
-        card = live_announcement(stream, sub.streamer, ping=None, template=template)
-        described = f"a real one would ping {escape(ping_text(guild, ping))}" if ping else "nobody is pinged"
-        message = as_test_alert(card, ping_described=f"pinging nobody ({described})")
+        # The button as on a real card: a press toggles the opt-in role the same way (same custom id).
+        message = alert_preview(
+            stream,
+            sub.streamer,
+            template=template,
+            notify_button=notify_button,
+            ping_described=f"pinging nobody ({described})",
+        )
         try:
             posted = await channel.send(
                 content=message.content,
@@ -191,27 +219,43 @@ class Diagnostics(commands.Cog):
             return
         settings = await self.db.get_guild_settings(guild.id)
         last = await self.db.last_announcements(guild.id)
+        roles = await self.db.notify_roles(guild.id) if any(button_on(sub, settings) for sub in subs) else {}
         lines = [f"Server-wide: {events_line(guild, settings)}"]
         for channel_id, entries in _by_channel(subs).items():
             lines.append(channel_line(diagnose_channel(guild, channel_id, settings)))
-            lines.extend(entry_line(guild.id, self._entry(guild, sub, settings, last.get(sub.id))) for sub in entries)
+            lines.extend(
+                entry_line(
+                    guild.id,
+                    self._entry(guild, sub, settings, last.get(sub.id), roles.get(sub.streamer.twitch_user_id)),
+                )
+                for sub in entries
+            )
         await reply_pages(interaction, f"Diagnosis: {len(subs)} entries", paginate(lines, PAGE_LIMIT))
 
     @staticmethod
     def _entry(
-        guild: discord.Guild, sub: Subscription, settings: GuildSettings, last: LastAnnouncement | None
+        guild: discord.Guild,
+        sub: Subscription,
+        settings: GuildSettings,
+        last: LastAnnouncement | None,
+        opt_in_role_id: int | None = None,
     ) -> EntryDiagnosis:
-        ping = sub.ping if sub.ping is not None else (settings.ping or "")
+        notify_button = button_on(sub, settings)
+        ping = entry_ping(guild, sub, settings, opt_in_role_id)
+        block = opt_in_block(guild, opt_in_role_id) if notify_button else None
         return EntryDiagnosis(
             subscription_id=sub.id,
             streamer=sub.streamer,
             channel_id=sub.channel_id,
-            ping=ping_text(guild, ping),
+            ping=ping_text(guild, ping) if ping or not notify_button else "nobody until a member opts in",
             ping_problem=ping_problem(guild, sub.channel_id, ping),
             last=last,
             last_failure=sub.last_failure,
             last_failure_at=sub.last_failure_at,
             current_error=sub.last_error,
+            notify_button=notify_button,
+            opt_in_missing=(block.missing,) if block is not None and block.missing else (),
+            opt_in_role_above=block.role_above.name if block is not None and block.role_above else None,
         )
 
 

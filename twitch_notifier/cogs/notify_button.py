@@ -31,6 +31,7 @@ __all__ = [
     "NOTIFY_SETTING",
     "OPT_IN_SETTINGS",
     "NotifyButton",
+    "button_on",
     "notify_override",
     "notify_override_text",
     "notify_value",
@@ -74,6 +75,11 @@ def notify_override_text(value: bool | None) -> str:
     return "\N{BELL} Notify me button " + ("on" if value else "off")
 
 
+def button_on(sub: Subscription, settings: GuildSettings) -> bool:
+    """Whether an entry's live cards carry the button: its own choice, else the server's."""
+    return settings.notify_button if sub.notify_button is None else sub.notify_button
+
+
 def notify_value(settings: GuildSettings) -> str:
     """The button's line of /settings show."""
     if not settings.notify_button:
@@ -110,7 +116,7 @@ async def opt_in_warnings(
 ) -> list[str]:
     """/streamers' guild-wide lines about the button: what keeps the bot from handing out opt-in roles, when an
     entry has the button on (the members pressing it are told too, but only the admins can fix it)."""
-    on = [s for s in subscriptions if (settings.notify_button if s.notify_button is None else s.notify_button)]
+    on = [s for s in subscriptions if button_on(s, settings)]
     if not on:
         return []
     roles = await db.notify_roles(guild.id)

@@ -33,6 +33,7 @@ from twitch_notifier.core.ports import (
 from twitch_notifier.core.publishing import Publisher
 from twitch_notifier.core.tracker import reconcile, screen_poll
 from twitch_notifier.models import (
+    Announcement,
     CardToClose,
     CardUpdate,
     Category,
@@ -534,9 +535,7 @@ class Notifier:
                     message = self._renderer.left_filter(card.live, card.streamer, reason=why, games=card.games)
                     await self._announcer.edit(card.channel_id, card.message_id, message, guild_id=card.guild_id)
                 else:
-                    message = self._renderer.live(
-                        card.live, card.streamer, ping=card.ping, template=card.template, box_art_url=card.box_art_url
-                    )
+                    message = self._live_card(card)  # exactly as its live updates draw it
                     await self._announcer.edit(card.channel_id, card.message_id, message, guild_id=card.guild_id)
             except MessageGone:
                 return CardEdit.GONE
@@ -631,8 +630,18 @@ class Notifier:
         await self._db.mark_cards_rendered(rendered)
         await self._db.close_cards(gone)
 
-    async def _update_one(self, card: CardUpdate) -> CardEdit:
-        message = self._renderer.live(
+    def _live_card(self, card: CardUpdate | FilteredCard) -> Announcement:
+        """A posted card drawn live again (a live update, or back from "no longer matches"): the ping it was posted
+        with (an edit pings nobody anyway), its button, and "reconnected" if it continues a dropped stream."""
+        if card.reconnected:  # it keeps saying so, and pings nobody
+            return self._renderer.reconnected(
+                card.live,
+                card.streamer,
+                template=card.template,
+                box_art_url=card.box_art_url,
+                notify_button=card.notify_button,
+            )
+        return self._renderer.live(
             card.live,
             card.streamer,
             ping=card.ping,
@@ -640,14 +649,9 @@ class Notifier:
             box_art_url=card.box_art_url,
             notify_button=card.notify_button,
         )
-        if card.reconnected:  # it keeps saying so, and pings nobody
-            message = self._renderer.reconnected(
-                card.live,
-                card.streamer,
-                template=card.template,
-                box_art_url=card.box_art_url,
-                notify_button=card.notify_button,
-            )
+
+    async def _update_one(self, card: CardUpdate) -> CardEdit:
+        message = self._live_card(card)
         async with self._send_limit, self._working_on(card.subscription_id) as work:
             if work is None:
                 return CardEdit.FAILED  # being removed: `retire` closes the card

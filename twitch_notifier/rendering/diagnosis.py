@@ -11,15 +11,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from twitch_notifier.models import Announcement, LastAnnouncement, Streamer
+from twitch_notifier.models import Announcement, LastAnnouncement, LiveStream, Streamer
 from twitch_notifier.rendering.limits import CONTENT_LIMIT, EMBED_FOOTER_LIMIT
-from twitch_notifier.rendering.messages import escape, shown
+from twitch_notifier.rendering.messages import NOTIFY_LABEL, escape, live_announcement, shown
 
 __all__ = [
     "MENTION_EVERYONE_LABEL",
     "TEST_MARK",
     "ChannelDiagnosis",
     "EntryDiagnosis",
+    "alert_preview",
     "as_test_alert",
     "channel_line",
     "entry_line",
@@ -48,6 +49,17 @@ def as_test_alert(card: Announcement, *, ping_described: str) -> Announcement:
     return dataclasses.replace(card, content=content[:CONTENT_LIMIT], embed=embed, allowed_mentions=NO_MENTIONS)
 
 
+def alert_preview(
+    stream: LiveStream, streamer: Streamer, *, template: str | None, notify_button: bool, ping_described: str
+) -> Announcement:
+    """What /testalert posts: the entry's live card as a real announcement draws it (its template, its buttons, the
+    \N{BELL} Notify me one included when the entry has it on), with no ping in its text, marked as a test."""
+    card = live_announcement(stream, streamer, ping=None, template=template, notify=notify_button)
+    # A template's {ping} renders as nothing here: no space is left where it stood.
+    card = dataclasses.replace(card, content=card.content.strip())
+    return as_test_alert(card, ping_described=ping_described)
+
+
 @dataclass(frozen=True, slots=True)
 class ChannelDiagnosis:
     """What the bot may do in one announcement channel, each missing permission in Discord's words."""
@@ -64,7 +76,8 @@ class ChannelDiagnosis:
 
 @dataclass(frozen=True, slots=True)
 class EntryDiagnosis:
-    """One entry: whom it pings and whether Discord would deliver that, its last announcement and failure."""
+    """One entry: whom it pings and whether Discord would deliver that (and, with the Notify me button, whether the
+    bot can hand out the opt-in role), its last announcement and failure."""
 
     subscription_id: int
     streamer: Streamer
@@ -77,6 +90,12 @@ class EntryDiagnosis:
     last_failure_at: datetime | None = None
     current_error: str | None = None
     """The failure still standing (the next announcement is expected to fail the same way), if any."""
+    notify_button: bool = False
+    """The entry has the Notify me button on: the bot must be able to hand out its opt-in role."""
+    opt_in_missing: tuple[str, ...] = ()
+    """Missing for handing out the opt-in role (Manage Roles)."""
+    opt_in_role_above: str | None = None
+    """The name of the opt-in role when it sits at or above the bot's highest role (so it can't hand it out)."""
 
 
 def _check(label: str, missing: Sequence[str]) -> str:
@@ -98,15 +117,26 @@ def channel_line(channel: ChannelDiagnosis) -> str:
     return f"**{where}** — " + " · ".join(parts)
 
 
+def _opt_in_check(entry: EntryDiagnosis) -> str:
+    check = _check(NOTIFY_LABEL, entry.opt_in_missing)
+    if entry.opt_in_role_above is None:
+        return check
+    above = f"@{escape(entry.opt_in_role_above)} is above my highest role: move mine above it (Server Settings → Roles)"
+    return f"{check}; {above}" if entry.opt_in_missing else f"{NOTIFY_LABEL} {NO} {above}"
+
+
 def _when(moment: datetime) -> str:
     return f"<t:{int(moment.timestamp())}:R>"
 
 
 def entry_line(guild_id: int, entry: EntryDiagnosis) -> str:
-    """One entry under its channel: name, ping (and why it would not notify), last announcement, last failure."""
+    """One entry under its channel: name, ping (and why it would not notify), whether the bot can hand out its
+    opt-in role (with the Notify me button on), last announcement, last failure."""
     name = escape(shown(entry.streamer.display_name, "") or entry.streamer.login)
     ping = f"ping {escape(entry.ping)}" + (f" {NO} {entry.ping_problem}" if entry.ping_problem else "")
     parts = [f"• **{name}**", ping]
+    if entry.notify_button:
+        parts.append(_opt_in_check(entry))
     if entry.last is None:
         parts.append("no announcement on record")
     elif entry.last.message_id is None:

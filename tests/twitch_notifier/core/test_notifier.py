@@ -1,6 +1,7 @@
 """Unit tests for notifier.Notifier with a recording announcer: exactly-once announcements per subscription."""
 
 import asyncio
+import dataclasses
 from datetime import UTC, datetime
 
 import pytest
@@ -9,7 +10,7 @@ from database import Database
 from tests.conftest import build_notifier
 from twitch_notifier.core.notifier import announcement_nonce
 from twitch_notifier.core.ports import AnnounceError
-from twitch_notifier.models import LiveStream, Streamer
+from twitch_notifier.models import Category, EndAction, LiveStream, Streamer
 from twitch_notifier.twitch.models import StreamsSnapshot, TwitchStream
 
 T0 = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
@@ -261,6 +262,29 @@ async def test_delete_and_keep_per_guild(db, announcer):
     await notifier.apply(poll())
     assert [channel for channel, _ in announcer.deleted] == [10]
     assert announcer.edits == []
+
+
+async def test_a_card_back_in_its_filter_is_drawn_as_posted_with_its_ping_and_button(db, announcer):
+    # Before, it was drawn with the configured ping (not the opt-in role it pinged) and without the button.
+    carol = Streamer("3", "carol", "Carol")
+    await db.add_subscription(3, 30, carol, games=[Category("1", "Game")])
+    await db.update_guild_settings(3, filter_exit=EndAction.EDIT, notify_button=True, ping="everyone")
+    await db.set_notify_role(3, carol.twitch_user_id, 777)
+    notifier = build_notifier(db, announcer)
+    in_filter = stream(carol, "c1")
+    await notifier.apply(poll(in_filter, checked=("3",)))
+    [(_, posted)] = announcer.messages
+    assert posted.content.startswith("<@&777> ")
+    await db.set_notify_role(3, carol.twitch_user_id, 888)  # the role made again: the card still shows 777
+    await notifier.apply(poll(dataclasses.replace(in_filter, game_id="2", game_name="Other"), checked=("3",)))
+    [(_, _, left)] = announcer.edits
+    assert "no longer Game" in left.content
+    await notifier.apply(poll(in_filter, checked=("3",)))
+    [_, (_, _, back)] = announcer.edits
+    assert back.content == posted.content
+    assert back.allowed_mentions == posted.allowed_mentions == {"parse": [], "replied_user": False, "roles": ["777"]}
+    assert back.components == posted.components
+    assert back.components[0]["components"][1]["custom_id"] == "notify:3"
 
 
 async def test_retire_closes_the_cards_and_nothing_more_is_posted_or_edited(db, notifier, announcer):

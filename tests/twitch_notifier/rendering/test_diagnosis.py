@@ -7,6 +7,7 @@ from twitch_notifier.rendering.diagnosis import (
     TEST_MARK,
     ChannelDiagnosis,
     EntryDiagnosis,
+    alert_preview,
     as_test_alert,
     channel_line,
     entry_line,
@@ -28,6 +29,19 @@ def test_a_test_alert_is_marked_and_allows_no_mention_whatever_the_card_allowed(
     assert test.embed["title"] == card.embed["title"]
     assert test.components == card.components
     assert card.embed["footer"]["text"] == "Twitch"  # the card itself is left as it was
+
+
+def test_a_test_alert_of_an_entry_with_the_button_shows_it_and_still_pings_nobody():
+    test = alert_preview(
+        STREAM, STREAMER, template="{ping} {streamer} is live", notify_button=True, ping_described="pinging nobody"
+    )
+    [row] = test.components
+    assert [b["label"] for b in row["components"]] == ["Watch stream", "\N{BELL} Notify me"]
+    assert row["components"][1]["custom_id"] == "notify:1"  # a press works as on a real card
+    assert test.allowed_mentions == {"parse": [], "replied_user": False}
+    assert test.content == f"-# {TEST_MARK}: a preview, pinging nobody\nshroud is live"
+    without = alert_preview(STREAM, STREAMER, template=None, notify_button=False, ping_described="pinging nobody")
+    assert [b["label"] for b in without.components[0]["components"]] == ["Watch stream"]
 
 
 def test_channel_line_names_each_missing_permission_and_the_publish_state():
@@ -54,3 +68,16 @@ def test_entry_line_links_the_last_announcement_and_dates_the_failures():
     )
     assert current.endswith(f"\n  ❌ failing: gone (since <t:{int(AT.timestamp())}:R>)")
     assert "no announcement on record" in current
+
+
+def test_entry_line_says_whether_the_opt_in_role_can_be_handed_out():
+    def line(**opt_in):
+        return entry_line(3, EntryDiagnosis(7, STREAMER, 5, "@shroud live", notify_button=True, **opt_in))
+
+    assert line() == "• **shroud** · ping @shroud live · \N{BELL} Notify me ✅ · no announcement on record"
+    assert "\N{BELL} Notify me ❌ missing **Manage Roles** · " in line(opt_in_missing=("Manage Roles",))
+    above = line(opt_in_role_above="shroud_live*")
+    assert "\N{BELL} Notify me ❌ @shroud\\_live\\* is above my highest role: move mine above it" in above
+    both = line(opt_in_missing=("Manage Roles",), opt_in_role_above="x")
+    assert "❌ missing **Manage Roles**; @x is above my highest role" in both
+    assert "Notify me" not in entry_line(3, EntryDiagnosis(7, STREAMER, 5, "none"))  # button off: not checked
