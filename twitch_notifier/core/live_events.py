@@ -38,6 +38,7 @@ __all__ = [
     "EventsReport",
     "LiveEvents",
     "Step",
+    "cut",
     "event_description",
     "event_name",
     "event_spec",
@@ -118,20 +119,21 @@ def stream_url(login: str) -> str:
     return f"https://www.twitch.tv/{login}"
 
 
-def _cut(text: str, limit: int) -> str:
+def cut(text: str, limit: int) -> str:
+    """`text`, or its first `limit` - 1 characters and an ellipsis (Discord refuses longer names)."""
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
 def event_name(title: str, display_name: str) -> str:
     """The stream's title on one line, cut to Discord's 100 characters; never empty (Discord needs 1-100)."""
     name = " ".join(title.split())
-    return _cut(name or f"{display_name} is live on Twitch", NAME_LIMIT)
+    return cut(name or f"{display_name} is live on Twitch", NAME_LIMIT)
 
 
 def event_description(display_name: str, game_name: str) -> str:
     game = " ".join(game_name.split())
     text = f"{display_name} is live on Twitch" + (f", playing {game}." if game else ".")
-    return _cut(text, DESCRIPTION_LIMIT)
+    return cut(text, DESCRIPTION_LIMIT)
 
 
 def event_spec(target: LiveEventTarget, now: datetime, *, ends_at: datetime | None = None) -> ScheduledEventSpec:
@@ -139,7 +141,7 @@ def event_spec(target: LiveEventTarget, now: datetime, *, ends_at: datetime | No
     return ScheduledEventSpec(
         name=event_name(target.title, target.display_name),
         description=event_description(target.display_name, target.game_name),
-        location=_cut(stream_url(target.login), LOCATION_LIMIT),
+        location=cut(stream_url(target.login), LOCATION_LIMIT),
         start=now + START_LEAD,
         end=ends_at if ends_at is not None else now + EVENT_LENGTH,
     )

@@ -32,6 +32,7 @@ from twitch_notifier.core.live_events import (
     NAME_LIMIT,
     REFUSAL_PAUSE,
     SCHEDULED,
+    cut,
     stream_url,
 )
 from twitch_notifier.core.ports import AnnounceError, EventCalendar, EventsRefused, MessageGone, StillRunning
@@ -163,10 +164,6 @@ class ScheduleReport:
     refused_guilds: list[int] = field(default_factory=list)
 
 
-def _cut(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
-
-
 def schedule_spec(target: ScheduleEventTarget) -> ScheduledEventSpec:
     """What a broadcast's upcoming event shows: its title, who streams what, at the channel's URL."""
     name = " ".join(target.title.split()) or f"{target.display_name} on Twitch"
@@ -176,9 +173,9 @@ def schedule_spec(target: ScheduleEventTarget) -> ScheduledEventSpec:
         description += " Every week at this time."
     end = target.end if target.end is not None and target.end > target.start else target.start + EVENT_LENGTH
     return ScheduledEventSpec(
-        name=_cut(name, NAME_LIMIT),
-        description=_cut(description, DESCRIPTION_LIMIT),
-        location=_cut(stream_url(target.login), LOCATION_LIMIT),
+        name=cut(name, NAME_LIMIT),
+        description=cut(description, DESCRIPTION_LIMIT),
+        location=cut(stream_url(target.login), LOCATION_LIMIT),
         start=target.start,
         end=end,
     )
@@ -329,6 +326,7 @@ class ScheduleEvents:
         self._guild_limit = asyncio.Semaphore(max_concurrent_guilds)
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
+        self._refresh_lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self._creating: set[tuple[int, str, str]] = set()
@@ -371,12 +369,15 @@ class ScheduleEvents:
     async def run_pass(self) -> ScheduleReport:
         """Read the schedules due (when this process may), then sync the events."""
         report = ScheduleReport()
-        async with self._lock:
-            if not await self._store.schedule_import_wanted(self.scope):
-                self.passes += 1
-                return report
-            if self.may_fetch():
+        if not await self._store.schedule_import_wanted(self.scope):
+            self.passes += 1
+            return report
+        if self.may_fetch():
+            # Its own lock: reading schedules from Twitch touches no event record, so a stream going live
+            # (`adopt`) never waits behind Twitch, only behind the Discord calls of a sync.
+            async with self._refresh_lock:
                 await self._refresh(report)
+        async with self._lock:
             await self._sync(report)
             self.passes += 1
         return report
