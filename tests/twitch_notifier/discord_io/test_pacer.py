@@ -82,7 +82,19 @@ async def test_concurrent_callers_are_served_in_order_without_exceeding_the_rate
     for i, start in enumerate(times):
         assert sum(1 for t in times[i:] if t < start + 0.1) <= 21
     assert pacer.acquired == 60
-    assert pacer.delayed == 59
+    # A loaded machine may hand the lock over later than a slot's interval, so that caller goes at once:
+    # the exact count is checked on the fake clock below.
+    assert 0 < pacer.delayed <= 59
+
+
+async def test_concurrent_callers_count_each_wait_once():
+    pacer, fake = paced(rate=10)
+
+    await asyncio.gather(*(pacer.acquire() for _ in range(6)))
+    assert pacer.acquired == 6
+    assert pacer.delayed == 5
+    assert pacer.waited == pytest.approx(0.5)
+    assert fake.now == pytest.approx(1000.5)
 
 
 async def test_the_default_stays_under_discords_global_limit():
