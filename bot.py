@@ -275,6 +275,7 @@ class TwitchNotifierBot(commands.AutoShardedBot):
             await self.schedule_events.stop()
         if self.push is not None:
             await self.push.stop()
+        await self.notifier.stop()  # the card rounds pushes left running in the background
         await self.coordinator.stop()
         await super().close()
 

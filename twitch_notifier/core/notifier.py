@@ -1,8 +1,14 @@
 """The notifier: turns observations of Twitch into stored live state and one announcement per subscription.
 
-Any event source feeds it a StreamsSnapshot (the poll loop today, EventSub pushes later); the messages
-come from a `CardRenderer` and go out through an `Announcer`, so this module knows nothing of discord.py,
-of the message layout, or of SQL (it speaks to a `NotifierStore`).
+Any event source feeds it a StreamsSnapshot (the poll loop, EventSub pushes); the messages come from a
+`CardRenderer` and go out through an `Announcer`, so this module knows nothing of discord.py, of the message
+layout, or of SQL (it speaks to a `NotifierStore`).
+
+Two kinds of round, each one at a time: an *announcement round* (store an observation, post what is pending)
+and a *card round* (cards following their filters, live updates, cards of ended streams closed). They run
+side by side, so a go-live is never queued behind a round of hundreds of card edits; a card round skips a
+subscription whose card an announcement round has just taken over (a restart within the grace), and the next
+card round, reading afresh, does what was skipped.
 """
 
 from __future__ import annotations
@@ -11,9 +17,10 @@ import asyncio
 import contextlib
 import dataclasses
 import hashlib
+import itertools
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import Enum
@@ -168,17 +175,30 @@ class Notifier:
         self._art_lookup = art_lookup
         self.update_interval = update_interval
         self.clock = clock
+        # Posts and card edits each have their own bound: a round of edits never holds a post's turn.
+        self._announce_limit = asyncio.Semaphore(max_concurrent_sends)
         self._send_limit = asyncio.Semaphore(max_concurrent_sends)
         # Removal: subscriptions being removed are skipped by every round from the moment they are retired,
         # and the Discord calls already under way for one are waited for (see `retire`).
         self._retired: set[int] = set()
-        self._removed: set[int] = set()  # retired and deleted: unmarked when the next round starts
+        # Retired and deleted, with when (a round number): unmarked once no round begun before is still running.
+        self._removed: dict[int, int] = {}
+        self._round_numbers = itertools.count()
+        self._running_rounds: set[int] = set()
         # Per subscription, the Discord calls not yet over, each a future done when its call is: including a
         # call the announcer gave up waiting for (StillRunning), which may still post or edit.
         self._in_flight: dict[int, set[asyncio.Future[None]]] = {}
         self._late: set[asyncio.Task[None]] = set()
         # Observations and announcement rounds never interleave: two sources must not both post a stream.
         self._lock = asyncio.Lock()
+        # Card rounds run one at a time, in order, beside the announcement rounds (see the module's docstring).
+        self._cards_lock = asyncio.Lock()
+        self._cards_queued = False  # a background card round is waiting for its turn: it will read afresh
+        self._card_rounds: set[asyncio.Task[None]] = set()
+        # Per subscription, a lock a continuation (an announcement taking over a card) and card edits share, and
+        # the subscriptions continued since the card round under way began (its lists may be stale for them).
+        self._card_locks: dict[int, asyncio.Lock] = {}
+        self._continued: set[int] = set()
         # Streams push ended: the listing's stale copy of one (or a late go-live) must not bring it back.
         self._ended_by_push: dict[str, datetime] = {}
 
@@ -196,6 +216,7 @@ class Notifier:
                 listing_grace=PUSH_LISTING_GRACE,
             )
             await self._observe(snapshot, report, previous=previous)
+        await self._card_round(report)  # outside the lock: a push's go-live does not wait for these edits
         return report
 
     async def fan_out(self, report: CycleReport | None = None) -> CycleReport:
@@ -203,9 +224,9 @@ class Notifier:
         Twitch: what a process that is not the leader does when woken (and on its own schedule)."""
         report = report or CycleReport()
         async with self._lock:
-            self._retired -= self._removed
-            self._removed.clear()
-            await self._post_and_edit(report)
+            with self._round():
+                await self._announce_round(report)
+        await self._card_round(report)
         return report
 
     async def push_online(
@@ -226,7 +247,9 @@ class Notifier:
             if current is not None and current.stream_id == stream.id and current.stream_type != stream.type:
                 # The poll found it first, and only push knows a rerun: its cards may leave a filter now.
                 await self._db.set_stream_type(user_id, stream.id, stream.type)
-                await self._post_and_edit(report)
+                with self._round():
+                    await self._announce_round(report)
+                self._card_round_soon()
                 return report
             if current is not None and (current.stream_id == stream.id or current.started_at > stream.started_at):
                 return report
@@ -239,6 +262,7 @@ class Notifier:
                 pushed_at={user_id: self.clock()},
                 viewers_counted=False,
             )
+        self._card_round_soon()
         return report
 
     async def push_offline(self, user_id: str, *, sent_at: datetime | None = None) -> CycleReport:
@@ -256,6 +280,7 @@ class Notifier:
             self._ended_by_push[current.stream_id] = self.clock()
             snapshot = StreamsSnapshot({}, frozenset({user_id}), frozenset(), 0)
             await self._observe(snapshot, report, offline_after=1, previous=previous)
+        self._card_round_soon()
         return report
 
     async def push_channel_update(self, user_id: str, *, title: str, game_id: str, game_name: str) -> CycleReport:
@@ -283,6 +308,7 @@ class Notifier:
             await self._observe(
                 snapshot, report, previous=previous, pushed_at={user_id: current.pushed_at}, viewers_counted=False
             )
+        self._card_round_soon()
         return report
 
     def _forget_old_push_marks(self) -> None:
@@ -302,12 +328,32 @@ class Notifier:
         pushed_at: dict[str, datetime | None] | None = None,
         viewers_counted: bool = True,
     ) -> None:
-        """Under the lock: store what `snapshot` says, then announce, update and close cards. `pushed_at`
-        marks streams push reported that the listing has not shown yet (a poll's streams clear it). Every
-        stream seen goes into its history too, in the same write; its viewer count only when
-        `viewers_counted` (a push carries none worth a sample)."""
-        self._retired -= self._removed
-        self._removed.clear()
+        """Under the lock: store what `snapshot` says, then announce what is pending (the caller has the cards
+        follow: `_card_round`). `pushed_at` marks streams push reported that the listing has not shown yet (a
+        poll's streams clear it). Every stream seen goes into its history too, in the same write; its viewer
+        count only when `viewers_counted` (a push carries none worth a sample)."""
+        with self._round():
+            await self._record_and_announce(
+                snapshot,
+                report,
+                offline_after=offline_after,
+                received_at=received_at,
+                previous=previous,
+                pushed_at=pushed_at,
+                viewers_counted=viewers_counted,
+            )
+
+    async def _record_and_announce(
+        self,
+        snapshot: StreamsSnapshot,
+        report: CycleReport,
+        *,
+        offline_after: int | None,
+        received_at: float | None,
+        previous: dict[str, LiveStream] | None,
+        pushed_at: dict[str, datetime | None] | None,
+        viewers_counted: bool,
+    ) -> None:
         if previous is None:
             previous = await self._db.live_streams()
         outcome = reconcile(previous, snapshot, offline_after or self._offline_after_polls)
@@ -338,15 +384,95 @@ class Notifier:
         await self._cache_box_art(s.game_id for s in outcome.live)
         if self._on_live_changed is not None and (live or outcome.offline or outcome.ended):
             await self._on_live_changed()  # something to post, edit or close, perhaps in another process's guilds
-        await self._post_and_edit(report, received_at)
+        await self._announce_round(report, received_at)
 
-    async def _post_and_edit(self, report: CycleReport, received_at: float | None = None) -> None:
+    async def _announce_round(self, report: CycleReport, received_at: float | None = None) -> None:
+        """Under the lock: post (or continue) every pending announcement of this process's guilds."""
         await self._announce_pending(report, received_at)
-        await self._follow_filters(report)
-        await self._update_cards(report)
-        await self._close_cards(report)
         if self.after_round is not None:
             self.after_round()  # core.live_events: after the posts, so it never delays one
+
+    async def _card_round(self, report: CycleReport, *, queued: bool = False) -> None:
+        """One card round (after the round before it): cards follow their filters, live cards are updated, the
+        cards of ended streams closed. `queued`: the background round `_card_round_soon` asked for."""
+        async with self._cards_lock:
+            if queued:
+                self._cards_queued = False  # from here on this round reads afresh: later changes need no other
+            self._continued.clear()
+            with self._round():
+                await self._follow_filters(report)
+                await self._update_cards(report)
+                await self._close_cards(report)
+        if self.after_round is not None:
+            self.after_round()  # a live event's name follows the title; an ended stream's event completes
+
+    def _card_round_soon(self) -> None:
+        """A push changed live state: its cards follow in a background round, so that the next push (a go-live,
+        perhaps) is not held up by the edits, or by a card round already under way. One round waits at most:
+        it reads the tables when its turn comes, so it covers every change made until then."""
+        if self._cards_queued:
+            return
+        self._cards_queued = True
+        task = asyncio.create_task(self._background_card_round(), name="card round")
+        self._card_rounds.add(task)
+        task.add_done_callback(self._card_rounds.discard)
+
+    async def _background_card_round(self) -> None:
+        report = CycleReport()
+        try:
+            await self._card_round(report, queued=True)
+        except Exception:
+            _log.exception("A round of card edits failed; the next round tries again")
+            return
+        if report.cards_updated or report.cards_closed:
+            _log.debug("Card round: %d updated, %d closed", report.cards_updated, report.cards_closed)
+
+    async def settle(self) -> None:
+        """Wait until the card rounds asked for so far (by pushes) are done."""
+        while self._card_rounds:
+            await asyncio.gather(*self._card_rounds, return_exceptions=True)
+
+    async def stop(self) -> None:
+        """Shutting down: cancel the background card rounds (what they have done is stored per card; the rest
+        is redone by the next process's rounds)."""
+        for task in list(self._card_rounds):
+            task.cancel()
+        await asyncio.gather(*self._card_rounds, return_exceptions=True)
+
+    @contextlib.contextmanager
+    def _round(self) -> Iterator[None]:
+        """Mark a round (of either kind) as running; subscriptions removed before every running round began are
+        unmarked now: those rounds read the tables without them (SQLite may give the id to a new one)."""
+        number = next(self._round_numbers)
+        self._running_rounds.add(number)
+        oldest = min(self._running_rounds)
+        for subscription_id, removed_at in list(self._removed.items()):
+            if removed_at < oldest:
+                del self._removed[subscription_id]
+                self._retired.discard(subscription_id)
+        try:
+            yield
+        finally:
+            self._running_rounds.discard(number)
+
+    @contextlib.asynccontextmanager
+    async def _card_turn(self, subscription_id: int, *, continuing: bool = False) -> AsyncIterator[bool]:
+        """One subscription's turn to change its cards. A continuation waits for a card edit under way for that
+        subscription, and marks it continued; a card edit yields False (skip it: the next round redoes it) if
+        the subscription was continued since its round read its list."""
+        lock = self._card_locks.setdefault(subscription_id, asyncio.Lock())
+        try:
+            async with lock:
+                if continuing:
+                    try:
+                        yield True
+                    finally:
+                        self._continued.add(subscription_id)
+                else:
+                    yield subscription_id not in self._continued
+        finally:
+            if not lock.locked() and self._card_locks.get(subscription_id) is lock:
+                del self._card_locks[subscription_id]
 
     async def _cache_box_art(self, game_ids: Iterable[str]) -> None:
         """Box art for the categories being streamed, fetched in batches and kept a day; never per post."""
@@ -445,7 +571,11 @@ class Notifier:
             box_art_url=pending.box_art_url,
             notify_button=pending.notify_button,
         )
-        async with self._send_limit, self._working_on(pending.subscription_id) as work:
+        async with (
+            self._card_turn(pending.subscription_id, continuing=True),  # waiting for an edit holds no post's turn
+            self._announce_limit,
+            self._working_on(pending.subscription_id) as work,
+        ):
             if work is None:
                 return None
             message_id = previous.message_id
@@ -525,8 +655,12 @@ class Notifier:
 
     async def _follow_one(self, card: FilteredCard, why: ExitReason | None) -> CardEdit:
         """Edit (or delete) one card whose stream left the filter (`why`), or edit it back to live (None)."""
-        async with self._send_limit, self._working_on(card.subscription_id) as work:
-            if work is None:
+        async with (
+            self._send_limit,
+            self._card_turn(card.subscription_id) as current,
+            self._working_on(card.subscription_id) as work,
+        ):
+            if work is None or not current:
                 return CardEdit.FAILED
             try:
                 if why is not None and card.action is EndAction.DELETE:
@@ -563,7 +697,7 @@ class Notifier:
             box_art_url=pending.box_art_url,
             notify_button=pending.notify_button,
         )
-        async with self._send_limit, self._working_on(pending.subscription_id) as work:
+        async with self._announce_limit, self._working_on(pending.subscription_id) as work:
             if work is None:
                 return None  # removed while this round was under way: nothing more is posted for it
             try:
@@ -652,9 +786,15 @@ class Notifier:
 
     async def _update_one(self, card: CardUpdate) -> CardEdit:
         message = self._live_card(card)
-        async with self._send_limit, self._working_on(card.subscription_id) as work:
+        async with (
+            self._send_limit,
+            self._card_turn(card.subscription_id) as current,
+            self._working_on(card.subscription_id) as work,
+        ):
             if work is None:
                 return CardEdit.FAILED  # being removed: `retire` closes the card
+            if not current:
+                return CardEdit.FAILED  # continued meanwhile: the next round draws the card it has now
             try:
                 await self._announcer.edit(card.channel_id, card.message_id, message, guild_id=card.guild_id)
             except MessageGone:
@@ -685,7 +825,7 @@ class Notifier:
             vods = {sid: url for (_, sid), url in zip(keys, found, strict=True)}
         recaps = await self._recaps(sid for _, sid in to_edit)
         results = await asyncio.gather(
-            *(self._close_one(card, vods.get(card.stream_id), recaps.get(card.stream_id)) for card in cards),
+            *(self._close_in_round(card, vods.get(card.stream_id), recaps.get(card.stream_id)) for card in cards),
             return_exceptions=True,
         )
         closed: list[tuple[int, str]] = []
@@ -716,36 +856,42 @@ class Notifier:
             _log.warning("Could not look up the VOD of stream %s: %s", stream_id, exc)
             return None
 
+    async def _close_in_round(self, card: CardToClose, vod_url: str | None, recap: StreamSummary | None) -> bool:
+        async with self._send_limit, self._card_turn(card.subscription_id) as current:
+            if not current:
+                return False  # continued meanwhile: record_continuation closed it, never to be edited again
+            return await self._close_one(card, vod_url, recap)
+
     async def _close_one(self, card: CardToClose, vod_url: str | None, recap: StreamSummary | None = None) -> bool:
-        """True once the card is dealt with for good; False to try again next cycle."""
+        """True once the card is dealt with for good; False to try again next cycle. (A removal's closes take no
+        turn among a round's edits: the admin waiting for the reply is not kept behind them.)"""
         if card.message_id is None or card.end_action is EndAction.KEEP:
             return True  # kept as it is, or a card from before message ids were stored
-        async with self._send_limit:
-            try:
-                if card.end_action is EndAction.DELETE:
-                    await self._announcer.delete(card.channel_id, card.message_id, guild_id=card.guild_id)
-                else:
-                    message = self._renderer.ended(
-                        card.streamer,
-                        title=card.title,
-                        game_name=card.game_name,
-                        started_at=card.started_at,
-                        ended_at=card.ended_at,
-                        vod_url=vod_url,
-                        recap=recap,
-                    )
-                    await self._announcer.edit(card.channel_id, card.message_id, message, guild_id=card.guild_id)
-            except MessageGone:
-                return True
-            except AnnounceError as exc:
-                _log.warning(
-                    "Could not %s the card %s of an ended stream in channel %s: %s",
-                    card.end_action,
-                    card.message_id,
-                    card.channel_id,
-                    exc,
+        try:
+            if card.end_action is EndAction.DELETE:
+                await self._announcer.delete(card.channel_id, card.message_id, guild_id=card.guild_id)
+            else:
+                message = self._renderer.ended(
+                    card.streamer,
+                    title=card.title,
+                    game_name=card.game_name,
+                    started_at=card.started_at,
+                    ended_at=card.ended_at,
+                    vod_url=vod_url,
+                    recap=recap,
                 )
-                return exc.permanent
+                await self._announcer.edit(card.channel_id, card.message_id, message, guild_id=card.guild_id)
+        except MessageGone:
+            return True
+        except AnnounceError as exc:
+            _log.warning(
+                "Could not %s the card %s of an ended stream in channel %s: %s",
+                card.end_action,
+                card.message_id,
+                card.channel_id,
+                exc,
+            )
+            return exc.permanent
         return True
 
     @contextlib.asynccontextmanager
@@ -846,7 +992,7 @@ class Notifier:
         """The retired subscription is deleted (or was already gone). Its mark is kept until the next round
         starts: a round under way may still hold it in its list; the next one reads the database, which no
         longer has it, and SQLite may then give its id to a new subscription."""
-        self._removed.add(subscription_id)
+        self._removed[subscription_id] = next(self._round_numbers)
         if self.after_round is not None:
             self.after_round()  # a live event of the removed entry's stream may end now
 

@@ -2,7 +2,7 @@
 
 import asyncio
 import dataclasses
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -348,3 +348,98 @@ async def test_a_post_given_up_on_that_succeeds_late_is_recorded_and_a_removal_w
     [(channel, message_id, ended)] = slow.edits
     assert (channel, message_id) == (10, 777)  # the late post was recorded, then its card closed
     assert "was live" in ended.content
+
+
+# ------------------------------------------------------------------ announcement rounds beside card rounds
+
+
+class GatedEdits(RecordingAnnouncer):
+    """Edits whose card shows `title` wait for `gate`; `editing` is set when the first one is held."""
+
+    def __init__(self, title: str) -> None:
+        super().__init__()
+        self.title = title
+        self.gate = asyncio.Event()
+        self.editing = asyncio.Event()
+        self.held: list[int] = []  # the channels of the edits held, in order
+
+    async def edit(self, channel_id: int, message_id: int, message, *, guild_id: int = 0) -> None:
+        if message.embed and message.embed.get("title") == self.title:
+            self.held.append(channel_id)
+            self.editing.set()
+            await self.gate.wait()
+        await super().edit(channel_id, message_id, message, guild_id=guild_id)
+
+    def last_edit(self, channel_id: int):
+        return [m for channel, _, m in self.edits if channel == channel_id][-1]
+
+
+async def test_a_push_go_live_is_announced_while_a_round_of_card_edits_is_under_way(db):
+    # Before, the poll's round held the notifier's lock through its edits: a go-live waited for all of them.
+    slow = GatedEdits("two")
+    notifier = build_notifier(db, slow, update_interval=timedelta(0), max_concurrent_sends=1)
+    await notifier.apply(poll(stream(ALICE, "a1")))
+    edits_round = asyncio.create_task(notifier.apply(poll(stream(ALICE, "a1", title="two"))))
+    await asyncio.wait_for(slow.editing.wait(), 5)  # the poll's card edits hang on Discord
+    report = await asyncio.wait_for(notifier.push_online(stream(BOB, "b1")), 5)
+    assert (report.announced, slow.sent[-1]) == (1, (20, "b1", "bob"))
+    assert not edits_round.done()
+    slow.gate.set()
+    report = await asyncio.wait_for(edits_round, 5)
+    assert report.cards_updated == 2
+    await asyncio.wait_for(notifier.settle(), 5)
+
+
+async def test_a_card_continued_during_a_card_round_is_not_drawn_again_from_its_stale_list(db):
+    # The poll's round listed both of alice's cards for an update; alice drops and comes back within the grace
+    # before the updates are made: each card ends up "reconnected", never the stale live card after it.
+    from twitch_notifier.rendering.filter_cards import RECONNECTED_FOOTER
+
+    slow = GatedEdits("two")
+    now = [datetime.now(UTC)]  # the store stamps card edits with the real time
+    notifier = build_notifier(
+        db,
+        slow,
+        update_interval=timedelta(0),
+        max_concurrent_sends=1,  # one update in Discord, the other waiting its turn with its stale card
+        restart_grace=timedelta(minutes=10),
+        clock=lambda: now[0],
+    )
+    await notifier.apply(poll(stream(ALICE, "a1")))
+    edits_round = asyncio.create_task(notifier.apply(poll(stream(ALICE, "a1", title="two"))))
+    await asyncio.wait_for(slow.editing.wait(), 5)
+    await asyncio.wait_for(notifier.push_offline(ALICE.twitch_user_id), 5)
+    now[0] += timedelta(minutes=1)
+    back = dataclasses.replace(stream(ALICE, "a2", title="three"), started_at=now[0])
+    reconnect = asyncio.create_task(notifier.push_online(back))
+    await asyncio.sleep(0.1)
+    slow.gate.set()
+    report = await asyncio.wait_for(edits_round, 5)
+    assert (await asyncio.wait_for(reconnect, 5)).cards_updated == 2  # both continued, nothing posted
+    await asyncio.wait_for(notifier.settle(), 5)
+    assert report.cards_updated == 1  # the other update was skipped: its card had been continued
+    assert len(slow.sent) == 2
+    for channel in (10, 20):
+        card = slow.last_edit(channel)
+        assert (card.embed["title"], card.embed["footer"]["text"]) == ("three", RECONNECTED_FOOTER)
+
+
+async def test_a_subscription_removed_during_a_card_round_stays_skipped_by_it(db):
+    # The card round listed the entry's card before the removal closed it; an announcement round between
+    # must not unmark the removed entry while that card round can still edit its card back to live.
+    slow = GatedEdits("two")
+    notifier = build_notifier(db, slow, update_interval=timedelta(0), max_concurrent_sends=1)
+    await notifier.apply(poll(stream(ALICE, "a1")))
+    edits_round = asyncio.create_task(notifier.apply(poll(stream(ALICE, "a1", title="two"))))
+    await asyncio.wait_for(slow.editing.wait(), 5)
+    [held] = slow.held  # one update is in Discord; the other one waits for its turn
+    guild_id = {10: 2, 20: 1}[held]  # the entry of the update waiting
+    [removed] = [s for s in await db.guild_subscriptions(guild_id) if s.streamer == ALICE]
+    assert await asyncio.wait_for(notifier.retire(removed.id), 5) == 0
+    await db.remove_subscription_by_id(1, removed.id)
+    notifier.removed(removed.id)
+    await asyncio.wait_for(notifier.push_online(stream(BOB, "b1")), 5)  # an announcement round meanwhile
+    slow.gate.set()
+    await asyncio.wait_for(edits_round, 5)
+    await asyncio.wait_for(notifier.settle(), 5)
+    assert "was live" in slow.last_edit(30 - held).content  # closed by the removal, and left so
