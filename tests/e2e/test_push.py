@@ -365,3 +365,27 @@ async def test_a_notification_of_a_type_not_asked_for_is_ignored_and_logged(
     fake_twitch.go_live("shroud", title="Still pushed")
     [message] = await fake_discord.wait_for_messages(1, timeout=5)
     assert message.embeds[0]["title"] == "Still pushed"
+
+
+# ------------------------------------------------------------------------------- a go-live during edits
+
+
+async def test_a_go_live_pushed_while_the_polls_card_edits_hang_is_posted_at_once(harness, fake_discord, fake_twitch):
+    """Before, the poll held the notifier's lock through its round of card edits, and a pushed go-live waited for
+    all of them (seconds with hundreds of cards; here, a hung edit, until the 5 s call timeout)."""
+    _guild, alerts = await start_pushed(harness, fake_discord, fake_twitch, "shroud", "tfue")
+    fake_twitch.go_live("shroud", title="Ranked grind", listed_after=0)
+    [card] = await fake_discord.wait_for_messages(1, timeout=5)
+    await harness.poll()
+    harness.clock.advance(6 * 60)  # the card's next update is due
+    fake_twitch.update_stream("shroud", viewer_count=4321)
+    fake_discord.hang_next("PATCH", rf"/channels/{alerts.id}/messages/{card.id}")
+    poll = asyncio.create_task(harness.poll())
+    await fake_discord.wait_until(lambda: fake_discord.hung, what="the card's edit held by Discord")
+    fake_twitch.go_live("tfue", title="Fresh")
+    [_, fresh] = await fake_discord.wait_for_messages(2, timeout=3)
+    assert not poll.done()  # posted while the poll's edit still hangs
+    assert fresh.embeds[0]["title"] == "Fresh"
+    fake_discord.release_hangs()
+    await asyncio.wait_for(poll, 10)
+    assert len(announcements(fake_discord)) == 2
