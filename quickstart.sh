@@ -110,7 +110,9 @@ case "${1:-run}" in
         "$VENV/bin/ruff" check .
         "$VENV/bin/ruff" format --check .
         "$VENV/bin/mypy"  # files and settings: [tool.mypy] in pyproject.toml
-        "$VENV/bin/python" -m pytest "${@:2}"
+        # Two workers (pytest-xdist) halve the suite on CI's two cores; TEST_WORKERS=0 runs it in one process
+        # (for -s or --pdb), and a later -n in the extra arguments wins.
+        "$VENV/bin/python" -m pytest -n "${TEST_WORKERS:-2}" "${@:2}"
         ;;
     *)
         echo "usage: ./quickstart.sh [run|test|check|demo]" >&2

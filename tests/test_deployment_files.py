@@ -924,8 +924,21 @@ def test_the_test_command_runs_ruff_then_mypy_then_pytest_with_the_extra_argumen
         "ruff check .",
         "ruff format --check .",
         "mypy ",
-        "python -m pytest -x tests/e2e",
+        "python -m pytest -n 2 -x tests/e2e",  # two workers by default: CI has two cores
     ]
+
+
+def test_test_workers_sets_how_many_processes_run_the_suite(checkout: Path) -> None:
+    result = subprocess.run(
+        ["bash", "quickstart.sh", "test", "-s"],
+        cwd=checkout,
+        env=quickstart_env(checkout, TEST_WORKERS="0"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert calls(checkout)[-1] == "python -m pytest -n 0 -s"
 
 
 def test_the_test_command_stops_at_the_first_failing_check(checkout: Path) -> None:
