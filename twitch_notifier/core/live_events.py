@@ -8,7 +8,6 @@ pacer's background priority, and stores each outcome at once, so that a restart 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import logging
 from collections.abc import Callable, Collection, Iterable
@@ -17,6 +16,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from twitch_notifier.core.pass_loop import PassLoop
 from twitch_notifier.core.ports import (
     AnnounceError,
     EventCalendar,
@@ -249,10 +249,13 @@ class LiveEvents:
         self.scope = scope
         self.sync_interval = sync_interval
         self._guild_limit = asyncio.Semaphore(max_concurrent_guilds)
-        self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
-        self._task: asyncio.Task[None] | None = None
-        self._stopping = False
+        self._loop = PassLoop(
+            self.sync,
+            interval=lambda: self.sync_interval,
+            name="live events",
+            failure="A pass over the live scheduled events failed; the next one runs as usual",
+        )
         self._dormant = False  # no guild keeps live events: rounds do not wake the loop, only its timer does
         # Creations given up on but still running: not looked for nor made again until they end.
         self._creating: dict[tuple[int, str], asyncio.Future[Any]] = {}
@@ -262,47 +265,27 @@ class LiveEvents:
         self._last_failure: dict[tuple[int, str], str] = {}  # a failure repeated pass after pass is logged once
         self.passes = 0
 
+    @property
+    def running(self) -> bool:
+        return self._loop.running
+
     def poke(self) -> None:
         """A round of announcements is over: run a pass soon (never holding up the round), unless no guild keeps
         live events (the last pass found none): then a round costs nothing, and the loop's timer looks again."""
         if not self._dormant:
-            self._wake.set()
+            self._loop.wake()
 
     def wake(self) -> None:
         """A server turned live events on or off here: run a pass now, dormant or not."""
         self._dormant = False
-        self._wake.set()
+        self._loop.wake()
 
     def start(self) -> None:
-        if self._task is None:
-            self._stopping = False
-            self._wake.set()  # a first pass at once: whether any guild keeps live events, and what a restart left
-            self._task = asyncio.get_running_loop().create_task(self._run(), name="live events")
+        self._loop.start()
 
     async def stop(self) -> None:
         """Stop the loop (a pass under way is cut short; its Discord requests run to their end on their own)."""
-        task, self._task = self._task, None
-        if task is None:
-            return
-        # The flag as well as the cancellation: Python 3.11's wait_for can swallow a cancellation that arrives
-        # as its awaitable completes (a poke at shutdown), and the loop must end all the same.
-        self._stopping = True
-        self._wake.set()
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-
-    async def _run(self) -> None:
-        while True:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.sync_interval):
-                    await self._wake.wait()
-            self._wake.clear()
-            if self._stopping:
-                return
-            try:
-                await self.sync()
-            except Exception:
-                _log.exception("A pass over the live scheduled events failed; the next one runs as usual")
+        await self._loop.stop()
 
     async def sync(self) -> EventsReport:
         """One pass: read what should be and what is, make the calls, store each outcome."""

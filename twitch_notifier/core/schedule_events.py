@@ -14,7 +14,6 @@ its broadcast is gone (or cancelled), when its time passed without a stream, or 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import functools
 import logging
@@ -35,6 +34,7 @@ from twitch_notifier.core.live_events import (
     cut,
     stream_url,
 )
+from twitch_notifier.core.pass_loop import PassLoop
 from twitch_notifier.core.ports import AnnounceError, EventCalendar, EventsRefused, MessageGone, StillRunning
 from twitch_notifier.models import (
     Broadcast,
@@ -324,11 +324,14 @@ class ScheduleEvents:
         self.may_fetch = may_fetch
         self.sync_interval = sync_interval
         self._guild_limit = asyncio.Semaphore(max_concurrent_guilds)
-        self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
         self._refresh_lock = asyncio.Lock()
-        self._task: asyncio.Task[None] | None = None
-        self._stopping = False
+        self._loop = PassLoop(
+            self.run_pass,
+            interval=lambda: self.sync_interval,
+            name="schedule events",
+            failure="A pass over the imported Twitch schedules failed; the next one runs as usual",
+        )
         self._creating: set[tuple[int, str, str]] = set()
         self._pruned_at: datetime | None = None
         self._last_failure: dict[tuple[int, str, str], str] = {}
@@ -336,35 +339,13 @@ class ScheduleEvents:
 
     def wake(self) -> None:
         """A server turned the import on or off, or followed someone: run a pass now."""
-        self._wake.set()
+        self._loop.wake()
 
     def start(self) -> None:
-        if self._task is None:
-            self._stopping = False
-            self._wake.set()
-            self._task = asyncio.get_running_loop().create_task(self._run(), name="schedule events")
+        self._loop.start()
 
     async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is None:
-            return
-        self._stopping = True
-        self._wake.set()
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-
-    async def _run(self) -> None:
-        while True:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.sync_interval):
-                    await self._wake.wait()
-            self._wake.clear()
-            if self._stopping:
-                return
-            try:
-                await self.run_pass()
-            except Exception:
-                _log.exception("A pass over the imported Twitch schedules failed; the next one runs as usual")
+        await self._loop.stop()
 
     async def run_pass(self) -> ScheduleReport:
         """Read the schedules due (when this process may), then sync the events."""

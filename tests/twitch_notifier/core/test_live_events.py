@@ -382,7 +382,7 @@ async def test_a_poke_runs_a_pass_and_stop_ends_the_loop_even_when_poked_at_once
         events.poke()
         await asyncio.sleep(0)
         await events.stop()
-        assert events._task is None
+        assert not events.running
         events.start()
     await events.stop()
     assert store.records == {}
