@@ -2152,6 +2152,32 @@ class Database:
                 (twitch_user_id, _stored_time(at)),
             )
 
+    async def next_broadcasts(self, user_ids: Iterable[str], after: datetime) -> dict[str, Broadcast]:
+        """Each streamer's first stored broadcast starting after `after` (streamers with none are left out)."""
+        rows = await self._fetchall(
+            f"""
+            SELECT twitch_user_id, segment_id, start_time, end_time, title, category_name, recurring
+            FROM schedule_segments
+            WHERE twitch_user_id IN (SELECT j.value FROM {self._sql.elements("?")}) AND start_time > ?
+            ORDER BY twitch_user_id, start_time, segment_id
+            """,
+            (json.dumps(list(user_ids)), _stored_time(after)),
+        )
+        found: dict[str, Broadcast] = {}
+        for row in rows:
+            found.setdefault(
+                row["twitch_user_id"],
+                Broadcast(
+                    segment_id=row["segment_id"],
+                    start=_read_time(row["start_time"]),
+                    end=_read_optional_time(row["end_time"]),
+                    title=row["title"],
+                    category_name=row["category_name"],
+                    recurring=bool(row["recurring"]),
+                ),
+            )
+        return found
+
     async def schedule_fetch_failed(self, twitch_user_id: str, at: datetime) -> None:
         """Twitch could not give the streamer's schedule at `at`: its stored broadcasts stay as they were."""
         await self._execute(

@@ -14,6 +14,7 @@ import sqlite3
 import sys
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
+from unittest.mock import ANY
 
 import asyncpg
 import pytest
@@ -1864,6 +1865,11 @@ async def test_schedules_due_stored_and_targeted_only_where_a_guild_imports_them
     assert (targets[1].title, targets[1].category_name, targets[1].recurring) == ("later", "VALORANT", True)
     assert targets[1].login == "shroud"
     assert await db.schedule_event_targets(ShardScope(2, (1,))) == []
+
+    ids = [SHROUD.twitch_user_id, POKI.twitch_user_id, "404"]
+    assert await db.next_broadcasts(ids, now) == {SHROUD.twitch_user_id: segments[1], POKI.twitch_user_id: ANY}
+    assert await db.next_broadcasts(ids, now + 5 * hour) == {SHROUD.twitch_user_id: segments[0]}  # strictly after
+    assert await db.next_broadcasts([], now) == {}
 
     await db.store_schedule(SHROUD.twitch_user_id, segments[:1], now + hour)  # seg-a is gone from Twitch
     assert [t.segment_id for t in await db.schedule_event_targets()] == ["seg-b"]

@@ -169,3 +169,28 @@ async def test_going_live_turns_the_broadcasts_event_into_the_live_event(world, 
     await harness.poll()
     await harness.wait_for(lambda: event.status == COMPLETED, "the event to be completed")
     assert fake_discord.rejected == []
+
+
+async def test_streamers_shows_each_streamers_next_broadcast_where_the_import_is_on(
+    world, harness, fake_discord, fake_twitch
+):
+    guild, alerts = world
+    await add(harness, guild, alerts, "shroud")
+    other = fake_discord.guilds[harness.other_guild_id]
+    other_alerts = fake_discord.channels[harness.other_channel_id]
+    await add(harness, other, other_alerts, "shroud")  # Guild B follows shroud too, but imports no schedule
+    soon = (datetime.now(UTC) + 5 * HOUR).replace(microsecond=0)
+    fake_twitch.add_segment("shroud", soon + 24 * HOUR, title="Later")
+    fake_twitch.add_segment("shroud", soon, title="Ranked *night*", game_name="VALORANT", recurring=True)
+    await set_options(harness, guild, alerts, schedule_events=True)
+    await harness.bot.schedule_events.run_pass()
+
+    listing = (await run(harness, "streamers", guild=guild, channel=alerts)).embeds[0]["description"]
+    at = int(soon.timestamp())
+    assert (
+        f"\N{SPIRAL CALENDAR PAD} next on Twitch: <t:{at}:f> (<t:{at}:R>) — Ranked \\*night\\* · VALORANT · weekly"
+        in (listing)
+    )
+    assert "Later" not in listing  # only the next one
+    elsewhere = (await run(harness, "streamers", guild=other, channel=other_alerts)).embeds[0]["description"]
+    assert "next on Twitch" not in elsewhere

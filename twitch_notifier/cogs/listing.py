@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
 
 import discord
 from discord import app_commands
@@ -19,7 +21,14 @@ from twitch_notifier.discord_io.replies import reply, reply_pages
 from twitch_notifier.models import GuildStreamer
 from twitch_notifier.rendering.filter_cards import title_filter_summary
 from twitch_notifier.rendering.limits import EMBED_DESCRIPTION_LIMIT
-from twitch_notifier.rendering.messages import live_line, overrides_summary, paginate, push_note, streamer_line
+from twitch_notifier.rendering.messages import (
+    live_line,
+    next_broadcast_text,
+    overrides_summary,
+    paginate,
+    push_note,
+    streamer_line,
+)
 from twitch_notifier.twitch.errors import TwitchError
 from twitch_notifier.twitch.mapping import live_stream_from
 
@@ -71,10 +80,18 @@ def streamer_problem(guild: discord.Guild, row: GuildStreamer) -> tuple[str, str
 class ListingCommands(commands.Cog):
     """/streamers and /live."""
 
-    def __init__(self, db: Database, twitch: TwitchClient, *, push_enabled: bool = False) -> None:
+    def __init__(
+        self,
+        db: Database,
+        twitch: TwitchClient,
+        *,
+        push_enabled: bool = False,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
         self.db = db
         self.twitch = twitch
         self.push_enabled = push_enabled
+        self.clock = clock
 
     @app_commands.command(name="streamers", description="List the Twitch streamers this server follows")
     @app_commands.guild_only()
@@ -84,6 +101,12 @@ class ListingCommands(commands.Cog):
         if not rows:
             await reply(interaction, NOTHING_FOLLOWED)
             return
+        settings = await self.db.get_guild_settings(guild.id)
+        upcoming = (
+            await self.db.next_broadcasts({row.subscription.streamer.twitch_user_id for row in rows}, self.clock())
+            if settings.schedule_events
+            else {}
+        )
         lines = []
         for row in rows:
             sub = row.subscription
@@ -95,8 +118,9 @@ class ListingCommands(commands.Cog):
             if notify := notify_override_text(sub.notify_button):
                 overrides = f"{overrides} · {notify}" if overrides else notify
             note = push_note(sub.push_state) if self.push_enabled else None
-            lines.append(streamer_line(sub.streamer, mention, row.live, problem, overrides, note))
-        settings = await self.db.get_guild_settings(guild.id)
+            broadcast = upcoming.get(sub.streamer.twitch_user_id)
+            shown_next = next_broadcast_text(broadcast) if broadcast is not None and row.live is None else None
+            lines.append(streamer_line(sub.streamer, mention, row.live, problem, overrides, note, shown_next))
         if settings.live_events and settings.events_error:
             # A guild-wide problem: first, so that it is seen on the first page.
             lines.insert(0, f"\N{WARNING SIGN} Live events: {settings.events_error}")
@@ -156,4 +180,6 @@ class ListingCommands(commands.Cog):
 
 async def setup(bot: commands.Bot) -> None:
     services = services_of(bot)
-    await bot.add_cog(ListingCommands(services.db, services.twitch, push_enabled=services.push_enabled))
+    await bot.add_cog(
+        ListingCommands(services.db, services.twitch, push_enabled=services.push_enabled, clock=services.clock)
+    )

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 from twitch_notifier.core.history import StreamSummary
 from twitch_notifier.core.opt_in import notify_custom_id
-from twitch_notifier.models import JSON, Announcement, LiveStream, Streamer
+from twitch_notifier.models import JSON, Announcement, Broadcast, LiveStream, Streamer
 from twitch_notifier.rendering.invisible import strip_invisible
 from twitch_notifier.rendering.limits import (
     BUTTON_LABEL_LIMIT,
@@ -340,8 +340,10 @@ def streamer_line(
     problem: str | None,
     overrides: str = "",
     note: str | None = None,
+    upcoming: str | None = None,
 ) -> str:
-    """One line of /streamers: a problem (something to fix) gets a warning sign, a note an information sign."""
+    """One line of /streamers: a problem (something to fix) gets a warning sign, a note an information sign,
+    the next broadcast on the streamer's Twitch schedule (`upcoming`, see `next_broadcast_text`) a calendar."""
     name = escape(_name(streamer))
     state = "\N{LARGE RED CIRCLE} live" if live else "offline"
     link = f"[twitch.tv/{escape(streamer.login)}]({channel_url(streamer.login)})"
@@ -352,7 +354,22 @@ def streamer_line(
         line += f"\n  \N{WARNING SIGN} {problem}"
     if note:
         line += f"\n  \N{INFORMATION SOURCE} {note}"
+    if upcoming:
+        line += f"\n  \N{SPIRAL CALENDAR PAD} {upcoming}"
     return line
+
+
+def next_broadcast_text(broadcast: Broadcast) -> str:
+    """A planned broadcast in a list: when (in each reader's own time zone, and how soon), its title, category."""
+    at = int(broadcast.start.timestamp())
+    text = (
+        f"next on Twitch: <t:{at}:f> (<t:{at}:R>) — {escape_and_truncate(shown(broadcast.title, UNTITLED), NAME_SHOWN)}"
+    )
+    if broadcast.category_name.strip():
+        text += f" · {escape_and_truncate(broadcast.category_name, NAME_SHOWN)}"
+    if broadcast.recurring:
+        text += " · weekly"
+    return text
 
 
 def live_line(streamer: Streamer, live: LiveStream, now: datetime | None = None, where: str = "") -> str:
