@@ -1744,6 +1744,15 @@ class Database:
         rows = await self._fetchall("SELECT twitch_user_id, role_id FROM notify_roles WHERE guild_id = ?", (guild_id,))
         return {row["twitch_user_id"]: row["role_id"] for row in rows}
 
+    async def last_pings(self, guild_id: int) -> dict[str, LastPing]:
+        """Each streamer's last announcement that pinged anyone in the guild, by Twitch user id (for /diagnose)."""
+        rows = await self._fetchall(
+            "SELECT twitch_user_id, stream_id AS last_ping_stream, pinged_at AS last_ping_at FROM last_pings "
+            "WHERE guild_id = ?",
+            (guild_id,),
+        )
+        return {row["twitch_user_id"]: last for row in rows if (last := _last_ping(row)) is not None}
+
     async def record_ping(self, pending: PendingAnnouncement, ping: str, *, remember: bool) -> None:
         """An announcement was posted with `ping` ("" for none). With `remember` (the opt-in role or the throttle
         decided it, not the configured ping) its card keeps showing that one. A real ping is the streamer's last

@@ -1667,6 +1667,8 @@ async def test_pending_announcement_carries_the_opt_in_role_and_the_last_ping(op
     await db.apply_live_changes([live(SHROUD, "s2")], {}, [])
     [second] = await db.pending_announcements()
     assert second.last_ping == LastPing("s1", STARTED)
+    assert await db.last_pings(1) == {SHROUD.twitch_user_id: LastPing("s1", STARTED)}  # /diagnose reads it so
+    assert await db.last_pings(2) == {}
     # The card's edits show the ping it was posted with, not the configured one.
     await db.update_guild_settings(1, ping="everyone")
     rows = await committed(db, "SELECT ping_sent FROM announcements WHERE stream_id = ?", ("s1",))

@@ -198,8 +198,15 @@ async def test_throttle_keeps_the_next_stream_within_n_hours_silent(world, harne
     assert silent.mention_roles == []
     assert custom_ids(silent) == [None, f"notify:{user_id}"]  # still a card with the button
     await end_stream(harness, fake_twitch)
+    last_ping = (await harness.db.last_pings(guild.id))[user_id]
+    # Two hours ago (stored to the second): the held-back stream is not a ping.
+    assert abs(harness.clock.now() - timedelta(hours=2) - last_ping.pinged_at) < timedelta(seconds=5)
+    held_until = int((last_ping.pinged_at + timedelta(hours=3)).timestamp())
+    diagnosis = (await harness.command("diagnose", guild=guild, channel=alerts)).text
+    assert f"\N{HOURGLASS WITH FLOWING SAND} a new stream pings nobody until <t:{held_until}:R>" in diagnosis
 
     harness.clock.advance(3600 + 60)  # over three hours since the last ping
+    assert "pings nobody until" not in (await harness.command("diagnose", guild=guild, channel=alerts)).text
     again = await go_live(harness, fake_discord, fake_twitch, alerts, 4)
     assert again.mention_roles == [role.id]
     assert len(cards(fake_discord, alerts)) == 4

@@ -7,6 +7,7 @@ Manage Server only; both answer privately.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import discord
@@ -18,6 +19,7 @@ from twitch_notifier.cogs.context import services_of
 from twitch_notifier.cogs.notify_button import button_on
 from twitch_notifier.cogs.options import escaped, guild_of, manage_guild_only, subscription_choices
 from twitch_notifier.cogs.streamers import target_problem
+from twitch_notifier.core.opt_in import throttle_ends
 from twitch_notifier.core.subscriptions import SubscriptionRules
 from twitch_notifier.discord_io.announcer import allowed_mentions_from, link_view
 from twitch_notifier.discord_io.channels import REQUIRED_CHANNEL_PERMISSIONS, missing_channel_permissions
@@ -121,9 +123,12 @@ def ping_text(guild: discord.Guild, ping: str | None) -> str:
 class Diagnostics(commands.Cog):
     """/testalert and /diagnose."""
 
-    def __init__(self, db: Database, rules: SubscriptionRules) -> None:
+    def __init__(
+        self, db: Database, rules: SubscriptionRules, *, clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    ) -> None:
         self.db = db
         self.rules = rules
+        self.clock = clock
 
     @app_commands.command(name="testalert", description="Post a test of a streamer's announcement (pings nobody)")
     @app_commands.describe(streamer="A streamer this server follows")
@@ -220,13 +225,22 @@ class Diagnostics(commands.Cog):
         settings = await self.db.get_guild_settings(guild.id)
         last = await self.db.last_announcements(guild.id)
         roles = await self.db.notify_roles(guild.id) if any(button_on(sub, settings) for sub in subs) else {}
+        pings = await self.db.last_pings(guild.id) if settings.ping_throttle_hours else {}
+        now = self.clock()
         lines = [f"Server-wide: {events_line(guild, settings)}"]
         for channel_id, entries in _by_channel(subs).items():
             lines.append(channel_line(diagnose_channel(guild, channel_id, settings)))
             lines.extend(
                 entry_line(
                     guild.id,
-                    self._entry(guild, sub, settings, last.get(sub.id), roles.get(sub.streamer.twitch_user_id)),
+                    self._entry(
+                        guild,
+                        sub,
+                        settings,
+                        last.get(sub.id),
+                        roles.get(sub.streamer.twitch_user_id),
+                        throttle_ends(pings.get(sub.streamer.twitch_user_id), settings.ping_throttle_hours, now),
+                    ),
                 )
                 for sub in entries
             )
@@ -239,6 +253,7 @@ class Diagnostics(commands.Cog):
         settings: GuildSettings,
         last: LastAnnouncement | None,
         opt_in_role_id: int | None = None,
+        pings_held_until: datetime | None = None,
     ) -> EntryDiagnosis:
         notify_button = button_on(sub, settings)
         ping = entry_ping(guild, sub, settings, opt_in_role_id)
@@ -256,6 +271,7 @@ class Diagnostics(commands.Cog):
             notify_button=notify_button,
             opt_in_missing=(block.missing,) if block is not None and block.missing else (),
             opt_in_role_above=block.role_above.name if block is not None and block.role_above else None,
+            pings_held_until=pings_held_until if ping else None,  # nobody to ping: nothing is held back
         )
 
 
@@ -268,4 +284,4 @@ def _by_channel(subs: list[Subscription]) -> dict[int, list[Subscription]]:
 
 async def setup(bot: commands.Bot) -> None:
     services = services_of(bot)
-    await bot.add_cog(Diagnostics(services.db, services.rules))
+    await bot.add_cog(Diagnostics(services.db, services.rules, clock=services.clock))

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from twitch_notifier.models import PendingAnnouncement
+from twitch_notifier.models import LastPing, PendingAnnouncement
 
 __all__ = [
     "CUSTOM_ID_PREFIX",
@@ -21,6 +21,7 @@ __all__ = [
     "notify_custom_id",
     "parse_notify_custom_id",
     "role_name",
+    "throttle_ends",
 ]
 
 CUSTOM_ID_PREFIX = "notify:"
@@ -78,14 +79,17 @@ def announcement_ping(pending: PendingAnnouncement, now: datetime) -> PingDecisi
     else:
         ping = pending.ping
     remember = pending.notify_button
-    hours = pending.ping_throttle_hours
     last = pending.last_ping
-    if (
-        ping
-        and hours
-        and last is not None
-        and last.stream_id != pending.stream_id
-        and now - last.pinged_at < timedelta(hours=hours)
-    ):
+    held = throttle_ends(last, pending.ping_throttle_hours, now) is not None
+    if ping and held and last is not None and last.stream_id != pending.stream_id:
         return PingDecision("", remember=True, throttled=True)
     return PingDecision(ping, remember=remember)
+
+
+def throttle_ends(last: LastPing | None, hours: int | None, now: datetime) -> datetime | None:
+    """When a new stream of the streamer may ping again under a throttle of `hours` (None or 0: off), given its
+    last ping in the guild; None if it may now."""
+    if not hours or last is None:
+        return None
+    ends = last.pinged_at + timedelta(hours=hours)
+    return ends if now < ends else None

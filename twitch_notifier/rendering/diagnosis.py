@@ -96,6 +96,8 @@ class EntryDiagnosis:
     """Missing for handing out the opt-in role (Manage Roles)."""
     opt_in_role_above: str | None = None
     """The name of the opt-in role when it sits at or above the bot's highest role (so it can't hand it out)."""
+    pings_held_until: datetime | None = None
+    """The server's ping throttle keeps the streamer's next stream from pinging until then."""
 
 
 def _check(label: str, missing: Sequence[str]) -> str:
@@ -135,6 +137,8 @@ def entry_line(guild_id: int, entry: EntryDiagnosis) -> str:
     name = escape(shown(entry.streamer.display_name, "") or entry.streamer.login)
     ping = f"ping {escape(entry.ping)}" + (f" {NO} {entry.ping_problem}" if entry.ping_problem else "")
     parts = [f"• **{name}**", ping]
+    if entry.pings_held_until is not None:
+        parts.append(f"\N{HOURGLASS WITH FLOWING SAND} a new stream pings nobody until {_when(entry.pings_held_until)}")
     if entry.notify_button:
         parts.append(_opt_in_check(entry))
     if entry.last is None:

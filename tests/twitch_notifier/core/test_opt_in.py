@@ -13,6 +13,7 @@ from twitch_notifier.core.opt_in import (
     notify_custom_id,
     parse_notify_custom_id,
     role_name,
+    throttle_ends,
 )
 from twitch_notifier.models import LastPing, PendingAnnouncement
 
@@ -91,3 +92,12 @@ def test_throttle_off_or_never_pinged_changes_nothing():
     recent = LastPing("s1", NOW - timedelta(minutes=1))
     assert announcement_ping(pending(ping_throttle_hours=None, last_ping=recent), NOW) == PingDecision("everyone")
     assert announcement_ping(pending(ping_throttle_hours=3, last_ping=None), NOW) == PingDecision("everyone")
+
+
+def test_throttle_ends_says_until_when_a_new_stream_pings_nobody():
+    last = LastPing("s1", NOW - timedelta(hours=1))
+    assert throttle_ends(last, 3, NOW) == NOW + timedelta(hours=2)
+    assert throttle_ends(last, 1, NOW) is None  # exactly over: it may ping again
+    assert throttle_ends(last, None, NOW) is None
+    assert throttle_ends(last, 0, NOW) is None
+    assert throttle_ends(None, 3, NOW) is None
