@@ -49,6 +49,7 @@ __all__ = [
     "TitleFilter",
     "Unchanged",
     "ViewerSample",
+    "shard_of",
 ]
 
 JSON = dict[str, Any]
@@ -212,6 +213,12 @@ class LiveStream:
     """EventSub's type of the stream (live, rerun, playlist, premiere, watch_party); the poll only sees "live"."""
 
 
+def shard_of(guild_id: int, shard_count: int) -> int:
+    """The shard Discord delivers this guild's events on (gateway docs, "Sharding"); database.py's shard filter
+    is the same rule in SQL."""
+    return (guild_id >> 22) % shard_count
+
+
 @dataclass(frozen=True, slots=True)
 class ShardScope:
     """The Discord shards one process runs (SHARD_IDS of SHARD_COUNT): it posts and edits for their guilds only."""
@@ -220,8 +227,8 @@ class ShardScope:
     ids: tuple[int, ...]
 
     def holds(self, guild_id: int) -> bool:
-        """Whether the guild is on one of these shards (Discord: shard = (guild_id >> 22) % shard_count)."""
-        return (guild_id >> 22) % self.count in self.ids
+        """Whether the guild is on one of these shards."""
+        return shard_of(guild_id, self.count) in self.ids
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,7 @@ import time
 from collections.abc import Awaitable, Callable, Collection, Iterable
 
 from twitch_notifier.core.ports import AnnounceError, Announcer
-from twitch_notifier.models import Announcement, LiveStream, Streamer
+from twitch_notifier.models import Announcement, LiveStream, Streamer, shard_of
 
 __all__ = [
     "IDENTIFY_INTERVAL",
@@ -38,11 +38,6 @@ IDENTIFY_WINDOW = 5.0
 """Discord allows max_concurrency IDENTIFYs per this many seconds, one per bucket (shard_id % max_concurrency)."""
 IDENTIFY_INTERVAL = IDENTIFY_WINDOW + 0.25
 """What the bot waits between two IDENTIFYs of one bucket: the window plus a margin for the send's own jitter."""
-
-
-def shard_of(guild_id: int, shard_count: int) -> int:
-    """The shard Discord delivers this guild's events on."""
-    return (guild_id >> 22) % shard_count
 
 
 def describe_shard_ids(shard_ids: Iterable[int]) -> str:
