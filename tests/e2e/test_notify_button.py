@@ -204,12 +204,14 @@ async def test_throttle_keeps_the_next_stream_within_n_hours_silent(world, harne
     held_until = int((last_ping.pinged_at + timedelta(hours=3)).timestamp())
     diagnosis = (await harness.command("diagnose", guild=guild, channel=alerts)).text
     assert f"\N{HOURGLASS WITH FLOWING SAND} a new stream pings nobody until <t:{held_until}:R>" in diagnosis
+    test = await harness.command("testalert", {"streamer": "shroud"}, guild=guild, channel=alerts)
+    assert f"pings nobody until <t:{held_until}:R> (the ping throttle)." in test.text, test.text
 
     harness.clock.advance(3600 + 60)  # over three hours since the last ping
     assert "pings nobody until" not in (await harness.command("diagnose", guild=guild, channel=alerts)).text
     again = await go_live(harness, fake_discord, fake_twitch, alerts, 4)
     assert again.mention_roles == [role.id]
-    assert len(cards(fake_discord, alerts)) == 4
+    assert len(cards(fake_discord, alerts)) == 5  # four announcements and the test alert
 
 
 async def test_settings_show_lists_the_button_and_the_throttle_off_by_default(world, harness):

@@ -35,6 +35,7 @@ from twitch_notifier.rendering.diagnosis import (
     alert_preview,
     channel_line,
     entry_line,
+    throttle_note,
 )
 from twitch_notifier.rendering.limits import EMBED_DESCRIPTION_LIMIT
 from twitch_notifier.rendering.messages import NOTIFY_LABEL, escape, paginate
@@ -153,7 +154,12 @@ class Diagnostics(commands.Cog):
         settings = await self.db.get_guild_settings(guild.id)
         notify_button = button_on(sub, settings)
         role_id = (await self.db.notify_roles(guild.id)).get(sub.streamer.twitch_user_id) if notify_button else None
-        described = _ping_described(guild, entry_ping(guild, sub, settings, role_id), notify_button)
+        ping = entry_ping(guild, sub, settings, role_id)
+        described = _ping_described(guild, ping, notify_button)
+        held_until = None
+        if ping and settings.ping_throttle_hours:
+            last_ping = (await self.db.last_pings(guild.id)).get(sub.streamer.twitch_user_id)
+            held_until = throttle_ends(last_ping, settings.ping_throttle_hours, self.clock())
         template = sub.message_template if sub.message_template is not None else settings.message_template
         stream = await self._stream_for(sub)
         # The button as on a real card: a press toggles the opt-in role the same way (same custom id).
@@ -186,7 +192,8 @@ class Diagnostics(commands.Cog):
         await reply(
             interaction,
             f"{TEST_MARK} for **{name}** posted in {channel.mention}: {posted.jump_url}\n"
-            f"It pinged nobody; {described}.",
+            f"It pinged nobody; {described}."
+            + (f"\n{throttle_note(held_until)} (the ping throttle)." if held_until is not None else ""),
         )
 
     @testalert.autocomplete("streamer")

@@ -25,6 +25,7 @@ __all__ = [
     "channel_line",
     "entry_line",
     "message_link",
+    "throttle_note",
 ]
 
 TEST_MARK = "\N{TEST TUBE} Test alert"
@@ -131,6 +132,11 @@ def _when(moment: datetime) -> str:
     return f"<t:{int(moment.timestamp())}:R>"
 
 
+def throttle_note(until: datetime) -> str:
+    """The ping throttle at work: a new stream of the streamer pings nobody until `until`."""
+    return f"\N{HOURGLASS WITH FLOWING SAND} a new stream pings nobody until {_when(until)}"
+
+
 def entry_line(guild_id: int, entry: EntryDiagnosis) -> str:
     """One entry under its channel: name, ping (and why it would not notify), whether the bot can hand out its
     opt-in role (with the Notify me button on), last announcement, last failure."""
@@ -138,7 +144,7 @@ def entry_line(guild_id: int, entry: EntryDiagnosis) -> str:
     ping = f"ping {escape(entry.ping)}" + (f" {NO} {entry.ping_problem}" if entry.ping_problem else "")
     parts = [f"• **{name}**", ping]
     if entry.pings_held_until is not None:
-        parts.append(f"\N{HOURGLASS WITH FLOWING SAND} a new stream pings nobody until {_when(entry.pings_held_until)}")
+        parts.append(throttle_note(entry.pings_held_until))
     if entry.notify_button:
         parts.append(_opt_in_check(entry))
     if entry.last is None:
