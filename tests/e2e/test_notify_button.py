@@ -159,6 +159,25 @@ async def test_without_manage_roles_the_member_is_told_and_nothing_changes(harne
     assert "Manage Roles" in listing.text
 
 
+async def test_an_opt_in_role_above_the_bots_is_explained_and_nothing_changes(
+    world, harness, fake_discord, fake_twitch
+):
+    guild, alerts, user_id, viewer = world
+    await setup_button(harness, guild, alerts)
+    card = await go_live(harness, fake_discord, fake_twitch, alerts, 1)
+    above = fake_discord.add_role(guild.id, "shroud live", mentionable=True)  # a new role sits above the bot's
+    await harness.db.set_notify_role(guild.id, user_id, above.id)
+    cached = harness.bot.get_guild(guild.id)
+    await harness.wait_for(lambda: cached.get_role(above.id) is not None, "the role in the cache")
+    before = fake_discord.member_role_ids(guild.id, viewer.id)
+    answer = await press(harness, fake_discord, card, user_id, viewer)
+    assert answer.ephemeral
+    assert "My role is below this streamer's opt-in role" in answer.text
+    assert "nothing was changed" in answer.text
+    assert role_requests(fake_discord) == []
+    assert fake_discord.member_role_ids(guild.id, viewer.id) == before
+
+
 async def test_a_role_deleted_by_a_human_is_created_again(world, harness, fake_discord, fake_twitch):
     guild, alerts, user_id, viewer = world
     await setup_button(harness, guild, alerts)

@@ -171,9 +171,9 @@ async def _toggle(
         return PressOutcome(UNKNOWN_STREAMER)
     if not has_role and not target.enabled:
         return PressOutcome(TURNED_OFF.format(name=name))
-    if opt_in_problem(guild, role.id if role is not None else None) is not None:
-        me: discord.Member | None = guild.me
-        if me is not None and not me.guild_permissions.manage_roles:
+    block = opt_in_block(guild, role.id if role is not None else None)
+    if block is not None:
+        if block.missing:
             return PressOutcome(NEEDS_MANAGE_ROLES)
         return PressOutcome(
             "My role is below this streamer's opt-in role, so I can't change it. An admin can move my role above "
