@@ -97,6 +97,14 @@ class _Work:
     later: Awaitable[None] | None = None
 
 
+@dataclass(slots=True)
+class _CardLock:
+    """One subscription's card lock, and how many calls hold or wait for it."""
+
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    users: int = 0
+
+
 class CardEdit(Enum):
     """How editing one live card went."""
 
@@ -197,7 +205,7 @@ class Notifier:
         self._card_rounds: set[asyncio.Task[None]] = set()
         # Per subscription, a lock a continuation (an announcement taking over a card) and card edits share, and
         # the subscriptions continued since the card round under way began (its lists may be stale for them).
-        self._card_locks: dict[int, asyncio.Lock] = {}
+        self._card_locks: dict[int, _CardLock] = {}
         self._continued: set[int] = set()
         # Streams push ended: the listing's stale copy of one (or a late go-live) must not bring it back.
         self._ended_by_push: dict[str, datetime] = {}
@@ -460,9 +468,10 @@ class Notifier:
         """One subscription's turn to change its cards. A continuation waits for a card edit under way for that
         subscription, and marks it continued; a card edit yields False (skip it: the next round redoes it) if
         the subscription was continued since its round read its list."""
-        lock = self._card_locks.setdefault(subscription_id, asyncio.Lock())
+        turn = self._card_locks.setdefault(subscription_id, _CardLock())
+        turn.users += 1
         try:
-            async with lock:
+            async with turn.lock:
                 if continuing:
                     try:
                         yield True
@@ -471,7 +480,9 @@ class Notifier:
                 else:
                     yield subscription_id not in self._continued
         finally:
-            if not lock.locked() and self._card_locks.get(subscription_id) is lock:
+            # Dropped only when no one holds or waits for it (a released lock may already be promised to a waiter).
+            turn.users -= 1
+            if not turn.users:
                 del self._card_locks[subscription_id]
 
     async def _cache_box_art(self, game_ids: Iterable[str]) -> None:

@@ -443,3 +443,36 @@ async def test_a_subscription_removed_during_a_card_round_stays_skipped_by_it(db
     await asyncio.wait_for(edits_round, 5)
     await asyncio.wait_for(notifier.settle(), 5)
     assert "was live" in slow.last_edit(30 - held).content  # closed by the removal, and left so
+
+
+async def test_a_subscriptions_card_turns_never_overlap_when_one_ends_with_another_waiting(db):
+    # Before, the turn's lock was dropped from the table as soon as it was released, though a waiter had been
+    # promised it: a third caller then made a fresh lock and ran beside that waiter.
+    notifier = build_notifier(db, RecordingAnnouncer())
+    inside: list[str] = []
+    overlaps: list[tuple[str, ...]] = []
+    first_in = asyncio.Event()
+
+    async def turn(name: str, hold: asyncio.Event | None = None) -> None:
+        async with notifier._card_turn(7, continuing=True):
+            inside.append(name)
+            if len(inside) > 1:
+                overlaps.append(tuple(inside))
+            first_in.set()
+            if hold is not None:
+                await hold.wait()
+            else:
+                await asyncio.sleep(0.02)  # a Discord call
+            inside.remove(name)
+
+    release = asyncio.Event()
+    first = asyncio.create_task(turn("first", release))
+    await first_in.wait()
+    waiter = asyncio.create_task(turn("waiter"))
+    await asyncio.sleep(0)  # the waiter queues on the held lock
+    release.set()
+    await first  # released: the lock is the waiter's now, though it has not run yet
+    late = asyncio.create_task(turn("late"))
+    await asyncio.gather(waiter, late)
+    assert overlaps == []
+    assert notifier._card_locks == {}
