@@ -232,8 +232,7 @@ class Notifier:
         Twitch: what a process that is not the leader does when woken (and on its own schedule)."""
         report = report or CycleReport()
         async with self._lock:
-            with self._round():
-                await self._announce_round(report)
+            await self._announce_round(report)
         await self._card_round(report)
         return report
 
@@ -255,8 +254,7 @@ class Notifier:
             if current is not None and current.stream_id == stream.id and current.stream_type != stream.type:
                 # The poll found it first, and only push knows a rerun: its cards may leave a filter now.
                 await self._db.set_stream_type(user_id, stream.id, stream.type)
-                with self._round():
-                    await self._announce_round(report)
+                await self._announce_round(report)
                 self._card_round_soon()
                 return report
             if current is not None and (current.stream_id == stream.id or current.started_at > stream.started_at):
@@ -340,28 +338,6 @@ class Notifier:
         follow: `_card_round`). `pushed_at` marks streams push reported that the listing has not shown yet (a
         poll's streams clear it). Every stream seen goes into its history too, in the same write; its viewer
         count only when `viewers_counted` (a push carries none worth a sample)."""
-        with self._round():
-            await self._record_and_announce(
-                snapshot,
-                report,
-                offline_after=offline_after,
-                received_at=received_at,
-                previous=previous,
-                pushed_at=pushed_at,
-                viewers_counted=viewers_counted,
-            )
-
-    async def _record_and_announce(
-        self,
-        snapshot: StreamsSnapshot,
-        report: CycleReport,
-        *,
-        offline_after: int | None,
-        received_at: float | None,
-        previous: dict[str, LiveStream] | None,
-        pushed_at: dict[str, datetime | None] | None,
-        viewers_counted: bool,
-    ) -> None:
         if previous is None:
             previous = await self._db.live_streams()
         outcome = reconcile(previous, snapshot, offline_after or self._offline_after_polls)
@@ -396,7 +372,8 @@ class Notifier:
 
     async def _announce_round(self, report: CycleReport, received_at: float | None = None) -> None:
         """Under the lock: post (or continue) every pending announcement of this process's guilds."""
-        await self._announce_pending(report, received_at)
+        with self._round():
+            await self._announce_pending(report, received_at)
         if self.after_round is not None:
             self.after_round()  # core.live_events: after the posts, so it never delays one
 
@@ -1000,9 +977,9 @@ class Notifier:
         self._retired.discard(subscription_id)
 
     def removed(self, subscription_id: int) -> None:
-        """The retired subscription is deleted (or was already gone). Its mark is kept until the next round
-        starts: a round under way may still hold it in its list; the next one reads the database, which no
-        longer has it, and SQLite may then give its id to a new subscription."""
+        """The retired subscription is deleted (or was already gone). Its mark is kept until no round begun
+        before now is still running: such a round may still hold it in its list; later ones read the database,
+        which no longer has it, and SQLite may then give its id to a new subscription."""
         self._removed[subscription_id] = next(self._round_numbers)
         if self.after_round is not None:
             self.after_round()  # a live event of the removed entry's stream may end now
